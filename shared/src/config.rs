@@ -1,0 +1,193 @@
+//! Configuration read once per cold start from the environment.
+
+use std::fmt;
+
+/// Why the function refuses to start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} is not set: {1}")]
+    Missing(&'static str, &'static str),
+    #[error("{0} is invalid: {1}")]
+    Invalid(&'static str, String),
+}
+
+/// Shortest signing secret accepted, in bytes (HS256 wants at least its output size).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Everything the token layer needs: the signing secret, the claims to set and
+/// require, and the lifetimes.
+#[derive(Clone)]
+pub struct TokenConfig {
+    pub secret: Vec<u8>,
+    pub issuer: String,
+    pub audience: String,
+    /// Access token lifetime, seconds.
+    pub access_ttl: u64,
+    /// Refresh token lifetime, seconds.
+    pub refresh_ttl: u64,
+    /// How long the refresh token consumed last may be presented again, seconds (0 = strict).
+    pub reuse_grace: u64,
+    /// Absolute lifetime of a session from login, however often it is refreshed, seconds.
+    pub session_lifetime: u64,
+}
+
+// Never print the secret, not even in a debug log.
+impl fmt::Debug for TokenConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenConfig")
+            .field("secret", &"<redacted>")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("access_ttl", &self.access_ttl)
+            .field("refresh_ttl", &self.refresh_ttl)
+            .field("reuse_grace", &self.reuse_grace)
+            .field("session_lifetime", &self.session_lifetime)
+            .finish()
+    }
+}
+
+impl TokenConfig {
+    /// Reads the token configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the token configuration through `lookup`, so tests need not touch the environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let secret = lookup("JWT_SECRET")
+            .filter(|s| !s.is_empty())
+            .ok_or(ConfigError::Missing(
+                "JWT_SECRET",
+                "set it to a random string of at least 32 bytes (e.g. `openssl rand -base64 48`)",
+            ))?;
+        check_secret_strength(secret.as_bytes())?;
+        let seconds = |name: &'static str, default: u64, min: u64| -> Result<u64, ConfigError> {
+            match lookup(name).filter(|v| !v.trim().is_empty()) {
+                None => Ok(default),
+                Some(raw) => match raw.trim().parse::<u64>() {
+                    Ok(v) if v >= min => Ok(v),
+                    _ => Err(ConfigError::Invalid(
+                        name,
+                        format!("expected a whole number of seconds >= {min}, got {raw:?}"),
+                    )),
+                },
+            }
+        };
+        let text = |name: &'static str, default: &str| {
+            lookup(name)
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| default.to_owned())
+        };
+        Ok(Self {
+            secret: secret.into_bytes(),
+            issuer: text("JWT_ISSUER", "lambda-jwt-auth"),
+            audience: text("JWT_AUDIENCE", "lambda-jwt-auth"),
+            access_ttl: seconds("ACCESS_TOKEN_TTL", 15 * 60, 1)?,
+            refresh_ttl: seconds("REFRESH_TOKEN_TTL", 30 * 24 * 3600, 1)?,
+            reuse_grace: seconds("REFRESH_REUSE_GRACE", 10, 0)?,
+            session_lifetime: seconds("SESSION_MAX_LIFETIME", 90 * 24 * 3600, 1)?,
+        })
+    }
+}
+
+/// Rejects secrets that are short or obviously not random.
+fn check_secret_strength(secret: &[u8]) -> Result<(), ConfigError> {
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(ConfigError::Invalid(
+            "JWT_SECRET",
+            format!(
+                "it is {} bytes; use at least {MIN_SECRET_BYTES} random bytes",
+                secret.len()
+            ),
+        ));
+    }
+    let mut seen = [false; 256];
+    secret.iter().for_each(|&b| seen[b as usize] = true);
+    if seen.iter().filter(|&&s| s).count() < 8 {
+        return Err(ConfigError::Invalid(
+            "JWT_SECRET",
+            "it repeats too few distinct characters to be random".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// The DynamoDB table name, required by every function that stores anything.
+pub fn table_name_from_env() -> Result<String, ConfigError> {
+    std::env::var("TABLE_NAME")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .ok_or(ConfigError::Missing(
+            "TABLE_NAME",
+            "set it to the DynamoDB table of this stack",
+        ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    const GOOD: &str = "0123456789abcdef0123456789abcdef-good-secret";
+
+    #[test]
+    fn a_missing_secret_is_a_startup_error_that_says_what_to_do() {
+        let err = TokenConfig::from_lookup(lookup(&[])).unwrap_err();
+        assert!(err.to_string().contains("JWT_SECRET is not set"), "{err}");
+    }
+
+    #[test]
+    fn a_secret_shorter_than_32_bytes_is_rejected() {
+        let err =
+            TokenConfig::from_lookup(lookup(&[("JWT_SECRET", "0123456789abcdef0123456789abcde")]))
+                .unwrap_err();
+        assert!(err.to_string().contains("31 bytes"), "{err}");
+    }
+
+    #[test]
+    fn a_long_secret_of_one_repeated_character_is_rejected() {
+        let secret = "a".repeat(64);
+        assert!(TokenConfig::from_lookup(lookup(&[("JWT_SECRET", &secret)])).is_err());
+    }
+
+    #[test]
+    fn defaults_follow_the_spec() {
+        let c = TokenConfig::from_lookup(lookup(&[("JWT_SECRET", GOOD)])).unwrap();
+        assert_eq!(
+            (c.access_ttl, c.refresh_ttl, c.reuse_grace),
+            (900, 2_592_000, 10)
+        );
+    }
+
+    #[test]
+    fn a_non_numeric_lifetime_is_a_startup_error() {
+        let err =
+            TokenConfig::from_lookup(lookup(&[("JWT_SECRET", GOOD), ("ACCESS_TOKEN_TTL", "15m")]))
+                .unwrap_err();
+        assert!(err.to_string().contains("ACCESS_TOKEN_TTL"), "{err}");
+    }
+
+    #[test]
+    fn a_zero_grace_means_strict_rotation() {
+        let c = TokenConfig::from_lookup(lookup(&[
+            ("JWT_SECRET", GOOD),
+            ("REFRESH_REUSE_GRACE", "0"),
+        ]))
+        .unwrap();
+        assert_eq!(c.reuse_grace, 0);
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_secret() {
+        let c = TokenConfig::from_lookup(lookup(&[("JWT_SECRET", GOOD)])).unwrap();
+        assert!(!format!("{c:?}").contains(GOOD));
+    }
+}

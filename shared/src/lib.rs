@@ -1,0 +1,30 @@
+//! The library every function shares: configuration, credentials, password
+//! hashing, token issue and verification, the user/session store and the
+//! mapping of errors to HTTP responses.
+
+pub mod config;
+pub mod credentials;
+pub mod http;
+pub mod password;
+pub mod store;
+pub mod token;
+
+/// Seconds since the Unix epoch: the unit of every timestamp in tokens and the store.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Unwraps a start-up result, or prints the error as one clear sentence and
+/// exits, so Lambda reports an init failure instead of serving with a bad setup.
+pub fn or_exit<T, E: std::fmt::Display>(result: Result<T, E>) -> T {
+    match result {
+        Ok(value) => value,
+        Err(error) => {
+            eprintln!("startup error: {error}");
+            std::process::exit(1);
+        }
+    }
+}

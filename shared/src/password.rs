@@ -1,0 +1,177 @@
+//! argon2id password hashing at OWASP strength, run off the async executor.
+
+use crate::credentials::Password;
+use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version};
+
+/// OWASP's minimum for argon2id: 19 MiB of memory, 2 passes, 1 lane.
+pub const M_COST_KIB: u32 = 19_456;
+pub const T_COST: u32 = 2;
+pub const P_COST: u32 = 1;
+
+/// A hash of a random, forgotten password at the current parameters: an
+/// unknown username is checked against it so that it costs one hash, like a
+/// wrong password does.
+pub const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$7nDMNp1cpSmK0Dp9n/8Rqw$SlaETmQ1hzcc+0Yp0mp0w4JP++FrqkR1eBJEuz2NT+A";
+
+fn hasher() -> Argon2<'static> {
+    let params = Params::new(M_COST_KIB, T_COST, P_COST, None)
+        .expect("constant argon2 parameters are valid");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Hashing failed for a reason outside the client's control (e.g. the blocking pool is gone).
+#[derive(Debug, thiserror::Error)]
+#[error("password hashing failed: {0}")]
+pub struct HashError(String);
+
+/// Hashes a password to an argon2id PHC string with a fresh random salt.
+pub async fn hash(password: &Password) -> Result<String, HashError> {
+    let password = password.expose().to_owned();
+    tokio::task::spawn_blocking(move || {
+        hasher()
+            .hash_password(password.as_bytes())
+            .map(|h| h.to_string())
+            .map_err(|e| HashError(e.to_string()))
+    })
+    .await
+    .map_err(|e| HashError(e.to_string()))?
+}
+
+/// The outcome of checking a password against a stored hash.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The password matches and the hash is at the current parameters.
+    Valid,
+    /// The password matches but the hash is weaker than today's: store a new one.
+    ValidNeedsRehash,
+    Invalid,
+}
+
+/// Checks `password` against `stored`, or against the dummy hash when there
+/// is no user, so both paths cost the same. A malformed stored hash is `Invalid`.
+pub async fn verify(password: &Password, stored: Option<&str>) -> Result<Verdict, HashError> {
+    let password = password.expose().to_owned();
+    let known = stored.is_some();
+    let stored = stored.unwrap_or(DUMMY_HASH).to_owned();
+    tokio::task::spawn_blocking(move || {
+        let Ok(parsed) = PasswordHash::new(&stored) else {
+            return Verdict::Invalid;
+        };
+        match hasher().verify_password(password.as_bytes(), &parsed) {
+            Ok(()) if !known => Verdict::Invalid,
+            Ok(()) if needs_rehash(&parsed) => Verdict::ValidNeedsRehash,
+            Ok(()) => Verdict::Valid,
+            Err(_) => Verdict::Invalid,
+        }
+    })
+    .await
+    .map_err(|e| HashError(e.to_string()))
+}
+
+/// True when a hash is not argon2id v19 at least as strong as the current parameters.
+fn needs_rehash(hash: &PasswordHash) -> bool {
+    let Ok(params) = Params::try_from(hash) else {
+        return true;
+    };
+    hash.algorithm.as_str() != "argon2id"
+        || hash.version != Some(Version::V0x13 as u32)
+        || params.m_cost() < M_COST_KIB
+        || params.t_cost() < T_COST
+        || params.p_cost() < P_COST
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pw(s: &str) -> Password {
+        Password::parse(s).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_hash_is_an_argon2id_phc_string_at_owasp_parameters() {
+        let h = hash(&pw("correct horse battery")).await.unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+    }
+
+    #[tokio::test]
+    async fn the_right_password_verifies_and_a_wrong_one_does_not() {
+        let h = hash(&pw("correct horse battery")).await.unwrap();
+        assert_eq!(
+            verify(&pw("correct horse battery"), Some(&h))
+                .await
+                .unwrap(),
+            Verdict::Valid
+        );
+        assert_eq!(
+            verify(&pw("correct horse batterY"), Some(&h))
+                .await
+                .unwrap(),
+            Verdict::Invalid
+        );
+    }
+
+    #[tokio::test]
+    async fn two_hashes_of_one_password_differ_by_salt() {
+        let p = pw("same password");
+        assert_ne!(hash(&p).await.unwrap(), hash(&p).await.unwrap());
+    }
+
+    #[test]
+    fn the_dummy_hash_costs_as_much_as_a_real_one() {
+        let parsed = PasswordHash::new(DUMMY_HASH).unwrap();
+        assert!(!needs_rehash(&parsed));
+        let params = Params::try_from(&parsed).unwrap();
+        assert_eq!(
+            (params.m_cost(), params.t_cost(), params.p_cost()),
+            (M_COST_KIB, T_COST, P_COST)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_user_never_verifies_even_with_the_dummy_password() {
+        assert_eq!(
+            verify(&pw("anything at all"), None).await.unwrap(),
+            Verdict::Invalid
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hash_with_weaker_parameters_verifies_but_asks_for_a_rehash() {
+        let weak = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(4096, 1, 1, None).unwrap(),
+        )
+        .hash_password(b"old password")
+        .unwrap()
+        .to_string();
+        assert_eq!(
+            verify(&pw("old password"), Some(&weak)).await.unwrap(),
+            Verdict::ValidNeedsRehash
+        );
+    }
+
+    #[tokio::test]
+    async fn an_argon2i_hash_asks_for_a_rehash() {
+        let params = Params::new(M_COST_KIB, T_COST, P_COST, None).unwrap();
+        let h = Argon2::new(Algorithm::Argon2i, Version::V0x13, params)
+            .hash_password(b"old password")
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            verify(&pw("old password"), Some(&h)).await.unwrap(),
+            Verdict::ValidNeedsRehash
+        );
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_stored_hash_is_a_failed_login_not_a_crash() {
+        assert_eq!(
+            verify(&pw("whatever123"), Some("not-a-phc-string"))
+                .await
+                .unwrap(),
+            Verdict::Invalid
+        );
+    }
+}

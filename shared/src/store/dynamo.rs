@@ -1,0 +1,515 @@
+//! The DynamoDB adapter: one table, single-table design.
+//!
+//! | item        | pk                 | sk        | attributes                                              |
+//! |-------------|--------------------|-----------|---------------------------------------------------------|
+//! | user        | `USER#<lowercase>` | `PROFILE` | id, username, password_hash, created_at                 |
+//! | lockout     | `USER#<lowercase>` | `LOCKOUT` | failures, last_failure_at, ttl                          |
+//! | session     | `SESSION#<id>`     | `SESSION` | user_id, username, generation, token_hash, issued_at, expires_at, revoked, ttl |
+//!
+//! `ttl` (epoch seconds) is the table's TTL attribute; the code never relies on it
+//! and checks expiry itself.
+
+use super::{
+    CreateUserError, FailedLogins, LoginRecord, Rotation, Session, SessionStore, StoreError, User,
+    UserStore,
+};
+use crate::credentials::Username;
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
+    ScalarAttributeType, TimeToLiveSpecification,
+};
+use std::collections::HashMap;
+use std::time::Duration;
+
+type Item = HashMap<String, AttributeValue>;
+
+const PK: &str = "pk";
+const SK: &str = "sk";
+/// The table's TTL attribute.
+pub const TTL: &str = "ttl";
+
+/// The store on one DynamoDB table.
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+/// Builds a DynamoDB client from the standard AWS environment (region,
+/// credentials, `AWS_ENDPOINT_URL_DYNAMODB`) with deliberate timeouts, well
+/// under the function timeout, so a slow or dead DynamoDB becomes a quick 503.
+pub async fn client_from_env() -> Client {
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_millis(500))
+                .operation_attempt_timeout(Duration::from_secs(1))
+                .operation_timeout(Duration::from_secs(3))
+                .build(),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .load()
+        .await;
+    Client::new(&config)
+}
+
+impl DynamoStore {
+    /// The store on `table`, through `client` (built once per cold start).
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// The table this store uses.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+}
+
+/// Creates the table with its key schema and TTL, if it does not exist yet.
+pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
+    let key = |name: &str, key_type| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(key_type)
+            .build()
+            .expect("key schema fields are set")
+    };
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("attribute fields are set")
+    };
+    let created = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key(PK, KeyType::Hash))
+        .key_schema(key(SK, KeyType::Range))
+        .attribute_definitions(attr(PK))
+        .attribute_definitions(attr(SK))
+        .send()
+        .await;
+    match created {
+        Ok(_) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_in_use_exception()) => {}
+        Err(e) => return Err(failed("CreateTable", e)),
+    }
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(TTL)
+                .build()
+                .expect("TTL fields are set"),
+        )
+        .send()
+        .await
+        .map(|_| ())
+        .or_else(|e| {
+            // Enabling TTL twice is an error DynamoDB reports; the table is as wanted.
+            let msg = DisplayErrorContext(&e).to_string();
+            if msg.contains("already enabled") {
+                Ok(())
+            } else {
+                Err(failed("UpdateTimeToLive", e))
+            }
+        })
+}
+
+fn failed<E: std::error::Error + 'static, R: std::fmt::Debug>(
+    operation: &'static str,
+    e: SdkError<E, R>,
+) -> StoreError {
+    StoreError {
+        operation,
+        detail: DisplayErrorContext(&e).to_string(),
+    }
+}
+
+fn corrupt(operation: &'static str, what: &str) -> StoreError {
+    StoreError {
+        operation,
+        detail: format!("item is missing or has a malformed {what}"),
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn user_pk(username: &Username) -> AttributeValue {
+    s(format!("USER#{}", username.normalized()))
+}
+
+fn session_key(id: &str) -> [(String, AttributeValue); 2] {
+    [
+        (PK.into(), s(format!("SESSION#{id}"))),
+        (SK.into(), s("SESSION")),
+    ]
+}
+
+/// Reads typed attributes out of an item, naming the one that is wrong.
+struct Fields<'a>(&'a Item, &'static str);
+
+impl Fields<'_> {
+    fn string(&self, name: &str) -> Result<String, StoreError> {
+        match self.0.get(name) {
+            Some(AttributeValue::S(v)) => Ok(v.clone()),
+            _ => Err(corrupt(self.1, name)),
+        }
+    }
+
+    fn number<T: std::str::FromStr>(&self, name: &str) -> Result<T, StoreError> {
+        match self.0.get(name) {
+            Some(AttributeValue::N(v)) => v.parse().map_err(|_| corrupt(self.1, name)),
+            _ => Err(corrupt(self.1, name)),
+        }
+    }
+
+    fn boolean(&self, name: &str) -> Result<bool, StoreError> {
+        match self.0.get(name) {
+            Some(AttributeValue::Bool(v)) => Ok(*v),
+            None => Ok(false),
+            _ => Err(corrupt(self.1, name)),
+        }
+    }
+}
+
+impl User {
+    fn to_item(&self) -> Result<Item, StoreError> {
+        let username =
+            Username::parse(&self.username).map_err(|_| corrupt("PutItem", "username"))?;
+        Ok(HashMap::from([
+            (PK.into(), user_pk(&username)),
+            (SK.into(), s("PROFILE")),
+            ("id".into(), s(&self.id)),
+            ("username".into(), s(&self.username)),
+            ("password_hash".into(), s(&self.password_hash)),
+            ("created_at".into(), n(self.created_at)),
+        ]))
+    }
+
+    fn from_item(item: &Item) -> Result<Self, StoreError> {
+        let f = Fields(item, "Query");
+        Ok(Self {
+            id: f.string("id")?,
+            username: f.string("username")?,
+            password_hash: f.string("password_hash")?,
+            created_at: f.number("created_at")?,
+        })
+    }
+}
+
+impl FailedLogins {
+    fn from_item(item: &Item, operation: &'static str) -> Result<Self, StoreError> {
+        let f = Fields(item, operation);
+        Ok(Self {
+            count: f.number("failures")?,
+            last_at: f.number("last_failure_at")?,
+        })
+    }
+}
+
+impl Session {
+    fn to_item(&self) -> Item {
+        let mut item: Item = session_key(&self.id).into_iter().collect();
+        item.extend([
+            ("user_id".into(), s(&self.user_id)),
+            ("username".into(), s(&self.username)),
+            ("generation".into(), n(self.generation)),
+            ("token_hash".into(), s(&self.token_hash)),
+            ("issued_at".into(), n(self.issued_at)),
+            ("expires_at".into(), n(self.expires_at)),
+            ("revoked".into(), AttributeValue::Bool(self.revoked)),
+            (TTL.into(), n(self.expires_at)),
+        ]);
+        item
+    }
+
+    fn from_item(item: &Item) -> Result<Self, StoreError> {
+        let f = Fields(item, "GetItem");
+        let pk = f.string(PK)?;
+        Ok(Self {
+            id: pk
+                .strip_prefix("SESSION#")
+                .ok_or_else(|| corrupt("GetItem", PK))?
+                .to_owned(),
+            user_id: f.string("user_id")?,
+            username: f.string("username")?,
+            generation: f.number("generation")?,
+            token_hash: f.string("token_hash")?,
+            issued_at: f.number("issued_at")?,
+            expires_at: f.number("expires_at")?,
+            revoked: f.boolean("revoked")?,
+        })
+    }
+}
+
+impl UserStore for DynamoStore {
+    async fn create_user(&self, user: &User) -> Result<(), CreateUserError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(user.to_item()?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Err(CreateUserError::Taken)
+            }
+            Err(e) => Err(failed("PutItem", e).into()),
+        }
+    }
+
+    async fn login_record(&self, username: &Username) -> Result<LoginRecord, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", user_pk(username))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| failed("Query", e))?;
+        let mut record = LoginRecord::default();
+        for item in out.items() {
+            match item.get(SK) {
+                Some(AttributeValue::S(sk)) if sk == "PROFILE" => {
+                    record.user = Some(User::from_item(item)?)
+                }
+                Some(AttributeValue::S(sk)) if sk == "LOCKOUT" => {
+                    record.failures = FailedLogins::from_item(item, "Query")?
+                }
+                _ => {}
+            }
+        }
+        Ok(record)
+    }
+
+    async fn replace_password_hash(
+        &self,
+        username: &Username,
+        old: &str,
+        new: &str,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, user_pk(username))
+            .key(SK, s("PROFILE"))
+            .update_expression("SET password_hash = :new")
+            .condition_expression("password_hash = :old")
+            .expression_attribute_values(":new", s(new))
+            .expression_attribute_values(":old", s(old))
+            .send()
+            .await;
+        match result {
+            // Someone changed it first: theirs stands.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            other => other.map(|_| ()).map_err(|e| failed("UpdateItem", e)),
+        }
+    }
+
+    async fn record_failed_login(
+        &self,
+        username: &Username,
+        now: u64,
+    ) -> Result<FailedLogins, StoreError> {
+        let stale_before = now.saturating_sub(FailedLogins::QUIET_PERIOD);
+        let ttl = now + FailedLogins::QUIET_PERIOD;
+        // Two conditional writes cover the two cases atomically: count on from a
+        // recent failure, or start again after a quiet period. Racing writers
+        // may flip the case between them, hence the bounded retry.
+        for _ in 0..4 {
+            let add = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(PK, user_pk(username))
+                .key(SK, s("LOCKOUT"))
+                .update_expression("ADD failures :one SET last_failure_at = :now, #ttl = :ttl")
+                .condition_expression("last_failure_at > :stale")
+                .expression_attribute_names("#ttl", TTL)
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":now", n(now))
+                .expression_attribute_values(":ttl", n(ttl))
+                .expression_attribute_values(":stale", n(stale_before))
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await;
+            match add {
+                Ok(out) => {
+                    return FailedLogins::from_item(
+                        out.attributes().unwrap_or(&HashMap::new()),
+                        "UpdateItem",
+                    );
+                }
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(failed("UpdateItem", e)),
+            }
+            let fresh = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(PK, user_pk(username))
+                .key(SK, s("LOCKOUT"))
+                .update_expression("SET failures = :one, last_failure_at = :now, #ttl = :ttl")
+                .condition_expression(
+                    "attribute_not_exists(last_failure_at) OR last_failure_at <= :stale",
+                )
+                .expression_attribute_names("#ttl", TTL)
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":now", n(now))
+                .expression_attribute_values(":ttl", n(ttl))
+                .expression_attribute_values(":stale", n(stale_before))
+                .send()
+                .await;
+            match fresh {
+                Ok(_) => {
+                    return Ok(FailedLogins {
+                        count: 1,
+                        last_at: now,
+                    });
+                }
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(failed("UpdateItem", e)),
+            }
+        }
+        Err(StoreError {
+            operation: "UpdateItem",
+            detail: "failed-login counter kept changing under contention".into(),
+        })
+    }
+
+    async fn clear_failed_logins(&self, username: &Username) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, user_pk(username))
+            .key(SK, s("LOCKOUT"))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| failed("DeleteItem", e))
+    }
+}
+
+impl SessionStore for DynamoStore {
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(session.to_item()))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| failed("PutItem", e))
+    }
+
+    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(session_key(id).into_iter().collect()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| failed("GetItem", e))?;
+        out.item().map(Session::from_item).transpose()
+    }
+
+    async fn rotate_session(
+        &self,
+        id: &str,
+        from_generation: u64,
+        new_token_hash: &str,
+        now: u64,
+    ) -> Result<Rotation, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(session_key(id).into_iter().collect()))
+            .update_expression("SET generation = :next, token_hash = :hash, issued_at = :now")
+            .condition_expression("generation = :from AND revoked = :false AND expires_at > :now")
+            .expression_attribute_values(":next", n(from_generation + 1))
+            .expression_attribute_values(":from", n(from_generation))
+            .expression_attribute_values(":hash", s(new_token_hash))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Rotation::Rotated),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(Rotation::Conflict)
+            }
+            Err(e) => Err(failed("UpdateItem", e)),
+        }
+    }
+
+    async fn revoke_session(&self, id: &str, now: u64) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(session_key(id).into_iter().collect()))
+            .update_expression("SET revoked = :true")
+            .condition_expression("revoked = :false AND expires_at > :now")
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(failed("UpdateItem", e)),
+        }
+    }
+}

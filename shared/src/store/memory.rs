@@ -1,0 +1,137 @@
+//! An in-memory store with the DynamoDB adapter's semantics, for handler unit
+//! tests. Storage behaviour itself is tested against DynamoDB Local.
+
+use super::{
+    CreateUserError, FailedLogins, LoginRecord, Rotation, Session, SessionStore, StoreError, User,
+    UserStore,
+};
+use crate::credentials::Username;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Users, failed logins and sessions in maps behind one lock.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+    /// When set, every call fails as if DynamoDB were unreachable.
+    pub unavailable: bool,
+}
+
+#[derive(Default)]
+struct Inner {
+    users: HashMap<String, User>,
+    failures: HashMap<String, FailedLogins>,
+    sessions: HashMap<String, Session>,
+}
+
+impl MemoryStore {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Inner>, StoreError> {
+        if self.unavailable {
+            return Err(StoreError {
+                operation: "memory",
+                detail: "configured unavailable".into(),
+            });
+        }
+        Ok(self.inner.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// A copy of a session, for assertions.
+    pub fn session_now(&self, id: &str) -> Option<Session> {
+        self.lock().ok()?.sessions.get(id).cloned()
+    }
+}
+
+impl UserStore for MemoryStore {
+    async fn create_user(&self, user: &User) -> Result<(), CreateUserError> {
+        let key = user.username.to_ascii_lowercase();
+        let mut inner = self.lock()?;
+        if inner.users.contains_key(&key) {
+            return Err(CreateUserError::Taken);
+        }
+        inner.users.insert(key, user.clone());
+        Ok(())
+    }
+
+    async fn login_record(&self, username: &Username) -> Result<LoginRecord, StoreError> {
+        let inner = self.lock()?;
+        let key = username.normalized();
+        Ok(LoginRecord {
+            user: inner.users.get(&key).cloned(),
+            failures: inner.failures.get(&key).copied().unwrap_or_default(),
+        })
+    }
+
+    async fn replace_password_hash(
+        &self,
+        username: &Username,
+        old: &str,
+        new: &str,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        if let Some(user) = inner.users.get_mut(&username.normalized()) {
+            if user.password_hash == old {
+                user.password_hash = new.to_owned();
+            }
+        }
+        Ok(())
+    }
+
+    async fn record_failed_login(
+        &self,
+        username: &Username,
+        now: u64,
+    ) -> Result<FailedLogins, StoreError> {
+        let mut inner = self.lock()?;
+        let entry = inner.failures.entry(username.normalized()).or_default();
+        *entry = entry.after_failure(now);
+        Ok(*entry)
+    }
+
+    async fn clear_failed_logins(&self, username: &Username) -> Result<(), StoreError> {
+        self.lock()?.failures.remove(&username.normalized());
+        Ok(())
+    }
+}
+
+impl SessionStore for MemoryStore {
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
+        self.lock()?
+            .sessions
+            .insert(session.id.clone(), session.clone());
+        Ok(())
+    }
+
+    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        Ok(self.lock()?.sessions.get(id).cloned())
+    }
+
+    async fn rotate_session(
+        &self,
+        id: &str,
+        from: u64,
+        new_token_hash: &str,
+        now: u64,
+    ) -> Result<Rotation, StoreError> {
+        let mut inner = self.lock()?;
+        match inner.sessions.get_mut(id) {
+            Some(s) if s.generation == from && s.is_live(now) => {
+                s.generation += 1;
+                s.token_hash = new_token_hash.to_owned();
+                s.issued_at = now;
+                Ok(Rotation::Rotated)
+            }
+            _ => Ok(Rotation::Conflict),
+        }
+    }
+
+    async fn revoke_session(&self, id: &str, now: u64) -> Result<bool, StoreError> {
+        let mut inner = self.lock()?;
+        match inner.sessions.get_mut(id) {
+            Some(s) if s.is_live(now) => {
+                s.revoked = true;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}

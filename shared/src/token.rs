@@ -1,0 +1,552 @@
+//! Access and refresh tokens: HS256 JWTs whose algorithm, key, issuer and
+//! audience are pinned by configuration, never taken from the token.
+
+use crate::config::TokenConfig;
+use jsonwebtoken::{
+    Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Clock skew tolerated on `exp`, `nbf` and `iat`, seconds (the spec allows at most 60).
+pub const LEEWAY: u64 = 30;
+/// Longest token accepted before any parsing: ours are a few hundred bytes.
+const MAX_TOKEN_LEN: usize = 4096;
+const ALGORITHM: Algorithm = Algorithm::HS256;
+
+/// What a token is for: the marker that keeps a refresh token from being used as an access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenUse {
+    Access,
+    Refresh,
+}
+
+/// Claims of an access token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub aud: String,
+    /// The user id.
+    pub sub: String,
+    pub username: String,
+    pub iat: u64,
+    pub nbf: u64,
+    pub exp: u64,
+    pub jti: String,
+    pub token_use: TokenUse,
+}
+
+/// Claims of a refresh token: one generation of one session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefreshClaims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: String,
+    pub username: String,
+    /// The session id.
+    pub sid: String,
+    /// The session generation this token belongs to; each rotation adds one.
+    pub generation: u64,
+    pub iat: u64,
+    pub nbf: u64,
+    pub exp: u64,
+    pub jti: String,
+    pub token_use: TokenUse,
+}
+
+/// The state of a session a refresh token is derived from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionGeneration<'a> {
+    pub session_id: &'a str,
+    pub user_id: &'a str,
+    pub username: &'a str,
+    pub generation: u64,
+    /// When this generation was issued.
+    pub issued_at: u64,
+    /// The session's absolute end.
+    pub session_expires_at: u64,
+}
+
+/// Why a token was refused. Only logged: the client always sees `invalid_token`.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("token is too long")]
+    TooLong,
+    #[error("token header is unacceptable: {0}")]
+    Header(&'static str),
+    #[error("token failed validation: {0}")]
+    Invalid(String),
+    #[error("token was issued in the future")]
+    IssuedInFuture,
+    #[error("token is of the wrong kind")]
+    WrongUse,
+}
+
+/// Issues and verifies tokens with one configured key.
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    kid: String,
+    validation: Validation,
+    config: TokenConfig,
+}
+
+impl TokenKeys {
+    /// Builds keys and the validation rules from the configuration.
+    pub fn new(config: TokenConfig) -> Self {
+        let mut validation = Validation::new(ALGORITHM);
+        validation.leeway = LEEWAY;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&config.issuer]);
+        validation.set_audience(&[&config.audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub", "jti"]);
+        Self {
+            encoding: EncodingKey::from_secret(&config.secret),
+            decoding: DecodingKey::from_secret(&config.secret),
+            kid: key_id(&config.secret),
+            validation,
+            config,
+        }
+    }
+
+    /// The configuration the keys were built from (lifetimes, grace window).
+    pub fn config(&self) -> &TokenConfig {
+        &self.config
+    }
+
+    /// The key id every token carries in its header.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    fn header(&self) -> Header {
+        let mut header = Header::new(ALGORITHM);
+        header.kid = Some(self.kid.clone());
+        header
+    }
+
+    fn sign<T: Serialize>(&self, claims: &T) -> String {
+        encode(&self.header(), claims, &self.encoding)
+            .expect("HS256 signing of plain claims cannot fail")
+    }
+
+    /// A fresh access token for the user, valid from `now` for the access lifetime.
+    pub fn issue_access(&self, user_id: &str, username: &str, now: u64) -> String {
+        self.sign(&AccessClaims {
+            iss: self.config.issuer.clone(),
+            aud: self.config.audience.clone(),
+            sub: user_id.to_owned(),
+            username: username.to_owned(),
+            iat: now,
+            nbf: now,
+            exp: now + self.config.access_ttl,
+            jti: uuid::Uuid::new_v4().to_string(),
+            token_use: TokenUse::Access,
+        })
+    }
+
+    /// The refresh token of one session generation. It is a pure function of
+    /// the session state, so a retry within the grace window gets back exactly
+    /// the token of the current generation, never a new branch.
+    pub fn issue_refresh(&self, s: &SessionGeneration<'_>) -> String {
+        self.sign(&RefreshClaims {
+            iss: self.config.issuer.clone(),
+            aud: self.config.audience.clone(),
+            sub: s.user_id.to_owned(),
+            username: s.username.to_owned(),
+            sid: s.session_id.to_owned(),
+            generation: s.generation,
+            iat: s.issued_at,
+            nbf: s.issued_at,
+            exp: (s.issued_at + self.config.refresh_ttl).min(s.session_expires_at),
+            jti: format!("{}.{}", s.session_id, s.generation),
+            token_use: TokenUse::Refresh,
+        })
+    }
+
+    /// Verifies an access token fully: signature, algorithm, key id, issuer,
+    /// audience, lifetimes and kind.
+    pub fn verify_access(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        let claims: AccessClaims = self.verify(token)?;
+        check_use(claims.token_use, TokenUse::Access)?;
+        check_issued_at(claims.iat)?;
+        Ok(claims)
+    }
+
+    /// Verifies a refresh token's signature and claims; the store decides whether it is still live.
+    pub fn verify_refresh(&self, token: &str) -> Result<RefreshClaims, TokenError> {
+        let claims: RefreshClaims = self.verify(token)?;
+        check_use(claims.token_use, TokenUse::Refresh)?;
+        check_issued_at(claims.iat)?;
+        Ok(claims)
+    }
+
+    fn verify<T: serde::de::DeserializeOwned>(&self, token: &str) -> Result<T, TokenError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::TooLong);
+        }
+        let header = decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
+        if header.alg != ALGORITHM {
+            return Err(TokenError::Header("algorithm is not the configured one"));
+        }
+        if header.kid.as_deref() != Some(self.kid.as_str()) {
+            return Err(TokenError::Header("unknown key id"));
+        }
+        if header.jku.is_some()
+            || header.x5u.is_some()
+            || header.jwk.is_some()
+            || header.x5c.is_some()
+            || header.crit.is_some()
+        {
+            return Err(TokenError::Header(
+                "key references and critical extensions are refused",
+            ));
+        }
+        decode::<T>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| TokenError::Invalid(e.to_string()))
+    }
+}
+
+fn check_use(actual: TokenUse, expected: TokenUse) -> Result<(), TokenError> {
+    if actual == expected {
+        Ok(())
+    } else {
+        Err(TokenError::WrongUse)
+    }
+}
+
+fn check_issued_at(iat: u64) -> Result<(), TokenError> {
+    if iat > crate::now() + LEEWAY {
+        Err(TokenError::IssuedInFuture)
+    } else {
+        Ok(())
+    }
+}
+
+/// A public, stable name for the signing key: a truncated SHA-256 of it, so
+/// a new secret gets a new `kid` and the secret itself is never revealed.
+fn key_id(secret: &[u8]) -> String {
+    let digest = Sha256::digest([b"kid:".as_slice(), secret].concat());
+    hex(&digest[..8])
+}
+
+/// The only form in which a refresh token is stored: its SHA-256, hex.
+pub fn refresh_token_hash(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Hand-made tokens for attack tests: any header, any claims, any secret.
+#[cfg(any(test, feature = "forge"))]
+pub mod forge {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    use jsonwebtoken::{Algorithm, EncodingKey, crypto::sign};
+
+    /// Base64url without padding, as JWTs use.
+    pub fn b64(bytes: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// A JWT with exactly this header and these claims, HMAC-SHA256-signed with `secret`
+    /// whatever the header claims.
+    pub fn forge(header: serde_json::Value, claims: serde_json::Value, secret: &[u8]) -> String {
+        let input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims.to_string().as_bytes())
+        );
+        let signature = sign(
+            input.as_bytes(),
+            &EncodingKey::from_secret(secret),
+            Algorithm::HS256,
+        )
+        .expect("HMAC signing cannot fail");
+        format!("{input}.{signature}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::forge::{b64, forge};
+    use super::*;
+    use crate::config::TokenConfig;
+
+    pub(crate) fn config() -> TokenConfig {
+        TokenConfig::from_lookup(|k| match k {
+            "JWT_SECRET" => Some("unit-test-secret-0123456789abcdefghijklmnop".into()),
+            "JWT_ISSUER" => Some("https://issuer.test".into()),
+            "JWT_AUDIENCE" => Some("test-clients".into()),
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    fn keys() -> TokenKeys {
+        TokenKeys::new(config())
+    }
+
+    fn good_claims(now: u64) -> serde_json::Value {
+        serde_json::json!({
+            "iss": "https://issuer.test", "aud": "test-clients", "sub": "u1", "username": "alice",
+            "iat": now, "nbf": now, "exp": now + 600, "jti": "j1", "token_use": "access"
+        })
+    }
+
+    fn header(k: &TokenKeys) -> serde_json::Value {
+        serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": k.kid()})
+    }
+
+    #[test]
+    fn an_issued_access_token_verifies_with_all_its_claims() {
+        let k = keys();
+        let now = crate::now();
+        let claims = k
+            .verify_access(&k.issue_access("u1", "Alice", now))
+            .unwrap();
+        assert_eq!(
+            (claims.sub.as_str(), claims.username.as_str()),
+            ("u1", "Alice")
+        );
+        assert_eq!((claims.iat, claims.nbf, claims.exp), (now, now, now + 900));
+        assert_eq!(claims.iss, "https://issuer.test");
+        assert_eq!(claims.aud, "test-clients");
+        assert_eq!(claims.token_use, TokenUse::Access);
+        let header = decode_header(k.issue_access("u1", "Alice", now)).unwrap();
+        assert_eq!(header.kid.as_deref(), Some(k.kid()));
+    }
+
+    #[test]
+    fn the_hand_made_signer_agrees_with_the_library() {
+        let k = keys();
+        let now = crate::now();
+        let token = forge(header(&k), good_claims(now), &config().secret);
+        assert!(
+            k.verify_access(&token).is_ok(),
+            "{:?}",
+            k.verify_access(&token)
+        );
+    }
+
+    #[test]
+    fn every_access_token_has_its_own_jti() {
+        let k = keys();
+        let a = k
+            .verify_access(&k.issue_access("u1", "a", crate::now()))
+            .unwrap();
+        let b = k
+            .verify_access(&k.issue_access("u1", "a", crate::now()))
+            .unwrap();
+        assert_ne!(a.jti, b.jti);
+    }
+
+    #[test]
+    fn a_refresh_token_is_not_an_access_token_and_the_reverse() {
+        let k = keys();
+        let now = crate::now();
+        let s = SessionGeneration {
+            session_id: "s1",
+            user_id: "u1",
+            username: "a",
+            generation: 0,
+            issued_at: now,
+            session_expires_at: now + 10_000_000,
+        };
+        assert!(k.verify_access(&k.issue_refresh(&s)).is_err());
+        assert!(k.verify_refresh(&k.issue_access("u1", "a", now)).is_err());
+        let mut claims = good_claims(now);
+        claims["token_use"] = "refresh".into();
+        assert_eq!(
+            k.verify_access(&forge(header(&k), claims, &config().secret)),
+            Err(TokenError::WrongUse)
+        );
+    }
+
+    #[test]
+    fn the_refresh_token_of_a_generation_is_always_the_same_string() {
+        let k = keys();
+        let s = SessionGeneration {
+            session_id: "s1",
+            user_id: "u1",
+            username: "a",
+            generation: 3,
+            issued_at: crate::now(),
+            session_expires_at: crate::now() + 100,
+        };
+        assert_eq!(k.issue_refresh(&s), k.issue_refresh(&s));
+        let claims = k.verify_refresh(&k.issue_refresh(&s)).unwrap();
+        assert_eq!(
+            claims.exp, s.session_expires_at,
+            "never outlives the session"
+        );
+        assert_eq!((claims.sid.as_str(), claims.generation), ("s1", 3));
+    }
+
+    #[test]
+    fn unsigned_tokens_are_refused() {
+        let k = keys();
+        for alg in ["none", "None", "NONE", "nOnE"] {
+            let h = serde_json::json!({"alg": alg, "typ": "JWT", "kid": k.kid()});
+            let token = format!(
+                "{}.{}.",
+                b64(h.to_string().as_bytes()),
+                b64(good_claims(crate::now()).to_string().as_bytes())
+            );
+            assert!(k.verify_access(&token).is_err(), "{alg}");
+        }
+    }
+
+    #[test]
+    fn a_tampered_payload_or_signature_is_refused() {
+        let k = keys();
+        let token = k.issue_access("u1", "alice", crate::now());
+        let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+        let other = k.issue_access("admin", "root", crate::now());
+        parts[1] = other.split('.').nth(1).unwrap().to_owned();
+        assert!(
+            k.verify_access(&parts.join(".")).is_err(),
+            "payload swapped"
+        );
+        let mut sig = token.into_bytes();
+        let last = sig.len() - 2;
+        sig[last] = if sig[last] == b'A' { b'B' } else { b'A' };
+        assert!(
+            k.verify_access(std::str::from_utf8(&sig).unwrap()).is_err(),
+            "signature flipped"
+        );
+    }
+
+    #[test]
+    fn a_token_signed_with_another_secret_or_another_algorithm_is_refused() {
+        let k = keys();
+        let now = crate::now();
+        assert!(
+            k.verify_access(&forge(header(&k), good_claims(now), b"secret"))
+                .is_err()
+        );
+        let mut h = header(&k);
+        h["alg"] = "HS512".into();
+        assert!(
+            k.verify_access(&forge(h, good_claims(now), &config().secret))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn an_unknown_kid_or_a_key_url_in_the_header_is_refused() {
+        let k = keys();
+        let now = crate::now();
+        let secret = config().secret;
+        for (name, value) in [
+            ("kid", serde_json::json!("../../etc/passwd")),
+            ("jku", serde_json::json!("https://evil.test/jwks.json")),
+            ("x5u", serde_json::json!("https://evil.test/cert.pem")),
+        ] {
+            let mut h = header(&k);
+            h[name] = value;
+            assert!(
+                k.verify_access(&forge(h, good_claims(now), &secret))
+                    .is_err(),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn expired_not_yet_valid_and_future_issued_tokens_are_refused_beyond_the_leeway() {
+        let k = keys();
+        let now = crate::now();
+        let secret = config().secret;
+        let with = |field: &str, value: u64| {
+            let mut c = good_claims(now);
+            c[field] = value.into();
+            forge(header(&k), c, &secret)
+        };
+        assert!(
+            k.verify_access(&with("exp", now - LEEWAY - 5)).is_err(),
+            "expired"
+        );
+        assert!(
+            k.verify_access(&with("exp", now - 5)).is_ok(),
+            "within leeway"
+        );
+        assert!(
+            k.verify_access(&with("nbf", now + LEEWAY + 5)).is_err(),
+            "not yet valid"
+        );
+        assert!(
+            k.verify_access(&with("iat", now + LEEWAY + 5)).is_err(),
+            "issued in the future"
+        );
+    }
+
+    #[test]
+    fn wrong_missing_or_malformed_registered_claims_are_refused() {
+        let k = keys();
+        let now = crate::now();
+        let secret = config().secret;
+        let cases: Vec<(&str, serde_json::Value)> = vec![
+            ("iss", "https://evil.test".into()),
+            ("aud", "other-clients".into()),
+            ("aud", serde_json::json!(["test-clients", "other"])),
+            ("exp", "9999999999".into()),
+            ("exp", serde_json::json!(1.5)),
+            ("exp", serde_json::Value::Null),
+            ("nbf", "0".into()),
+        ];
+        for (field, value) in cases {
+            let mut c = good_claims(now);
+            c[field] = value.clone();
+            assert!(
+                k.verify_access(&forge(header(&k), c, &secret)).is_err(),
+                "{field}={value}"
+            );
+        }
+        for field in ["exp", "iss", "aud", "sub", "nbf", "iat", "jti", "token_use"] {
+            let mut c = good_claims(now);
+            c.as_object_mut().unwrap().remove(field);
+            assert!(
+                k.verify_access(&forge(header(&k), c, &secret)).is_err(),
+                "missing {field}"
+            );
+        }
+    }
+
+    #[test]
+    fn garbage_of_any_shape_is_an_error_not_a_panic() {
+        let k = keys();
+        for token in [
+            "",
+            ".",
+            "..",
+            "a.b.c",
+            "a.b",
+            "ÿÿÿ.ÿÿÿ.ÿÿÿ",
+            &"A".repeat(10_000),
+        ] {
+            assert!(k.verify_access(token).is_err(), "{token:?}");
+        }
+    }
+
+    #[test]
+    fn the_kid_does_not_reveal_the_secret_and_changes_with_it() {
+        let k = keys();
+        assert_eq!(k.kid().len(), 16);
+        assert!(!String::from_utf8_lossy(&config().secret).contains(k.kid()));
+        let mut other = config();
+        other.secret = b"another-secret-0123456789abcdefghijklmn".to_vec();
+        assert_ne!(TokenKeys::new(other).kid(), k.kid());
+    }
+
+    #[test]
+    fn a_stored_refresh_hash_is_not_the_token() {
+        let h = refresh_token_hash("abc.def.ghi");
+        assert_eq!(h.len(), 64);
+        assert!(!h.contains("abc"));
+    }
+}
