@@ -124,6 +124,20 @@ impl ApiError {
     }
 }
 
+impl From<crate::store::StoreError> for ApiError {
+    fn from(error: crate::store::StoreError) -> Self {
+        tracing::error!(%error, "store unavailable");
+        Self::Unavailable
+    }
+}
+
+impl From<crate::password::HashError> for ApiError {
+    fn from(error: crate::password::HashError) -> Self {
+        tracing::error!(%error, "password hashing unavailable");
+        Self::Unavailable
+    }
+}
+
 fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).expect("header values built here are ASCII")
 }

@@ -6,7 +6,10 @@ pub mod config;
 pub mod credentials;
 pub mod http;
 pub mod password;
+pub mod session;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod token;
 
 /// Seconds since the Unix epoch: the unit of every timestamp in tokens and the store.
@@ -27,4 +30,17 @@ pub fn or_exit<T, E: std::fmt::Display>(result: Result<T, E>) -> T {
             std::process::exit(1);
         }
     }
+}
+
+/// The token keys from the environment, or exit with the reason.
+pub fn keys_from_env() -> token::TokenKeys {
+    token::TokenKeys::new(or_exit(config::TokenConfig::from_env()))
+}
+
+/// The DynamoDB store from the environment (`TABLE_NAME` and the standard AWS
+/// variables), built once per cold start, or exit with the reason.
+#[cfg(feature = "dynamodb")]
+pub async fn store_from_env() -> store::dynamo::DynamoStore {
+    let table = or_exit(config::table_name_from_env());
+    store::dynamo::DynamoStore::new(store::dynamo::client_from_env().await, table)
 }

@@ -38,7 +38,7 @@ pub async fn hash(password: &Password) -> Result<String, HashError> {
 }
 
 /// The outcome of checking a password against a stored hash.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// The password matches and the hash is at the current parameters.
     Valid,

@@ -242,40 +242,11 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Hand-made tokens for attack tests: any header, any claims, any secret.
-#[cfg(any(test, feature = "forge"))]
-pub mod forge {
-    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-    use jsonwebtoken::{Algorithm, EncodingKey, crypto::sign};
-
-    /// Base64url without padding, as JWTs use.
-    pub fn b64(bytes: &[u8]) -> String {
-        URL_SAFE_NO_PAD.encode(bytes)
-    }
-
-    /// A JWT with exactly this header and these claims, HMAC-SHA256-signed with `secret`
-    /// whatever the header claims.
-    pub fn forge(header: serde_json::Value, claims: serde_json::Value, secret: &[u8]) -> String {
-        let input = format!(
-            "{}.{}",
-            b64(header.to_string().as_bytes()),
-            b64(claims.to_string().as_bytes())
-        );
-        let signature = sign(
-            input.as_bytes(),
-            &EncodingKey::from_secret(secret),
-            Algorithm::HS256,
-        )
-        .expect("HMAC signing cannot fail");
-        format!("{input}.{signature}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::forge::{b64, forge};
     use super::*;
     use crate::config::TokenConfig;
+    use crate::testing::{b64, forge};
 
     pub(crate) fn config() -> TokenConfig {
         TokenConfig::from_lookup(|k| match k {

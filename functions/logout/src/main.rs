@@ -1,1 +1,15 @@
-fn main() {}
+//! `POST /logout`: revokes the session of a refresh token.
+
+use lambda_http::{Error, run, service_fn};
+
+mod handler;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let state = handler::State {
+        keys: shared::keys_from_env(),
+        store: shared::store_from_env().await,
+    };
+    run(service_fn(|req| handler::handle(&state, req))).await
+}

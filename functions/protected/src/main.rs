@@ -1,1 +1,12 @@
-fn main() {}
+//! `GET /protected`: answers who the access token belongs to, without any database.
+
+use lambda_http::{Error, run, service_fn};
+
+mod handler;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let keys = shared::keys_from_env();
+    run(service_fn(|req| handler::handle(&keys, req))).await
+}

@@ -25,6 +25,14 @@ struct Inner {
 }
 
 impl MemoryStore {
+    /// A store that fails every call, like an unreachable DynamoDB.
+    pub fn unreachable() -> Self {
+        Self {
+            unavailable: true,
+            ..Self::default()
+        }
+    }
+
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Inner>, StoreError> {
         if self.unavailable {
             return Err(StoreError {

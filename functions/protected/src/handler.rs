@@ -1,0 +1,95 @@
+//! A protected resource: verifies the access token, reads nothing else.
+
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Error, Request, Response};
+use serde_json::json;
+use shared::http::{ApiError, bearer_token, json, require_method, respond};
+use shared::token::TokenKeys;
+
+/// Answers one request.
+pub async fn handle(keys: &TokenKeys, req: Request) -> Result<Response<Body>, Error> {
+    respond(protected(keys, &req))
+}
+
+fn protected(keys: &TokenKeys, req: &Request) -> Result<Response<Body>, ApiError> {
+    require_method(req, Method::GET)?;
+    let token = bearer_token(req)
+        .map_err(|_| ApiError::BearerChallenge { token_sent: true })?
+        .ok_or(ApiError::BearerChallenge { token_sent: false })?;
+    let claims = keys.verify_access(token).map_err(|reason| {
+        tracing::info!(%reason, "access token refused");
+        ApiError::BearerChallenge { token_sent: true }
+    })?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({ "id": claims.sub, "username": claims.username, "logged_in_as": claims.username }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::testing::{dev_keys, event};
+
+    async fn call(req: Request) -> (Response<Body>, serde_json::Value) {
+        let response = handle(&dev_keys(), req).await.unwrap();
+        let body = match response.body() {
+            Body::Text(t) => serde_json::from_str(t).unwrap(),
+            _ => serde_json::Value::Null,
+        };
+        (response, body)
+    }
+
+    #[tokio::test]
+    async fn a_valid_access_token_shows_who_is_logged_in() {
+        let (response, body) = call(event("protected-ok", None)).await;
+        assert_eq!(response.status(), 200, "{body}");
+        assert_eq!(body["username"], "alice");
+        assert_eq!(body["logged_in_as"], "alice");
+        assert_eq!(body["id"], "7d0c5d5e-0b6f-4a43-9d55-3f2f0f8c1a11");
+    }
+
+    #[tokio::test]
+    async fn a_rest_api_event_works_too() {
+        assert_eq!(
+            call(event("protected-rest-api", None)).await.0.status(),
+            200
+        );
+    }
+
+    #[tokio::test]
+    async fn an_expired_token_is_401_with_an_invalid_token_challenge() {
+        let (response, body) = call(event("protected-expired", None)).await;
+        assert_eq!(
+            (response.status().as_u16(), body["error"].as_str()),
+            (401, Some("invalid_token"))
+        );
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            "Bearer realm=\"lambda-jwt-auth\", error=\"invalid_token\""
+        );
+    }
+
+    #[tokio::test]
+    async fn no_token_is_401_with_a_bare_challenge() {
+        let (response, _) = call(event("protected-no-token", None)).await;
+        assert_eq!(response.status(), 401);
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            "Bearer realm=\"lambda-jwt-auth\""
+        );
+    }
+
+    #[tokio::test]
+    async fn post_is_405_with_allow_get() {
+        let json = shared::testing::event_json("protected-ok").replace("\"GET\"", "\"POST\"");
+        let (response, _) = call(lambda_http::request::from_str(&json).unwrap()).await;
+        assert_eq!(
+            (
+                response.status().as_u16(),
+                response.headers()["allow"].to_str().unwrap()
+            ),
+            (405, "GET")
+        );
+    }
+}
