@@ -66,3 +66,10 @@ pub fn event(name: &str, refresh_token: Option<&str>) -> Request {
     lambda_http::request::from_str(&json)
         .unwrap_or_else(|e| panic!("events/{name}.json is not an event: {e}"))
 }
+
+/// A DynamoDB store pointed at a closed port: every call fails like an unreachable DynamoDB.
+#[cfg(feature = "dynamodb")]
+pub async fn unreachable_store() -> crate::store::dynamo::DynamoStore {
+    let client = crate::store::dynamo::local_client("http://127.0.0.1:9").await;
+    crate::store::dynamo::DynamoStore::new(client, "unreachable")
+}

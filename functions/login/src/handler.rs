@@ -101,6 +101,13 @@ mod tests {
     }
 
     async fn call(state: &State<MemoryStore>, req: Request) -> (Response<Body>, serde_json::Value) {
+        call_any(state, req).await
+    }
+
+    async fn call_any<S: UserStore + SessionStore>(
+        state: &State<S>,
+        req: Request,
+    ) -> (Response<Body>, serde_json::Value) {
         let response = handle(state, req).await.unwrap();
         let body = match response.body() {
             Body::Text(t) => serde_json::from_str(t).unwrap(),
@@ -227,5 +234,18 @@ mod tests {
             store: MemoryStore::unreachable(),
         };
         assert_eq!(call(&state, event("login-ok", None)).await.0.status(), 503);
+    }
+
+    #[tokio::test]
+    async fn dynamodb_on_a_closed_port_is_503_unavailable() {
+        let state = State {
+            keys: dev_keys(),
+            store: shared::testing::unreachable_store().await,
+        };
+        let (response, body) = call_any(&state, event("login-ok", None)).await;
+        assert_eq!(
+            (response.status().as_u16(), body["error"].as_str()),
+            (503, Some("unavailable"))
+        );
     }
 }

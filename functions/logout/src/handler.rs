@@ -112,4 +112,17 @@ mod tests {
             503
         );
     }
+
+    #[tokio::test]
+    async fn dynamodb_on_a_closed_port_is_503_unavailable() {
+        let (memory, token) = logged_in().await;
+        let state = State {
+            keys: memory.keys,
+            store: shared::testing::unreachable_store().await,
+        };
+        let response = handle(&state, event("logout-ok", Some(&token)))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 503);
+    }
 }

@@ -251,4 +251,25 @@ mod tests {
             .unwrap();
         assert_eq!(response.status(), 200);
     }
+
+    #[tokio::test]
+    async fn dynamodb_on_a_closed_port_is_503_unavailable() {
+        let keys = state(10).keys;
+        let user = User {
+            id: "u-1".into(),
+            username: "alice".into(),
+            password_hash: String::new(),
+            created_at: 0,
+        };
+        let token =
+            keys.issue_refresh(&shared::session::start(&keys, &user, shared::now()).generation());
+        let state = State {
+            keys,
+            store: shared::testing::unreachable_store().await,
+        };
+        let response = handle(&state, event("refresh-ok", Some(&token)))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 503);
+    }
 }

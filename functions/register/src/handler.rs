@@ -104,4 +104,12 @@ mod tests {
         assert_eq!((status, body["error"].as_str()), (503, Some("unavailable")));
         assert!(!body.to_string().contains("memory"), "{body}");
     }
+
+    #[tokio::test]
+    async fn dynamodb_on_a_closed_port_is_503_unavailable() {
+        let store = shared::testing::unreachable_store().await;
+        let response = handle(&store, event("register-ok", None)).await.unwrap();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "1");
+    }
 }

