@@ -66,9 +66,10 @@ pub async fn local_client(endpoint: &str) -> Client {
     let config = loader()
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
+        // DynamoDB Local accepts any key made of letters and digits only.
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "dynamodb-local",
-            "dynamodb-local",
+            "dynamodblocal",
+            "dynamodblocal",
             None,
             None,
             "dynamodb-local",

@@ -1,0 +1,356 @@
+//! The DynamoDB store against DynamoDB Local, each test on a table of its own.
+
+use integration::fresh_store;
+use shared::credentials::Username;
+use shared::store::{
+    CreateUserError, FailedLogins, Rotation, Session, SessionStore, User, UserStore,
+};
+use std::sync::Arc;
+
+fn user(name: &str) -> User {
+    User {
+        id: uuid::Uuid::new_v4().to_string(),
+        username: name.to_owned(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g".into(),
+        created_at: 1_700_000_000,
+    }
+}
+
+fn name(s: &str) -> Username {
+    Username::parse(s).unwrap()
+}
+
+fn session(now: u64) -> Session {
+    Session {
+        id: uuid::Uuid::new_v4().to_string(),
+        user_id: "u-1".into(),
+        username: "alice".into(),
+        generation: 0,
+        token_hash: "h0".into(),
+        issued_at: now,
+        expires_at: now + 3600,
+        revoked: false,
+    }
+}
+
+#[tokio::test]
+async fn a_created_user_is_found_by_its_name_in_any_case() {
+    let (store, _) = fresh_store().await;
+    let alice = user("Alice");
+    store.create_user(&alice).await.unwrap();
+    let record = store.login_record(&name("aLiCe")).await.unwrap();
+    assert_eq!(record.user, Some(alice));
+    assert_eq!(record.failures, FailedLogins::default());
+}
+
+#[tokio::test]
+async fn an_unknown_name_has_no_user() {
+    let (store, _) = fresh_store().await;
+    assert_eq!(
+        store.login_record(&name("nobody")).await.unwrap().user,
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_name_taken_in_another_case_is_refused_and_the_first_user_stays() {
+    let (store, _) = fresh_store().await;
+    let first = user("bob");
+    store.create_user(&first).await.unwrap();
+    assert!(matches!(
+        store.create_user(&user("BOB")).await,
+        Err(CreateUserError::Taken)
+    ));
+    assert_eq!(
+        store.login_record(&name("bob")).await.unwrap().user,
+        Some(first)
+    );
+}
+
+#[tokio::test]
+async fn twenty_concurrent_registrations_of_one_name_have_exactly_one_winner() {
+    let (store, _) = fresh_store().await;
+    let store = Arc::new(store);
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let store = store.clone();
+            let spelled = if i % 2 == 0 { "carol" } else { "CAROL" };
+            tokio::spawn(async move { store.create_user(&user(spelled)).await })
+        })
+        .collect();
+    let mut won = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(()) => won += 1,
+            Err(CreateUserError::Taken) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(won, 1);
+}
+
+#[tokio::test]
+async fn a_password_hash_is_replaced_only_if_it_is_still_the_old_one() {
+    let (store, _) = fresh_store().await;
+    let dave = user("dave");
+    store.create_user(&dave).await.unwrap();
+    store
+        .replace_password_hash(&name("dave"), "not-the-current", "x")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .login_record(&name("dave"))
+            .await
+            .unwrap()
+            .user
+            .unwrap()
+            .password_hash,
+        dave.password_hash
+    );
+    store
+        .replace_password_hash(&name("dave"), &dave.password_hash, "new-hash")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .login_record(&name("dave"))
+            .await
+            .unwrap()
+            .user
+            .unwrap()
+            .password_hash,
+        "new-hash"
+    );
+}
+
+#[tokio::test]
+async fn failed_logins_count_up_come_back_with_the_user_and_clear() {
+    let (store, _) = fresh_store().await;
+    store.create_user(&user("erin")).await.unwrap();
+    for expected in 1..=3 {
+        assert_eq!(
+            store
+                .record_failed_login(&name("Erin"), 1000 + expected)
+                .await
+                .unwrap()
+                .count,
+            expected as u32
+        );
+    }
+    let record = store.login_record(&name("erin")).await.unwrap();
+    assert!(record.user.is_some());
+    assert_eq!(
+        record.failures,
+        FailedLogins {
+            count: 3,
+            last_at: 1003
+        }
+    );
+    store.clear_failed_logins(&name("erin")).await.unwrap();
+    assert_eq!(
+        store.login_record(&name("erin")).await.unwrap().failures,
+        FailedLogins::default()
+    );
+}
+
+#[tokio::test]
+async fn concurrent_failed_logins_are_all_counted() {
+    let (store, _) = fresh_store().await;
+    let store = Arc::new(store);
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .record_failed_login(&name("frank"), 5000)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(
+        store
+            .login_record(&name("frank"))
+            .await
+            .unwrap()
+            .failures
+            .count,
+        20
+    );
+}
+
+#[tokio::test]
+async fn failed_logins_start_again_after_the_quiet_period() {
+    let (store, _) = fresh_store().await;
+    for t in 0..6 {
+        store
+            .record_failed_login(&name("grace"), 1000 + t)
+            .await
+            .unwrap();
+    }
+    let later = 1005 + FailedLogins::QUIET_PERIOD + 1;
+    assert_eq!(
+        store
+            .record_failed_login(&name("grace"), later)
+            .await
+            .unwrap(),
+        FailedLogins {
+            count: 1,
+            last_at: later
+        }
+    );
+}
+
+#[tokio::test]
+async fn lockout_and_session_items_carry_the_ttl_attribute_and_the_table_has_ttl_on() {
+    let (store, client) = fresh_store().await;
+    store
+        .record_failed_login(&name("heidi"), 1000)
+        .await
+        .unwrap();
+    let s = session(2000);
+    store.create_session(&s).await.unwrap();
+    let items = client
+        .scan()
+        .table_name(store.table())
+        .send()
+        .await
+        .unwrap();
+    let ttls: Vec<_> = items
+        .items()
+        .iter()
+        .map(|i| i.get("ttl").and_then(|v| v.as_n().ok()).cloned())
+        .collect();
+    assert_eq!(ttls.len(), 2);
+    assert!(ttls.contains(&Some((1000 + FailedLogins::QUIET_PERIOD).to_string())));
+    assert!(ttls.contains(&Some(s.expires_at.to_string())));
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(store.table())
+        .send()
+        .await
+        .unwrap();
+    let spec = ttl.time_to_live_description().unwrap();
+    assert_eq!(spec.attribute_name(), Some("ttl"));
+    assert_eq!(
+        spec.time_to_live_status().map(|s| s.as_str()),
+        Some("ENABLED")
+    );
+}
+
+#[tokio::test]
+async fn a_session_reads_back_as_stored() {
+    let (store, _) = fresh_store().await;
+    let s = session(1000);
+    store.create_session(&s).await.unwrap();
+    assert_eq!(store.session(&s.id).await.unwrap(), Some(s));
+    assert_eq!(store.session("no-such-session").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn rotation_moves_one_generation_and_only_from_the_live_one() {
+    let (store, _) = fresh_store().await;
+    let s = session(1000);
+    store.create_session(&s).await.unwrap();
+    assert_eq!(
+        store.rotate_session(&s.id, 0, "h1", 1010).await.unwrap(),
+        Rotation::Rotated
+    );
+    assert_eq!(
+        store
+            .rotate_session(&s.id, 0, "h1-bis", 1011)
+            .await
+            .unwrap(),
+        Rotation::Conflict
+    );
+    let now = store.session(&s.id).await.unwrap().unwrap();
+    assert_eq!(
+        (now.generation, now.token_hash.as_str(), now.issued_at),
+        (1, "h1", 1010)
+    );
+}
+
+#[tokio::test]
+async fn twenty_concurrent_rotations_from_one_generation_have_exactly_one_winner() {
+    let (store, _) = fresh_store().await;
+    let s = session(1000);
+    store.create_session(&s).await.unwrap();
+    let store = Arc::new(store);
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let (store, id) = (store.clone(), s.id.clone());
+            tokio::spawn(async move {
+                store
+                    .rotate_session(&id, 0, &format!("h-{i}"), 1010)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut rotated = 0;
+    for task in tasks {
+        rotated += (task.await.unwrap() == Rotation::Rotated) as u32;
+    }
+    assert_eq!(rotated, 1);
+    assert_eq!(store.session(&s.id).await.unwrap().unwrap().generation, 1);
+}
+
+#[tokio::test]
+async fn a_revoked_or_ended_session_cannot_rotate() {
+    let (store, _) = fresh_store().await;
+    let revoked = session(1000);
+    store.create_session(&revoked).await.unwrap();
+    assert!(store.revoke_session(&revoked.id, 1001).await.unwrap());
+    assert_eq!(
+        store
+            .rotate_session(&revoked.id, 0, "h1", 1002)
+            .await
+            .unwrap(),
+        Rotation::Conflict
+    );
+    let ended = session(1000);
+    store.create_session(&ended).await.unwrap();
+    assert_eq!(
+        store
+            .rotate_session(&ended.id, 0, "h1", ended.expires_at)
+            .await
+            .unwrap(),
+        Rotation::Conflict
+    );
+}
+
+#[tokio::test]
+async fn revoking_is_true_once_and_false_for_unknown_or_ended_sessions() {
+    let (store, _) = fresh_store().await;
+    let s = session(1000);
+    store.create_session(&s).await.unwrap();
+    assert!(store.revoke_session(&s.id, 1001).await.unwrap());
+    assert!(!store.revoke_session(&s.id, 1002).await.unwrap());
+    assert!(store.session(&s.id).await.unwrap().unwrap().revoked);
+    assert!(!store.revoke_session("no-such-session", 1000).await.unwrap());
+    let ended = session(1000);
+    store.create_session(&ended).await.unwrap();
+    assert!(
+        !store
+            .revoke_session(&ended.id, ended.expires_at + 1)
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn a_closed_port_is_a_store_error_within_seconds_not_a_hang() {
+    let store = shared::testing::unreachable_store().await;
+    let started = std::time::Instant::now();
+    let error = store.login_record(&name("ivan")).await.unwrap_err();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(error.operation, "Query");
+}
