@@ -215,6 +215,16 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_base64_body_that_is_not_utf8_is_400() {
+        let state = state_with_alice(None).await;
+        let (response, body) = call(&state, event("login-not-utf8", None)).await;
+        assert_eq!(
+            (response.status().as_u16(), body["error"].as_str()),
+            (400, Some("invalid_request"))
+        );
+    }
+
+    #[tokio::test]
     async fn get_is_405_with_allow_post() {
         let state = state_with_alice(None).await;
         let (response, _) = call(&state, event("login-wrong-method", None)).await;
