@@ -61,7 +61,7 @@ start_dynamodb() { # port
   say "Starting DynamoDB Local on 127.0.0.1:$1"
   # -sharedDb: one database whatever the credentials and region of the client.
   background java -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$dir/DynamoDBLocal.jar" \
-    -inMemory -sharedDb -port "$1" >"$TOOLS/dynamodb-$1.log" 2>&1
+    -inMemory -sharedDb -disableTelemetry -port "$1" >"$TOOLS/dynamodb-$1.log" 2>&1
   wait_for_port "$1" "DynamoDB Local (log: .tools/dynamodb-$1.log)" 60
 }
 

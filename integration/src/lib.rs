@@ -9,9 +9,8 @@ use shared::store::dynamo::{DynamoStore, create_table, local_client};
 
 /// A variable `make test` sets; a test run without it fails loudly instead of skipping.
 pub fn required_env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: these tests need the local stack, run them with `make test`")
-    })
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: these tests need the local stack, run them with `make test`"))
 }
 
 /// A client for the DynamoDB Local that `make test` started.
@@ -51,10 +50,7 @@ pub struct Reply {
 impl Reply {
     /// A header as text, or "" when absent.
     pub fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
     }
 
     /// A string field of the JSON body.
@@ -79,13 +75,7 @@ impl Api {
     }
 
     /// Sends any request: `body` as raw bytes, `headers` as raw name/value pairs.
-    pub async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        headers: &[(&str, &[u8])],
-        body: Option<Vec<u8>>,
-    ) -> Reply {
+    pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &[u8])], body: Option<Vec<u8>>) -> Reply {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         for (name, value) in headers {
             request = request.header(
@@ -96,18 +86,12 @@ impl Api {
         if let Some(body) = body {
             request = request.body(body);
         }
-        let response = request
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        let response = request.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let text = response.text().await.expect("body reads");
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        assert_ne!(
-            status, 500,
-            "no request may produce a 500: {path} -> {text}"
-        );
+        assert_ne!(status, 500, "no request may produce a 500: {path} -> {text}");
         Reply {
             status,
             headers,
@@ -130,10 +114,7 @@ impl Api {
     /// `GET` with an optional bearer token.
     pub async fn get(&self, path: &str, bearer: Option<&str>) -> Reply {
         let auth = bearer.map(|t| format!("Bearer {t}"));
-        let headers: Vec<(&str, &[u8])> = auth
-            .iter()
-            .map(|a| ("authorization", a.as_bytes()))
-            .collect();
+        let headers: Vec<(&str, &[u8])> = auth.iter().map(|a| ("authorization", a.as_bytes())).collect();
         self.send(Method::GET, path, &headers, None).await
     }
 

@@ -11,19 +11,13 @@ fn api() -> Api {
 }
 
 fn grace() -> u64 {
-    required_env("E2E_REUSE_GRACE")
-        .parse()
-        .expect("a number of seconds")
+    required_env("E2E_REUSE_GRACE").parse().expect("a number of seconds")
 }
 
 fn assert_error(r: &Reply, status: u16, code: &str) {
     assert_eq!(r.status, status, "{}", r.text);
     assert_eq!(r.json["error"], code, "{}", r.text);
-    assert!(
-        r.json["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{}",
-        r.text
-    );
+    assert!(r.json["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", r.text);
     assert_eq!(r.header("content-type"), "application/json");
 }
 
@@ -38,19 +32,14 @@ async fn register_login_protected_refresh_logout_walkthrough() {
     let api = api();
     let (username, password) = api.new_user().await;
     let login = api
-        .post(
-            "/login",
-            json!({"username": username, "password": password}),
-        )
+        .post("/login", json!({"username": username, "password": password}))
         .await;
     assert_eq!(login.status, 200, "{}", login.text);
     assert_eq!(login.header("cache-control"), "no-store");
     assert_eq!(login.json["token_type"], "Bearer");
     assert_eq!(login.json["expires_in"], 900);
 
-    let me = api
-        .get("/protected", Some(&login.field("access_token")))
-        .await;
+    let me = api.get("/protected", Some(&login.field("access_token"))).await;
     assert_eq!(me.status, 200, "{}", me.text);
     assert_eq!(
         (me.field("username"), me.field("logged_in_as")),
@@ -61,10 +50,7 @@ async fn register_login_protected_refresh_logout_walkthrough() {
     let refreshed = api.refresh(&login.field("refresh_token")).await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.text);
     assert_eq!(refreshed.header("cache-control"), "no-store");
-    assert_ne!(
-        refreshed.field("refresh_token"),
-        login.field("refresh_token")
-    );
+    assert_ne!(refreshed.field("refresh_token"), login.field("refresh_token"));
     assert_eq!(
         api.get("/protected", Some(&refreshed.field("access_token")))
             .await
@@ -73,10 +59,7 @@ async fn register_login_protected_refresh_logout_walkthrough() {
     );
 
     let out = api
-        .post(
-            "/logout",
-            json!({"refresh_token": refreshed.field("refresh_token")}),
-        )
+        .post("/logout", json!({"refresh_token": refreshed.field("refresh_token")}))
         .await;
     assert_eq!(out.status, 204, "{}", out.text);
     assert_error(
@@ -89,10 +72,7 @@ async fn register_login_protected_refresh_logout_walkthrough() {
 #[tokio::test]
 async fn register_answers_201_with_id_and_username_as_typed() {
     let api = api();
-    let name = format!(
-        "Mixed.Case-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
+    let name = format!("Mixed.Case-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let r = api
         .post(
             "/register",
@@ -136,22 +116,12 @@ async fn refresh_and_logout_take_the_token_from_the_authorization_header_too() {
     let login = api.logged_in().await;
     let bearer = format!("Bearer {}", login.field("refresh_token"));
     let r = api
-        .send(
-            Method::POST,
-            "/refresh",
-            &[("authorization", bearer.as_bytes())],
-            None,
-        )
+        .send(Method::POST, "/refresh", &[("authorization", bearer.as_bytes())], None)
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let bearer = format!("Bearer {}", r.field("refresh_token"));
     let r = api
-        .send(
-            Method::POST,
-            "/logout",
-            &[("authorization", bearer.as_bytes())],
-            None,
-        )
+        .send(Method::POST, "/logout", &[("authorization", bearer.as_bytes())], None)
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
 }
@@ -176,11 +146,7 @@ async fn reuse_after_the_grace_window_revokes_the_whole_session() {
     let login = api.logged_in().await;
     let rotated = api.refresh(&login.field("refresh_token")).await;
     tokio::time::sleep(Duration::from_secs(grace() + 2)).await;
-    assert_error(
-        &api.refresh(&login.field("refresh_token")).await,
-        401,
-        "invalid_token",
-    );
+    assert_error(&api.refresh(&login.field("refresh_token")).await, 401, "invalid_token");
     assert_error(
         &api.refresh(&rotated.field("refresh_token")).await,
         401,
@@ -195,16 +161,8 @@ async fn an_older_generation_revokes_the_session_at_once() {
     let second = api.refresh(&login.field("refresh_token")).await;
     let third = api.refresh(&second.field("refresh_token")).await;
     assert_eq!(third.status, 200);
-    assert_error(
-        &api.refresh(&login.field("refresh_token")).await,
-        401,
-        "invalid_token",
-    );
-    assert_error(
-        &api.refresh(&third.field("refresh_token")).await,
-        401,
-        "invalid_token",
-    );
+    assert_error(&api.refresh(&login.field("refresh_token")).await, 401, "invalid_token");
+    assert_error(&api.refresh(&third.field("refresh_token")).await, 401, "invalid_token");
 }
 
 #[tokio::test]
@@ -234,16 +192,24 @@ async fn concurrent_refreshes_with_one_token_continue_a_single_lineage() {
 }
 
 #[tokio::test]
+async fn logout_with_a_spent_refresh_token_revokes_the_session_but_answers_401() {
+    let api = api();
+    let login = api.logged_in().await;
+    let second = api.refresh(&login.field("refresh_token")).await;
+    let third = api.refresh(&second.field("refresh_token")).await;
+    let r = api
+        .post("/logout", json!({"refresh_token": login.field("refresh_token")}))
+        .await;
+    assert_error(&r, 401, "invalid_token");
+    assert_error(&api.refresh(&third.field("refresh_token")).await, 401, "invalid_token");
+}
+
+#[tokio::test]
 async fn a_session_ends_with_logout_and_a_second_logout_is_401() {
     let api = api();
     let login = api.logged_in().await;
     let token = login.field("refresh_token");
-    assert_eq!(
-        api.post("/logout", json!({"refresh_token": token}))
-            .await
-            .status,
-        204
-    );
+    assert_eq!(api.post("/logout", json!({"refresh_token": token})).await.status, 204);
     assert_error(
         &api.post("/logout", json!({"refresh_token": token})).await,
         401,
@@ -261,11 +227,7 @@ async fn twenty_concurrent_registrations_of_one_name_have_exactly_one_winner() {
     let tasks: Vec<_> = (0..20)
         .map(|i| {
             let api = api.clone();
-            let spelled = if i % 2 == 0 {
-                name.clone()
-            } else {
-                name.to_uppercase()
-            };
+            let spelled = if i % 2 == 0 { name.clone() } else { name.to_uppercase() };
             tokio::spawn(async move {
                 api.post(
                     "/register",
@@ -283,16 +245,8 @@ async fn twenty_concurrent_registrations_of_one_name_have_exactly_one_winner() {
         }
         statuses.push(r.status);
     }
-    assert_eq!(
-        statuses.iter().filter(|&&s| s == 201).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|&&s| s == 409).count(),
-        19,
-        "{statuses:?}"
-    );
+    assert_eq!(statuses.iter().filter(|&&s| s == 201).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|&&s| s == 409).count(), 19, "{statuses:?}");
 }
 
 // ---- storage --------------------------------------------------------------
@@ -302,10 +256,7 @@ async fn the_table_holds_no_password_and_no_refresh_token_only_their_hashes() {
     let api = api();
     let (username, password) = api.new_user().await;
     let login = api
-        .post(
-            "/login",
-            json!({"username": username, "password": password}),
-        )
+        .post("/login", json!({"username": username, "password": password}))
         .await;
     let refresh = login.field("refresh_token");
     let client = dynamodb().await;
@@ -402,10 +353,7 @@ async fn usernames_and_passwords_outside_the_rules_are_400() {
         ("alice", &*"p".repeat(1025)),
     ] {
         let r = api
-            .post(
-                "/register",
-                json!({"username": username, "password": password}),
-            )
+            .post("/register", json!({"username": username, "password": password}))
             .await;
         assert_error(&r, 400, "invalid_request");
     }
@@ -424,15 +372,14 @@ async fn unknown_fields_are_ignored_and_never_echoed() {
     let api = api();
     let name = format!("role-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     let r = api
-        .post("/register", json!({"username": name, "password": "correct horse battery staple", "role": "admin", "id": "x"}))
+        .post(
+            "/register",
+            json!({"username": name, "password": "correct horse battery staple", "role": "admin", "id": "x"}),
+        )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
     assert_ne!(r.field("id"), "x");
-    assert!(
-        !r.text.contains("admin") && !r.text.contains("password"),
-        "{}",
-        r.text
-    );
+    assert!(!r.text.contains("admin") && !r.text.contains("password"), "{}", r.text);
 }
 
 #[tokio::test]
@@ -440,10 +387,7 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_401() {
     let api = api();
     let (username, _) = api.new_user().await;
     let wrong = api
-        .post(
-            "/login",
-            json!({"username": username, "password": "not the password"}),
-        )
+        .post("/login", json!({"username": username, "password": "not the password"}))
         .await;
     let unknown = api
         .post(
@@ -461,18 +405,12 @@ async fn five_failed_logins_lock_the_name_with_429_and_retry_after() {
     let (username, password) = api.new_user().await;
     for _ in 0..5 {
         let r = api
-            .post(
-                "/login",
-                json!({"username": username, "password": "wrong password!"}),
-            )
+            .post("/login", json!({"username": username, "password": "wrong password!"}))
             .await;
         assert_error(&r, 401, "invalid_credentials");
     }
     let r = api
-        .post(
-            "/login",
-            json!({"username": username, "password": password}),
-        )
+        .post("/login", json!({"username": username, "password": password}))
         .await;
     assert_error(&r, 429, "too_many_attempts");
     let retry_after: u64 = r
@@ -480,6 +418,26 @@ async fn five_failed_logins_lock_the_name_with_429_and_retry_after() {
         .parse()
         .expect("Retry-After is a number of seconds");
     assert!((1..=30).contains(&retry_after), "{retry_after}");
+}
+
+#[tokio::test]
+async fn parallel_guesses_after_a_failure_cannot_get_past_the_limit() {
+    let api = api();
+    let (username, _) = api.new_user().await;
+    let wrong = json!({"username": username, "password": "wrong password!"});
+    assert_eq!(api.post("/login", wrong.clone()).await.status, 401);
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (api, wrong) = (api.clone(), wrong.clone());
+            tokio::spawn(async move { api.post("/login", wrong).await.status })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|&&s| s == 401).count(), 4, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|&&s| s == 429).count(), 16, "{statuses:?}");
 }
 
 #[tokio::test]
@@ -537,10 +495,7 @@ async fn malformed_authorization_headers_are_401_with_a_challenge() {
     }
     let r = api.get("/protected", None).await;
     assert_error(&r, 401, "invalid_token");
-    assert_eq!(
-        r.header("www-authenticate"),
-        "Bearer realm=\"lambda-jwt-auth\""
-    );
+    assert_eq!(r.header("www-authenticate"), "Bearer realm=\"lambda-jwt-auth\"");
 }
 
 /// Claims like the service's, signed with the dev secret the stack runs with.
@@ -561,13 +516,9 @@ fn secret() -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn a_token_made_like_ours_with_the_dev_key_is_accepted_so_the_refusals_below_mean_something()
-{
+async fn a_token_made_like_ours_with_the_dev_key_is_accepted_so_the_refusals_below_mean_something() {
     let r = api()
-        .get(
-            "/protected",
-            Some(&forge(header(), claims("access"), &secret())),
-        )
+        .get("/protected", Some(&forge(header(), claims("access"), &secret())))
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
@@ -581,11 +532,7 @@ async fn forged_tampered_expired_and_misaddressed_access_tokens_are_401() {
         ("a refresh token", login.field("refresh_token")),
         (
             "signed with another key",
-            forge(
-                header(),
-                claims("access"),
-                b"another-secret-0123456789abcdefghij",
-            ),
+            forge(header(), claims("access"), b"another-secret-0123456789abcdefghij"),
         ),
         ("alg none", {
             let h = json!({"alg": "none", "typ": "JWT", "kid": shared::testing::dev_keys().kid()});
@@ -645,11 +592,7 @@ async fn an_access_token_or_a_forged_token_is_refused_by_refresh_and_logout() {
         c["generation"] = 0.into();
         forge(header(), c, &secret())
     };
-    for token in [
-        login.field("access_token"),
-        forged_refresh,
-        "garbage".into(),
-    ] {
+    for token in [login.field("access_token"), forged_refresh, "garbage".into()] {
         assert_error(&api.refresh(&token).await, 401, "invalid_token");
         assert_error(
             &api.post("/logout", json!({"refresh_token": token})).await,
@@ -665,8 +608,7 @@ async fn error_bodies_never_leak_internals() {
     let api = api();
     let replies = [
         api.post("/login", json!({"username": "x"})).await,
-        api.send(Method::POST, "/register", &[], Some(b"{".to_vec()))
-            .await,
+        api.send(Method::POST, "/register", &[], Some(b"{".to_vec())).await,
         api.get("/protected", Some("a.b.c")).await,
         api.refresh("a.b.c").await,
     ];

@@ -2,16 +2,15 @@
 
 use integration::fresh_store;
 use shared::credentials::Username;
-use shared::store::{
-    CreateUserError, FailedLogins, Rotation, Session, SessionStore, User, UserStore,
-};
+use shared::store::{CreateUserError, FailedLogins, Rotation, Session, SessionStore, User, UserStore};
 use std::sync::Arc;
 
 fn user(name: &str) -> User {
     User {
         id: uuid::Uuid::new_v4().to_string(),
         username: name.to_owned(),
-        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g".into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
+            .into(),
         created_at: 1_700_000_000,
     }
 }
@@ -46,10 +45,7 @@ async fn a_created_user_is_found_by_its_name_in_any_case() {
 #[tokio::test]
 async fn an_unknown_name_has_no_user() {
     let (store, _) = fresh_store().await;
-    assert_eq!(
-        store.login_record(&name("nobody")).await.unwrap().user,
-        None
-    );
+    assert_eq!(store.login_record(&name("nobody")).await.unwrap().user, None);
 }
 
 #[tokio::test]
@@ -61,10 +57,7 @@ async fn a_name_taken_in_another_case_is_refused_and_the_first_user_stays() {
         store.create_user(&user("BOB")).await,
         Err(CreateUserError::Taken)
     ));
-    assert_eq!(
-        store.login_record(&name("bob")).await.unwrap().user,
-        Some(first)
-    );
+    assert_eq!(store.login_record(&name("bob")).await.unwrap().user, Some(first));
 }
 
 #[tokio::test]
@@ -124,20 +117,30 @@ async fn a_password_hash_is_replaced_only_if_it_is_still_the_old_one() {
     );
 }
 
+/// Counts `times` attempts one after the other, each from the record the previous one left.
+async fn attempts(store: &impl UserStore, who: &str, times: u64, from: u64) -> FailedLogins {
+    let mut seen = store.login_record(&name(who)).await.unwrap().failures;
+    for t in 0..times {
+        seen = store
+            .count_attempt(&name(who), seen, from + t)
+            .await
+            .unwrap()
+            .expect("no one else is counting");
+    }
+    seen
+}
+
 #[tokio::test]
-async fn failed_logins_count_up_come_back_with_the_user_and_clear() {
+async fn attempts_count_up_come_back_with_the_user_and_clear() {
     let (store, _) = fresh_store().await;
     store.create_user(&user("erin")).await.unwrap();
-    for expected in 1..=3 {
-        assert_eq!(
-            store
-                .record_failed_login(&name("Erin"), 1000 + expected)
-                .await
-                .unwrap()
-                .count,
-            expected as u32
-        );
-    }
+    assert_eq!(
+        attempts(&store, "Erin", 3, 1001).await,
+        FailedLogins {
+            count: 3,
+            last_at: 1003
+        }
+    );
     let record = store.login_record(&name("erin")).await.unwrap();
     assert!(record.user.is_some());
     assert_eq!(
@@ -155,71 +158,65 @@ async fn failed_logins_count_up_come_back_with_the_user_and_clear() {
 }
 
 #[tokio::test]
-async fn concurrent_failed_logins_are_all_counted() {
+async fn an_attempt_counted_from_an_outdated_record_is_refused() {
     let (store, _) = fresh_store().await;
+    attempts(&store, "judy", 2, 1000).await;
+    let outdated = FailedLogins {
+        count: 1,
+        last_at: 1000,
+    };
+    assert_eq!(store.count_attempt(&name("judy"), outdated, 1005).await.unwrap(), None);
+    assert_eq!(
+        store
+            .count_attempt(&name("judy"), FailedLogins::default(), 1005)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.login_record(&name("judy")).await.unwrap().failures.count, 2);
+}
+
+#[tokio::test]
+async fn of_twenty_concurrent_attempts_from_one_record_exactly_one_is_counted() {
+    let (store, _) = fresh_store().await;
+    let seen = attempts(&store, "frank", 1, 5000).await;
     let store = Arc::new(store);
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let store = store.clone();
-            tokio::spawn(async move {
-                store
-                    .record_failed_login(&name("frank"), 5000)
-                    .await
-                    .unwrap()
-            })
+            tokio::spawn(async move { store.count_attempt(&name("frank"), seen, 5001).await.unwrap() })
         })
         .collect();
+    let mut counted = 0;
     for task in tasks {
-        task.await.unwrap();
+        counted += task.await.unwrap().is_some() as u32;
     }
-    assert_eq!(
-        store
-            .login_record(&name("frank"))
-            .await
-            .unwrap()
-            .failures
-            .count,
-        20
-    );
+    assert_eq!(counted, 1);
+    assert_eq!(store.login_record(&name("frank")).await.unwrap().failures.count, 2);
 }
 
 #[tokio::test]
-async fn failed_logins_start_again_after_the_quiet_period() {
+async fn attempts_start_again_after_the_quiet_period() {
     let (store, _) = fresh_store().await;
-    for t in 0..6 {
-        store
-            .record_failed_login(&name("grace"), 1000 + t)
-            .await
-            .unwrap();
-    }
+    let seen = attempts(&store, "grace", 6, 1000).await;
     let later = 1005 + FailedLogins::QUIET_PERIOD + 1;
+    let next = store.count_attempt(&name("grace"), seen, later).await.unwrap();
     assert_eq!(
-        store
-            .record_failed_login(&name("grace"), later)
-            .await
-            .unwrap(),
-        FailedLogins {
+        next,
+        Some(FailedLogins {
             count: 1,
             last_at: later
-        }
+        })
     );
 }
 
 #[tokio::test]
 async fn lockout_and_session_items_carry_the_ttl_attribute_and_the_table_has_ttl_on() {
     let (store, client) = fresh_store().await;
-    store
-        .record_failed_login(&name("heidi"), 1000)
-        .await
-        .unwrap();
+    attempts(&store, "heidi", 1, 1000).await;
     let s = session(2000);
     store.create_session(&s).await.unwrap();
-    let items = client
-        .scan()
-        .table_name(store.table())
-        .send()
-        .await
-        .unwrap();
+    let items = client.scan().table_name(store.table()).send().await.unwrap();
     let ttls: Vec<_> = items
         .items()
         .iter()
@@ -236,10 +233,7 @@ async fn lockout_and_session_items_carry_the_ttl_attribute_and_the_table_has_ttl
         .unwrap();
     let spec = ttl.time_to_live_description().unwrap();
     assert_eq!(spec.attribute_name(), Some("ttl"));
-    assert_eq!(
-        spec.time_to_live_status().map(|s| s.as_str()),
-        Some("ENABLED")
-    );
+    assert_eq!(spec.time_to_live_status().map(|s| s.as_str()), Some("ENABLED"));
 }
 
 #[tokio::test]
@@ -261,10 +255,7 @@ async fn rotation_moves_one_generation_and_only_from_the_live_one() {
         Rotation::Rotated
     );
     assert_eq!(
-        store
-            .rotate_session(&s.id, 0, "h1-bis", 1011)
-            .await
-            .unwrap(),
+        store.rotate_session(&s.id, 0, "h1-bis", 1011).await.unwrap(),
         Rotation::Conflict
     );
     let now = store.session(&s.id).await.unwrap().unwrap();
@@ -283,12 +274,7 @@ async fn twenty_concurrent_rotations_from_one_generation_have_exactly_one_winner
     let tasks: Vec<_> = (0..20)
         .map(|i| {
             let (store, id) = (store.clone(), s.id.clone());
-            tokio::spawn(async move {
-                store
-                    .rotate_session(&id, 0, &format!("h-{i}"), 1010)
-                    .await
-                    .unwrap()
-            })
+            tokio::spawn(async move { store.rotate_session(&id, 0, &format!("h-{i}"), 1010).await.unwrap() })
         })
         .collect();
     let mut rotated = 0;
@@ -304,12 +290,9 @@ async fn a_revoked_or_ended_session_cannot_rotate() {
     let (store, _) = fresh_store().await;
     let revoked = session(1000);
     store.create_session(&revoked).await.unwrap();
-    assert!(store.revoke_session(&revoked.id, 1001).await.unwrap());
+    assert!(store.revoke_session(&revoked.id, 1001).await.unwrap().is_some());
     assert_eq!(
-        store
-            .rotate_session(&revoked.id, 0, "h1", 1002)
-            .await
-            .unwrap(),
+        store.rotate_session(&revoked.id, 0, "h1", 1002).await.unwrap(),
         Rotation::Conflict
     );
     let ended = session(1000);
@@ -324,21 +307,23 @@ async fn a_revoked_or_ended_session_cannot_rotate() {
 }
 
 #[tokio::test]
-async fn revoking_is_true_once_and_false_for_unknown_or_ended_sessions() {
+async fn revoking_returns_the_live_session_once_and_nothing_for_unknown_or_ended_ones() {
     let (store, _) = fresh_store().await;
     let s = session(1000);
     store.create_session(&s).await.unwrap();
-    assert!(store.revoke_session(&s.id, 1001).await.unwrap());
-    assert!(!store.revoke_session(&s.id, 1002).await.unwrap());
+    assert_eq!(
+        store.revoke_session(&s.id, 1001).await.unwrap(),
+        Some(s.clone()),
+        "as it was before"
+    );
+    assert_eq!(store.revoke_session(&s.id, 1002).await.unwrap(), None);
     assert!(store.session(&s.id).await.unwrap().unwrap().revoked);
-    assert!(!store.revoke_session("no-such-session", 1000).await.unwrap());
+    assert_eq!(store.revoke_session("no-such-session", 1000).await.unwrap(), None);
     let ended = session(1000);
     store.create_session(&ended).await.unwrap();
-    assert!(
-        !store
-            .revoke_session(&ended.id, ended.expires_at + 1)
-            .await
-            .unwrap()
+    assert_eq!(
+        store.revoke_session(&ended.id, ended.expires_at + 1).await.unwrap(),
+        None
     );
 }
 

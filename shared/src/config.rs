@@ -14,6 +14,8 @@ pub enum ConfigError {
 /// Shortest signing secret accepted, in bytes (HS256 wants at least its output size).
 pub const MIN_SECRET_BYTES: usize = 32;
 
+const DAY: u64 = 24 * 3600;
+
 /// Everything the token layer needs: the signing secret, the claims to set and
 /// require, and the lifetimes.
 #[derive(Clone)]
@@ -61,14 +63,14 @@ impl TokenConfig {
                 "set it to a random string of at least 32 bytes (e.g. `openssl rand -base64 48`)",
             ))?;
         check_secret_strength(secret.as_bytes())?;
-        let seconds = |name: &'static str, default: u64, min: u64| -> Result<u64, ConfigError> {
+        let seconds = |name: &'static str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
             match lookup(name).filter(|v| !v.trim().is_empty()) {
                 None => Ok(default),
                 Some(raw) => match raw.trim().parse::<u64>() {
-                    Ok(v) if v >= min => Ok(v),
+                    Ok(v) if (min..=max).contains(&v) => Ok(v),
                     _ => Err(ConfigError::Invalid(
                         name,
-                        format!("expected a whole number of seconds >= {min}, got {raw:?}"),
+                        format!("expected a whole number of seconds from {min} to {max}, got {raw:?}"),
                     )),
                 },
             }
@@ -82,10 +84,11 @@ impl TokenConfig {
             secret: secret.into_bytes(),
             issuer: text("JWT_ISSUER", "lambda-jwt-auth"),
             audience: text("JWT_AUDIENCE", "lambda-jwt-auth"),
-            access_ttl: seconds("ACCESS_TOKEN_TTL", 15 * 60, 1)?,
-            refresh_ttl: seconds("REFRESH_TOKEN_TTL", 30 * 24 * 3600, 1)?,
-            reuse_grace: seconds("REFRESH_REUSE_GRACE", 10, 0)?,
-            session_lifetime: seconds("SESSION_MAX_LIFETIME", 90 * 24 * 3600, 1)?,
+            access_ttl: seconds("ACCESS_TOKEN_TTL", 15 * 60, 1, DAY)?,
+            refresh_ttl: seconds("REFRESH_TOKEN_TTL", 30 * DAY, 1, 400 * DAY)?,
+            // Longer would leave a stolen, spent token usable for long: reuse detection needs a short window.
+            reuse_grace: seconds("REFRESH_REUSE_GRACE", 10, 0, 60)?,
+            session_lifetime: seconds("SESSION_MAX_LIFETIME", 90 * DAY, 1, 400 * DAY)?,
         })
     }
 }
@@ -128,12 +131,7 @@ mod tests {
     use super::*;
 
     fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        }
+        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
     }
 
     const GOOD: &str = "0123456789abcdef0123456789abcdef-good-secret";
@@ -146,9 +144,7 @@ mod tests {
 
     #[test]
     fn a_secret_shorter_than_32_bytes_is_rejected() {
-        let err =
-            TokenConfig::from_lookup(lookup(&[("JWT_SECRET", "0123456789abcdef0123456789abcde")]))
-                .unwrap_err();
+        let err = TokenConfig::from_lookup(lookup(&[("JWT_SECRET", "0123456789abcdef0123456789abcde")])).unwrap_err();
         assert!(err.to_string().contains("31 bytes"), "{err}");
     }
 
@@ -161,27 +157,32 @@ mod tests {
     #[test]
     fn defaults_follow_the_spec() {
         let c = TokenConfig::from_lookup(lookup(&[("JWT_SECRET", GOOD)])).unwrap();
-        assert_eq!(
-            (c.access_ttl, c.refresh_ttl, c.reuse_grace),
-            (900, 2_592_000, 10)
-        );
+        assert_eq!((c.access_ttl, c.refresh_ttl, c.reuse_grace), (900, 2_592_000, 10));
     }
 
     #[test]
     fn a_non_numeric_lifetime_is_a_startup_error() {
-        let err =
-            TokenConfig::from_lookup(lookup(&[("JWT_SECRET", GOOD), ("ACCESS_TOKEN_TTL", "15m")]))
-                .unwrap_err();
+        let err = TokenConfig::from_lookup(lookup(&[("JWT_SECRET", GOOD), ("ACCESS_TOKEN_TTL", "15m")])).unwrap_err();
         assert!(err.to_string().contains("ACCESS_TOKEN_TTL"), "{err}");
     }
 
     #[test]
+    fn lifetimes_out_of_range_are_startup_errors() {
+        for (name, value) in [
+            ("ACCESS_TOKEN_TTL", "0"),
+            ("ACCESS_TOKEN_TTL", "18446744073709551615"),
+            ("REFRESH_REUSE_GRACE", "61"),
+            ("SESSION_MAX_LIFETIME", "99999999999"),
+            ("REFRESH_TOKEN_TTL", "-5"),
+        ] {
+            let err = TokenConfig::from_lookup(lookup(&[("JWT_SECRET", GOOD), (name, value)])).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+
+    #[test]
     fn a_zero_grace_means_strict_rotation() {
-        let c = TokenConfig::from_lookup(lookup(&[
-            ("JWT_SECRET", GOOD),
-            ("REFRESH_REUSE_GRACE", "0"),
-        ]))
-        .unwrap();
+        let c = TokenConfig::from_lookup(lookup(&[("JWT_SECRET", GOOD), ("REFRESH_REUSE_GRACE", "0")])).unwrap();
         assert_eq!(c.reuse_grace, 0);
     }
 

@@ -96,10 +96,7 @@ mod tests {
 
     #[test]
     fn passwords_count_characters_not_bytes() {
-        assert!(
-            Password::parse("ééééééé").is_err(),
-            "7 characters, 14 bytes"
-        );
+        assert!(Password::parse("ééééééé").is_err(), "7 characters, 14 bytes");
         assert!(Password::parse("éééééééé").is_ok());
         assert!(Password::parse(&"é".repeat(1024)).is_ok());
         assert!(Password::parse(&"a".repeat(1025)).is_err());

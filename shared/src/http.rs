@@ -2,9 +2,11 @@
 //! panics, and the one place where errors become responses.
 
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use std::future::Future;
+use std::time::{Duration, SystemTime};
 
 /// Largest request body accepted; anything bigger is `413`.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -89,13 +91,7 @@ impl ApiError {
                 "the service is temporarily unavailable; retry shortly",
             ),
         };
-        let mut response = json(
-            status,
-            &ErrorBody {
-                error: code,
-                message,
-            },
-        );
+        let mut response = json(status, &ErrorBody { error: code, message });
         let headers = response.headers_mut();
         match self {
             Self::BearerChallenge { token_sent } => {
@@ -110,10 +106,7 @@ impl ApiError {
                 headers.insert(header::ALLOW, header_value(allow.as_str()));
             }
             Self::TooManyAttempts { retry_after } => {
-                headers.insert(
-                    header::RETRY_AFTER,
-                    header_value(&retry_after.max(1).to_string()),
-                );
+                headers.insert(header::RETRY_AFTER, header_value(&retry_after.max(1).to_string()));
             }
             Self::Unavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -147,10 +140,9 @@ pub fn json(status: StatusCode, body: &impl Serialize) -> Response<Body> {
     let text = serde_json::to_string(body).expect("response bodies serialize");
     let mut response = Response::new(Body::Text(text));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
@@ -180,10 +172,31 @@ pub fn tokens(body: &TokenResponse) -> Response<Body> {
     response
 }
 
-/// Turns a handler's outcome into what the runtime wants: errors are responses, never failures.
-pub fn respond(
-    result: Result<Response<Body>, ApiError>,
+/// Time kept back from the invocation's deadline to send our own answer.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
+/// The budget when there is no usable deadline (in-process tests, `cargo lambda watch`).
+const DEFAULT_BUDGET: Duration = Duration::from_secs(8);
+
+/// Runs a handler and turns its outcome into what the runtime wants: errors
+/// are responses, never failures, and a handler still waiting on a slow
+/// dependency near the invocation's deadline becomes our 503, not Lambda's timeout.
+pub async fn respond(
+    req: &Request,
+    work: impl Future<Output = Result<Response<Body>, ApiError>>,
 ) -> Result<Response<Body>, lambda_http::Error> {
+    // A deadline already past means there is none to trust: `cargo lambda watch`
+    // sends a fixed 600000 ms (in 1970); a real invocation's is always ahead.
+    let budget = req
+        .lambda_context_ref()
+        .and_then(|ctx| ctx.deadline().duration_since(SystemTime::now()).ok())
+        .map_or(DEFAULT_BUDGET, |left| left.saturating_sub(DEADLINE_MARGIN));
+    let result = tokio::time::timeout(budget, work).await.unwrap_or_else(|_| {
+        tracing::error!(
+            budget_ms = budget.as_millis() as u64,
+            "deadline reached before an answer"
+        );
+        Err(ApiError::Unavailable)
+    });
     Ok(result.unwrap_or_else(ApiError::into_response))
 }
 
@@ -224,8 +237,7 @@ impl JsonObject {
 
     /// Like `from_request`, for routes where a body is required.
     pub fn require(req: &Request) -> Result<Self, ApiError> {
-        Self::from_request(req)?
-            .ok_or_else(|| ApiError::invalid("the request body must be a JSON object"))
+        Self::from_request(req)?.ok_or_else(|| ApiError::invalid("the request body must be a JSON object"))
     }
 
     /// A required string field.
@@ -239,9 +251,7 @@ impl JsonObject {
         match self.0.get(field) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
-            Some(_) => Err(ApiError::invalid(format!(
-                "field \"{field}\" must be a string"
-            ))),
+            Some(_) => Err(ApiError::invalid(format!("field \"{field}\" must be a string"))),
         }
     }
 }
@@ -284,9 +294,7 @@ pub fn refresh_token(req: &Request) -> Result<String, ApiError> {
     {
         return Ok(token.to_owned());
     }
-    bearer_token(req)?
-        .map(str::to_owned)
-        .ok_or(ApiError::InvalidToken)
+    bearer_token(req)?.map(str::to_owned).ok_or(ApiError::InvalidToken)
 }
 
 #[cfg(test)]
@@ -295,11 +303,7 @@ mod tests {
     use lambda_http::http::Request as HttpRequest;
 
     fn request(body: Body) -> Request {
-        HttpRequest::builder()
-            .method("POST")
-            .uri("/x")
-            .body(body)
-            .unwrap()
+        HttpRequest::builder().method("POST").uri("/x").body(body).unwrap()
     }
 
     fn with_auth(value: &[u8]) -> Request {
@@ -325,9 +329,7 @@ mod tests {
             ApiError::InvalidCredentials,
             ApiError::InvalidToken,
             ApiError::BearerChallenge { token_sent: true },
-            ApiError::MethodNotAllowed {
-                allow: Method::POST,
-            },
+            ApiError::MethodNotAllowed { allow: Method::POST },
             ApiError::UsernameTaken,
             ApiError::PayloadTooLarge,
             ApiError::TooManyAttempts { retry_after: 30 },
@@ -338,10 +340,7 @@ mod tests {
             assert!(response.status().is_client_error() || response.status().is_server_error());
             assert_eq!(response.headers()["content-type"], "application/json");
             let body = body_json(&response);
-            assert!(
-                body["error"].is_string() && body["message"].is_string(),
-                "{body}"
-            );
+            assert!(body["error"].is_string() && body["message"].is_string(), "{body}");
         }
     }
 
@@ -361,15 +360,27 @@ mod tests {
         assert_eq!(r.status().as_u16(), 503);
         assert_eq!(body_json(&r)["error"], "unavailable");
         let r = ApiError::BearerChallenge { token_sent: false }.into_response();
-        assert_eq!(
-            r.headers()["www-authenticate"],
-            "Bearer realm=\"lambda-jwt-auth\""
-        );
+        assert_eq!(r.headers()["www-authenticate"], "Bearer realm=\"lambda-jwt-auth\"");
         let r = ApiError::BearerChallenge { token_sent: true }.into_response();
         assert_eq!(
             r.headers()["www-authenticate"],
             "Bearer realm=\"lambda-jwt-auth\", error=\"invalid_token\""
         );
+    }
+
+    #[tokio::test]
+    async fn a_handler_still_waiting_near_the_deadline_answers_503_in_time() {
+        let mut context = lambda_http::Context::default();
+        let deadline = SystemTime::now() + DEADLINE_MARGIN + Duration::from_millis(200);
+        context.deadline = deadline.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis() as u64;
+        let req = request(Body::Empty).with_lambda_context(context);
+        let slow = async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok(no_content())
+        };
+        let response = respond(&req, slow).await.unwrap();
+        assert_eq!(response.status(), 503);
+        assert!(SystemTime::now() < deadline, "answered before the deadline");
     }
 
     #[test]
@@ -390,8 +401,7 @@ mod tests {
             let err = JsonObject::from_request(&request(Body::Text(body.into()))).unwrap_err();
             assert!(matches!(err, ApiError::InvalidRequest(_)), "{body}");
         }
-        let err = JsonObject::from_request(&request(Body::Binary(vec![b'{', 0xff, 0xfe, b'}'])))
-            .unwrap_err();
+        let err = JsonObject::from_request(&request(Body::Binary(vec![b'{', 0xff, 0xfe, b'}']))).unwrap_err();
         assert!(matches!(err, ApiError::InvalidRequest(_)), "non-UTF-8");
     }
 
@@ -406,20 +416,11 @@ mod tests {
 
     #[test]
     fn fields_must_be_present_and_strings() {
-        let obj = JsonObject::require(&request(Body::Text(
-            r#"{"a": 1, "b": "x", "c": null}"#.into(),
-        )))
-        .unwrap();
+        let obj = JsonObject::require(&request(Body::Text(r#"{"a": 1, "b": "x", "c": null}"#.into()))).unwrap();
         assert_eq!(obj.string("b").unwrap(), "x");
-        assert!(
-            matches!(obj.string("a"), Err(ApiError::InvalidRequest(m)) if m.contains("must be a string"))
-        );
-        assert!(
-            matches!(obj.string("c"), Err(ApiError::InvalidRequest(m)) if m.contains("is required"))
-        );
-        assert!(
-            matches!(obj.string("zz"), Err(ApiError::InvalidRequest(m)) if m.contains("is required"))
-        );
+        assert!(matches!(obj.string("a"), Err(ApiError::InvalidRequest(m)) if m.contains("must be a string")));
+        assert!(matches!(obj.string("c"), Err(ApiError::InvalidRequest(m)) if m.contains("is required")));
+        assert!(matches!(obj.string("zz"), Err(ApiError::InvalidRequest(m)) if m.contains("is required")));
     }
 
     #[test]
@@ -428,10 +429,7 @@ mod tests {
             bearer_token(&with_auth(b"Bearer abc.def-_~+/=")).unwrap(),
             Some("abc.def-_~+/=")
         );
-        assert_eq!(
-            bearer_token(&with_auth(b"bearer abc")).unwrap(),
-            Some("abc")
-        );
+        assert_eq!(bearer_token(&with_auth(b"bearer abc")).unwrap(), Some("abc"));
         let bad: [&[u8]; 8] = [
             b"Bearer",
             b"Bearer ",

@@ -11,11 +11,11 @@ pub const P_COST: u32 = 1;
 /// A hash of a random, forgotten password at the current parameters: an
 /// unknown username is checked against it so that it costs one hash, like a
 /// wrong password does.
-pub const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$7nDMNp1cpSmK0Dp9n/8Rqw$SlaETmQ1hzcc+0Yp0mp0w4JP++FrqkR1eBJEuz2NT+A";
+pub const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$7nDMNp1cpSmK0Dp9n/8Rqw$SlaETmQ1hzcc+0Yp0mp0w4JP++FrqkR1eBJEuz2NT+A";
 
 fn hasher() -> Argon2<'static> {
-    let params = Params::new(M_COST_KIB, T_COST, P_COST, None)
-        .expect("constant argon2 parameters are valid");
+    let params = Params::new(M_COST_KIB, T_COST, P_COST, None).expect("constant argon2 parameters are valid");
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
@@ -98,15 +98,11 @@ mod tests {
     async fn the_right_password_verifies_and_a_wrong_one_does_not() {
         let h = hash(&pw("correct horse battery")).await.unwrap();
         assert_eq!(
-            verify(&pw("correct horse battery"), Some(&h))
-                .await
-                .unwrap(),
+            verify(&pw("correct horse battery"), Some(&h)).await.unwrap(),
             Verdict::Valid
         );
         assert_eq!(
-            verify(&pw("correct horse batterY"), Some(&h))
-                .await
-                .unwrap(),
+            verify(&pw("correct horse batterY"), Some(&h)).await.unwrap(),
             Verdict::Invalid
         );
     }
@@ -130,10 +126,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_user_never_verifies_even_with_the_dummy_password() {
-        assert_eq!(
-            verify(&pw("anything at all"), None).await.unwrap(),
-            Verdict::Invalid
-        );
+        assert_eq!(verify(&pw("anything at all"), None).await.unwrap(), Verdict::Invalid);
     }
 
     #[tokio::test]
@@ -168,9 +161,7 @@ mod tests {
     #[tokio::test]
     async fn a_corrupt_stored_hash_is_a_failed_login_not_a_crash() {
         assert_eq!(
-            verify(&pw("whatever123"), Some("not-a-phc-string"))
-                .await
-                .unwrap(),
+            verify(&pw("whatever123"), Some("not-a-phc-string")).await.unwrap(),
             Verdict::Invalid
         );
     }

@@ -56,15 +56,8 @@ impl FailedLogins {
 
     /// The record after one more failure at `now`.
     pub fn after_failure(&self, now: u64) -> Self {
-        let count = if self.is_stale(now) {
-            1
-        } else {
-            self.count + 1
-        };
-        Self {
-            count,
-            last_at: now,
-        }
+        let count = if self.is_stale(now) { 1 } else { self.count + 1 };
+        Self { count, last_at: now }
     }
 }
 
@@ -98,6 +91,19 @@ impl Session {
         !self.revoked && now < self.expires_at
     }
 
+    /// What a refresh token of `generation`, presented at `now`, is to this session.
+    pub fn classify(&self, generation: u64, now: u64, grace: u64) -> Presented {
+        if generation == self.generation {
+            Presented::Live
+        } else if generation + 1 == self.generation && grace > 0 && now <= self.issued_at + grace {
+            Presented::Retry
+        } else if generation < self.generation {
+            Presented::Reused
+        } else {
+            Presented::Unknown
+        }
+    }
+
     /// The inputs of the refresh token of the live generation.
     pub fn generation(&self) -> SessionGeneration<'_> {
         SessionGeneration {
@@ -109,6 +115,19 @@ impl Session {
             session_expires_at: self.expires_at,
         }
     }
+}
+
+/// A presented refresh token, as its session sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presented {
+    /// The live generation: it may be consumed.
+    Live,
+    /// The generation consumed last, within the grace window: a retry or a second tab.
+    Retry,
+    /// An older generation, or the last one after the window: a theft signal.
+    Reused,
+    /// A generation the session never issued.
+    Unknown,
 }
 
 /// The store could not answer: unreachable, throttling, timing out, or an item it cannot read.
@@ -134,10 +153,7 @@ pub trait UserStore: Send + Sync {
     fn create_user(&self, user: &User) -> impl Future<Output = Result<(), CreateUserError>> + Send;
 
     /// The user and the failed logins on that name, in one consistent read.
-    fn login_record(
-        &self,
-        username: &Username,
-    ) -> impl Future<Output = Result<LoginRecord, StoreError>> + Send;
+    fn login_record(&self, username: &Username) -> impl Future<Output = Result<LoginRecord, StoreError>> + Send;
 
     /// Replaces a password hash, if it is still `old` (a rehash on login).
     fn replace_password_hash(
@@ -147,18 +163,19 @@ pub trait UserStore: Send + Sync {
         new: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Counts one more failed login at `now`, atomically; returns the new record.
-    fn record_failed_login(
+    /// Counts one more login attempt against a name: moves its record from
+    /// `seen` (as read) to `seen.after_failure(now)`, only if nobody changed
+    /// it since (compare-and-swap). `None` means another attempt got there
+    /// first: read again and retry.
+    fn count_attempt(
         &self,
         username: &Username,
+        seen: FailedLogins,
         now: u64,
-    ) -> impl Future<Output = Result<FailedLogins, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<FailedLogins>, StoreError>> + Send;
 
     /// Forgets the failed logins of a name after a good login.
-    fn clear_failed_logins(
-        &self,
-        username: &Username,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn clear_failed_logins(&self, username: &Username) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Outcome of an attempt to rotate a session.
@@ -172,14 +189,10 @@ pub enum Rotation {
 /// Login sessions and their refresh-token generations.
 pub trait SessionStore: Send + Sync {
     /// Stores a new session.
-    fn create_session(
-        &self,
-        session: &Session,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn create_session(&self, session: &Session) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The session, read consistently.
-    fn session(&self, id: &str)
-    -> impl Future<Output = Result<Option<Session>, StoreError>> + Send;
+    fn session(&self, id: &str) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send;
 
     /// Moves a live session from `from_generation` to the next one with a new
     /// token hash, only if nobody else did first (a conditional write).
@@ -191,12 +204,9 @@ pub trait SessionStore: Send + Sync {
         now: u64,
     ) -> impl Future<Output = Result<Rotation, StoreError>> + Send;
 
-    /// Revokes a session; `false` when it did not exist, was already revoked or had ended.
-    fn revoke_session(
-        &self,
-        id: &str,
-        now: u64,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Revokes a live session in one conditional write and returns it as it
+    /// was; `None` when it did not exist, was already revoked or had ended.
+    fn revoke_session(&self, id: &str, now: u64) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send;
 }
 
 #[cfg(test)]
@@ -225,6 +235,27 @@ mod tests {
             last_at: 1000,
         };
         assert_eq!(f.locked_for(1000), Some(F::MAX_LOCK));
+    }
+
+    #[test]
+    fn a_presented_generation_is_live_a_retry_within_grace_or_a_reuse() {
+        use super::{Presented as P, Session};
+        let s = Session {
+            id: "s".into(),
+            user_id: "u".into(),
+            username: "a".into(),
+            generation: 3,
+            token_hash: String::new(),
+            issued_at: 1000,
+            expires_at: 9999,
+            revoked: false,
+        };
+        assert_eq!(s.classify(3, 1005, 10), P::Live);
+        assert_eq!(s.classify(2, 1010, 10), P::Retry);
+        assert_eq!(s.classify(2, 1011, 10), P::Reused, "after the window");
+        assert_eq!(s.classify(2, 1000, 0), P::Reused, "strict mode");
+        assert_eq!(s.classify(1, 1001, 10), P::Reused, "an older generation");
+        assert_eq!(s.classify(4, 1001, 10), P::Unknown);
     }
 
     #[test]

@@ -20,12 +20,8 @@ pub fn forge(header: serde_json::Value, claims: serde_json::Value, secret: &[u8]
         b64(header.to_string().as_bytes()),
         b64(claims.to_string().as_bytes())
     );
-    let signature = sign(
-        input.as_bytes(),
-        &EncodingKey::from_secret(secret),
-        Algorithm::HS256,
-    )
-    .expect("HMAC signing cannot fail");
+    let signature =
+        sign(input.as_bytes(), &EncodingKey::from_secret(secret), Algorithm::HS256).expect("HMAC signing cannot fail");
     format!("{input}.{signature}")
 }
 
@@ -63,8 +59,7 @@ pub fn event(name: &str, refresh_token: Option<&str>) -> Request {
     if let Some(token) = refresh_token {
         json = json.replace("${REFRESH_TOKEN}", token);
     }
-    lambda_http::request::from_str(&json)
-        .unwrap_or_else(|e| panic!("events/{name}.json is not an event: {e}"))
+    lambda_http::request::from_str(&json).unwrap_or_else(|e| panic!("events/{name}.json is not an event: {e}"))
 }
 
 /// A DynamoDB store pointed at a closed port: every call fails like an unreachable DynamoDB.

@@ -2,9 +2,7 @@
 //! audience are pinned by configuration, never taken from the token.
 
 use crate::config::TokenConfig;
-use jsonwebtoken::{
-    Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode,
-};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -128,8 +126,7 @@ impl TokenKeys {
     }
 
     fn sign<T: Serialize>(&self, claims: &T) -> String {
-        encode(&self.header(), claims, &self.encoding)
-            .expect("HS256 signing of plain claims cannot fail")
+        encode(&self.header(), claims, &self.encoding).expect("HS256 signing of plain claims cannot fail")
     }
 
     /// A fresh access token for the user, valid from `now` for the access lifetime.
@@ -200,9 +197,7 @@ impl TokenKeys {
             || header.x5c.is_some()
             || header.crit.is_some()
         {
-            return Err(TokenError::Header(
-                "key references and critical extensions are refused",
-            ));
+            return Err(TokenError::Header("key references and critical extensions are refused"));
         }
         decode::<T>(token, &self.decoding, &self.validation)
             .map(|data| data.claims)
@@ -277,13 +272,8 @@ mod tests {
     fn an_issued_access_token_verifies_with_all_its_claims() {
         let k = keys();
         let now = crate::now();
-        let claims = k
-            .verify_access(&k.issue_access("u1", "Alice", now))
-            .unwrap();
-        assert_eq!(
-            (claims.sub.as_str(), claims.username.as_str()),
-            ("u1", "Alice")
-        );
+        let claims = k.verify_access(&k.issue_access("u1", "Alice", now)).unwrap();
+        assert_eq!((claims.sub.as_str(), claims.username.as_str()), ("u1", "Alice"));
         assert_eq!((claims.iat, claims.nbf, claims.exp), (now, now, now + 900));
         assert_eq!(claims.iss, "https://issuer.test");
         assert_eq!(claims.aud, "test-clients");
@@ -297,22 +287,14 @@ mod tests {
         let k = keys();
         let now = crate::now();
         let token = forge(header(&k), good_claims(now), &config().secret);
-        assert!(
-            k.verify_access(&token).is_ok(),
-            "{:?}",
-            k.verify_access(&token)
-        );
+        assert!(k.verify_access(&token).is_ok(), "{:?}", k.verify_access(&token));
     }
 
     #[test]
     fn every_access_token_has_its_own_jti() {
         let k = keys();
-        let a = k
-            .verify_access(&k.issue_access("u1", "a", crate::now()))
-            .unwrap();
-        let b = k
-            .verify_access(&k.issue_access("u1", "a", crate::now()))
-            .unwrap();
+        let a = k.verify_access(&k.issue_access("u1", "a", crate::now())).unwrap();
+        let b = k.verify_access(&k.issue_access("u1", "a", crate::now())).unwrap();
         assert_ne!(a.jti, b.jti);
     }
 
@@ -351,10 +333,7 @@ mod tests {
         };
         assert_eq!(k.issue_refresh(&s), k.issue_refresh(&s));
         let claims = k.verify_refresh(&k.issue_refresh(&s)).unwrap();
-        assert_eq!(
-            claims.exp, s.session_expires_at,
-            "never outlives the session"
-        );
+        assert_eq!(claims.exp, s.session_expires_at, "never outlives the session");
         assert_eq!((claims.sid.as_str(), claims.generation), ("s1", 3));
     }
 
@@ -379,10 +358,7 @@ mod tests {
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
         let other = k.issue_access("admin", "root", crate::now());
         parts[1] = other.split('.').nth(1).unwrap().to_owned();
-        assert!(
-            k.verify_access(&parts.join(".")).is_err(),
-            "payload swapped"
-        );
+        assert!(k.verify_access(&parts.join(".")).is_err(), "payload swapped");
         let mut sig = token.into_bytes();
         let last = sig.len() - 2;
         sig[last] = if sig[last] == b'A' { b'B' } else { b'A' };
@@ -402,10 +378,7 @@ mod tests {
         );
         let mut h = header(&k);
         h["alg"] = "HS512".into();
-        assert!(
-            k.verify_access(&forge(h, good_claims(now), &config().secret))
-                .is_err()
-        );
+        assert!(k.verify_access(&forge(h, good_claims(now), &config().secret)).is_err());
     }
 
     #[test]
@@ -420,11 +393,7 @@ mod tests {
         ] {
             let mut h = header(&k);
             h[name] = value;
-            assert!(
-                k.verify_access(&forge(h, good_claims(now), &secret))
-                    .is_err(),
-                "{name}"
-            );
+            assert!(k.verify_access(&forge(h, good_claims(now), &secret)).is_err(), "{name}");
         }
     }
 
@@ -438,14 +407,8 @@ mod tests {
             c[field] = value.into();
             forge(header(&k), c, &secret)
         };
-        assert!(
-            k.verify_access(&with("exp", now - LEEWAY - 5)).is_err(),
-            "expired"
-        );
-        assert!(
-            k.verify_access(&with("exp", now - 5)).is_ok(),
-            "within leeway"
-        );
+        assert!(k.verify_access(&with("exp", now - LEEWAY - 5)).is_err(), "expired");
+        assert!(k.verify_access(&with("exp", now - 5)).is_ok(), "within leeway");
         assert!(
             k.verify_access(&with("nbf", now + LEEWAY + 5)).is_err(),
             "not yet valid"
@@ -491,15 +454,7 @@ mod tests {
     #[test]
     fn garbage_of_any_shape_is_an_error_not_a_panic() {
         let k = keys();
-        for token in [
-            "",
-            ".",
-            "..",
-            "a.b.c",
-            "a.b",
-            "ÿÿÿ.ÿÿÿ.ÿÿÿ",
-            &"A".repeat(10_000),
-        ] {
+        for token in ["", ".", "..", "a.b.c", "a.b", "ÿÿÿ.ÿÿÿ.ÿÿÿ", &"A".repeat(10_000)] {
             assert!(k.verify_access(token).is_err(), "{token:?}");
         }
     }

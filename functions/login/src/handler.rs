@@ -5,7 +5,7 @@ use lambda_http::{Body, Error, Request, Response};
 use shared::credentials::{Password, Username};
 use shared::http::{ApiError, JsonObject, require_method, respond, tokens};
 use shared::password::{self, Verdict};
-use shared::store::{SessionStore, UserStore};
+use shared::store::{FailedLogins, SessionStore, UserStore};
 use shared::token::TokenKeys;
 
 /// What login needs, built once per cold start.
@@ -15,17 +15,11 @@ pub struct State<S> {
 }
 
 /// Answers one request.
-pub async fn handle<S: UserStore + SessionStore>(
-    state: &State<S>,
-    req: Request,
-) -> Result<Response<Body>, Error> {
-    respond(login(state, &req).await)
+pub async fn handle<S: UserStore + SessionStore>(state: &State<S>, req: Request) -> Result<Response<Body>, Error> {
+    respond(&req, login(state, &req)).await
 }
 
-async fn login<S: UserStore + SessionStore>(
-    state: &State<S>,
-    req: &Request,
-) -> Result<Response<Body>, ApiError> {
+async fn login<S: UserStore + SessionStore>(state: &State<S>, req: &Request) -> Result<Response<Body>, ApiError> {
     require_method(req, Method::POST)?;
     let body = JsonObject::require(req)?;
     let username = Username::parse(body.string("username")?).map_err(ApiError::invalid)?;
@@ -34,16 +28,22 @@ async fn login<S: UserStore + SessionStore>(
     let now = shared::now();
 
     let record = store.login_record(&username).await?;
-    if let Some(retry_after) = record.failures.locked_for(now) {
-        return Err(ApiError::TooManyAttempts { retry_after });
+    // A name with recent failures counts this attempt before the password is
+    // checked, so parallel guesses cannot all slip in under the limit; a
+    // name without any costs no extra write.
+    let suspect = !record.failures.is_stale(now);
+    if suspect {
+        count_attempt(store, &username, record.failures, now).await?;
     }
     let stored_hash = record.user.as_ref().map(|u| u.password_hash.as_str());
     let verdict = password::verify(&password, stored_hash).await?;
     let user = match (verdict, record.user) {
         (Verdict::Valid | Verdict::ValidNeedsRehash, Some(user)) => user,
         _ => {
-            let failures = store.record_failed_login(&username, now).await?;
-            tracing::info!(failures = failures.count, "login failed");
+            if !suspect {
+                count_attempt(store, &username, record.failures, now).await?;
+            }
+            tracing::info!("login failed");
             return Err(ApiError::InvalidCredentials);
         }
     };
@@ -63,18 +63,36 @@ async fn login<S: UserStore + SessionStore>(
     let session = shared::session::start(&state.keys, &user, now);
     store.create_session(&session).await?;
     tracing::info!(user_id = %user.id, "login succeeded");
-    Ok(tokens(&shared::session::token_response(
-        &state.keys,
-        &session,
-        now,
-    )))
+    Ok(tokens(&shared::session::token_response(&state.keys, &session, now)))
+}
+
+/// Counts one attempt against `username`, or answers 429 while the name is locked.
+async fn count_attempt(
+    store: &impl UserStore,
+    username: &Username,
+    mut seen: FailedLogins,
+    now: u64,
+) -> Result<(), ApiError> {
+    for _ in 0..5 {
+        if let Some(retry_after) = seen.locked_for(now) {
+            return Err(ApiError::TooManyAttempts { retry_after });
+        }
+        if store.count_attempt(username, seen, now).await?.is_some() {
+            return Ok(());
+        }
+        seen = store.login_record(username).await?.failures;
+    }
+    // The record kept changing under us: many attempts at once on one name.
+    Err(ApiError::TooManyAttempts {
+        retry_after: FailedLogins::BASE_LOCK,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::store::User;
     use shared::store::memory::MemoryStore;
-    use shared::store::{FailedLogins, User};
     use shared::testing::{dev_keys, event, event_json};
 
     async fn state_with_alice(hash: Option<String>) -> State<MemoryStore> {
@@ -130,10 +148,7 @@ mod tests {
             .keys
             .verify_access(body["access_token"].as_str().unwrap())
             .unwrap();
-        assert_eq!(
-            (access.sub.as_str(), access.username.as_str()),
-            ("u-1", "Alice")
-        );
+        assert_eq!((access.sub.as_str(), access.username.as_str()), ("u-1", "Alice"));
         let refresh = state
             .keys
             .verify_refresh(body["refresh_token"].as_str().unwrap())
@@ -150,15 +165,8 @@ mod tests {
         let state = state_with_alice(None).await;
         let (wrong, wrong_body) = call(&state, event("login-wrong-password", None)).await;
         let unknown_json = event_json("login-ok").replace("\\\"alice\\\"", "\\\"nobody\\\"");
-        let (unknown, unknown_body) = call(
-            &state,
-            lambda_http::request::from_str(&unknown_json).unwrap(),
-        )
-        .await;
-        assert_eq!(
-            (wrong.status().as_u16(), unknown.status().as_u16()),
-            (401, 401)
-        );
+        let (unknown, unknown_body) = call(&state, lambda_http::request::from_str(&unknown_json).unwrap()).await;
+        assert_eq!((wrong.status().as_u16(), unknown.status().as_u16()), (401, 401));
         assert_eq!(wrong_body, unknown_body);
         assert_eq!(wrong_body["error"], "invalid_credentials");
     }
@@ -167,25 +175,54 @@ mod tests {
     async fn five_failures_lock_the_name_with_retry_after_even_for_the_right_password() {
         let state = state_with_alice(None).await;
         for _ in 0..FailedLogins::LIMIT {
-            assert_eq!(
-                call(&state, event("login-wrong-password", None))
-                    .await
-                    .0
-                    .status(),
-                401
-            );
+            assert_eq!(call(&state, event("login-wrong-password", None)).await.0.status(), 401);
         }
         let (response, body) = call(&state, event("login-ok", None)).await;
         assert_eq!(
             (response.status().as_u16(), body["error"].as_str()),
             (429, Some("too_many_attempts"))
         );
-        let retry: u64 = response.headers()["retry-after"]
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let retry: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
         assert!((1..=FailedLogins::BASE_LOCK).contains(&retry), "{retry}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn parallel_guesses_on_a_suspect_name_are_counted_before_checking_so_at_most_five_get_through() {
+        let state = std::sync::Arc::new(state_with_alice(None).await);
+        assert_eq!(call(&state, event("login-wrong-password", None)).await.0.status(), 401);
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let state = state.clone();
+                tokio::spawn(async move {
+                    call(&state, event("login-wrong-password", None))
+                        .await
+                        .0
+                        .status()
+                        .as_u16()
+                })
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        for task in tasks {
+            statuses.push(task.await.unwrap());
+        }
+        assert_eq!(statuses.iter().filter(|&&s| s == 401).count(), 4, "{statuses:?}");
+        assert_eq!(statuses.iter().filter(|&&s| s == 429).count(), 16, "{statuses:?}");
+    }
+
+    #[tokio::test]
+    async fn a_good_login_clears_earlier_failures() {
+        let state = state_with_alice(None).await;
+        for _ in 0..FailedLogins::LIMIT - 1 {
+            call(&state, event("login-wrong-password", None)).await;
+        }
+        assert_eq!(call(&state, event("login-ok", None)).await.0.status(), 200);
+        let record = state
+            .store
+            .login_record(&Username::parse("alice").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(record.failures, FailedLogins::default());
     }
 
     #[tokio::test]
@@ -208,10 +245,7 @@ mod tests {
             .unwrap();
         let upgraded = record.user.unwrap().password_hash;
         assert_ne!(upgraded, weak);
-        assert!(
-            upgraded.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
-            "{upgraded}"
-        );
+        assert!(upgraded.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{upgraded}");
     }
 
     #[tokio::test]

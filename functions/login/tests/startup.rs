@@ -4,8 +4,7 @@ use std::process::Command;
 
 fn start(vars: &[(&str, &str)]) -> String {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_login"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
     cmd.envs(vars.iter().copied());
     let out = cmd.output().expect("the binary runs");
     assert!(!out.status.success(), "it must not start");

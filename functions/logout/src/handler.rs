@@ -3,7 +3,7 @@
 use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, Response};
 use shared::http::{ApiError, no_content, refresh_token, require_method, respond};
-use shared::store::SessionStore;
+use shared::store::{Presented, SessionStore};
 use shared::token::TokenKeys;
 
 /// What logout needs, built once per cold start.
@@ -13,32 +13,34 @@ pub struct State<S> {
 }
 
 /// Answers one request.
-pub async fn handle<S: SessionStore>(
-    state: &State<S>,
-    req: Request,
-) -> Result<Response<Body>, Error> {
-    respond(logout(state, &req).await)
+pub async fn handle<S: SessionStore>(state: &State<S>, req: Request) -> Result<Response<Body>, Error> {
+    respond(&req, logout(state, &req)).await
 }
 
-async fn logout<S: SessionStore>(
-    state: &State<S>,
-    req: &Request,
-) -> Result<Response<Body>, ApiError> {
+async fn logout<S: SessionStore>(state: &State<S>, req: &Request) -> Result<Response<Body>, ApiError> {
     require_method(req, Method::POST)?;
     let token = refresh_token(req)?;
     let claims = state.keys.verify_refresh(&token).map_err(|reason| {
         tracing::info!(%reason, "refresh token refused");
         ApiError::InvalidToken
     })?;
-    if !state
+    let now = shared::now();
+    // Revoke first, in one write: whatever the token's generation, the session must end.
+    let session = state
         .store
-        .revoke_session(&claims.sid, shared::now())
+        .revoke_session(&claims.sid, now)
         .await?
-    {
-        return Err(ApiError::InvalidToken);
+        .ok_or(ApiError::InvalidToken)?;
+    match session.classify(claims.generation, now, state.keys.config().reuse_grace) {
+        Presented::Live | Presented::Retry => {
+            tracing::info!(session_id = %claims.sid, user_id = %claims.sub, "logged out");
+            Ok(no_content())
+        }
+        Presented::Reused | Presented::Unknown => {
+            tracing::warn!(session_id = %claims.sid, user_id = %claims.sub, "spent refresh token at logout: session revoked");
+            Err(ApiError::InvalidToken)
+        }
     }
-    tracing::info!(session_id = %claims.sid, user_id = %claims.sub, "logged out");
-    Ok(no_content())
 }
 
 #[cfg(test)]
@@ -68,9 +70,7 @@ mod tests {
     #[tokio::test]
     async fn logout_revokes_the_session_and_answers_204() {
         let (state, token) = logged_in().await;
-        let response = handle(&state, event("logout-ok", Some(&token)))
-            .await
-            .unwrap();
+        let response = handle(&state, event("logout-ok", Some(&token))).await.unwrap();
         assert_eq!(response.status(), 204);
         let sid = state.keys.verify_refresh(&token).unwrap().sid;
         assert!(state.store.session_now(&sid).unwrap().revoked);
@@ -79,23 +79,39 @@ mod tests {
     #[tokio::test]
     async fn a_second_logout_with_the_same_token_is_401() {
         let (state, token) = logged_in().await;
-        handle(&state, event("logout-ok", Some(&token)))
-            .await
-            .unwrap();
-        let response = handle(&state, event("logout-ok", Some(&token)))
-            .await
-            .unwrap();
+        handle(&state, event("logout-ok", Some(&token))).await.unwrap();
+        let response = handle(&state, event("logout-ok", Some(&token))).await.unwrap();
         assert_eq!(response.status(), 401);
+    }
+
+    #[tokio::test]
+    async fn logout_with_a_spent_generation_revokes_the_session_but_answers_401() {
+        let (state, first) = logged_in().await;
+        let sid = state.keys.verify_refresh(&first).unwrap().sid;
+        let session = state.store.session_now(&sid).unwrap();
+        let later = shared::now() + 3600;
+        let next = shared::session::next_generation(&state.keys, &session, later - 100);
+        state
+            .store
+            .rotate_session(&sid, 0, &next.token_hash, later - 100)
+            .await
+            .unwrap();
+        let next = shared::session::next_generation(&state.keys, &next, later);
+        state
+            .store
+            .rotate_session(&sid, 1, &next.token_hash, later)
+            .await
+            .unwrap();
+        let response = handle(&state, event("logout-ok", Some(&first))).await.unwrap();
+        assert_eq!(response.status(), 401);
+        assert!(state.store.session_now(&sid).unwrap().revoked);
     }
 
     #[tokio::test]
     async fn logout_without_a_token_is_401() {
         let (state, _) = logged_in().await;
         assert_eq!(
-            handle(&state, event("logout-no-token", None))
-                .await
-                .unwrap()
-                .status(),
+            handle(&state, event("logout-no-token", None)).await.unwrap().status(),
             401
         );
     }
@@ -105,10 +121,7 @@ mod tests {
         let (mut state, token) = logged_in().await;
         state.store.unavailable = true;
         assert_eq!(
-            handle(&state, event("logout-ok", Some(&token)))
-                .await
-                .unwrap()
-                .status(),
+            handle(&state, event("logout-ok", Some(&token))).await.unwrap().status(),
             503
         );
     }
@@ -120,9 +133,7 @@ mod tests {
             keys: memory.keys,
             store: shared::testing::unreachable_store().await,
         };
-        let response = handle(&state, event("logout-ok", Some(&token)))
-            .await
-            .unwrap();
+        let response = handle(&state, event("logout-ok", Some(&token))).await.unwrap();
         assert_eq!(response.status(), 503);
     }
 }

@@ -8,7 +8,7 @@ use shared::token::TokenKeys;
 
 /// Answers one request.
 pub async fn handle(keys: &TokenKeys, req: Request) -> Result<Response<Body>, Error> {
-    respond(protected(keys, &req))
+    respond(&req, async { protected(keys, &req) }).await
 }
 
 fn protected(keys: &TokenKeys, req: &Request) -> Result<Response<Body>, ApiError> {
@@ -51,10 +51,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_rest_api_event_works_too() {
-        assert_eq!(
-            call(event("protected-rest-api", None)).await.0.status(),
-            200
-        );
+        assert_eq!(call(event("protected-rest-api", None)).await.0.status(), 200);
     }
 
     #[tokio::test]

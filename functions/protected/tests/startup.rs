@@ -4,8 +4,7 @@ use std::process::Command;
 
 fn start(secret: Option<&str>) -> std::process::Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_protected"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
     if let Some(secret) = secret {
         cmd.env("JWT_SECRET", secret);
     }
@@ -17,10 +16,7 @@ fn without_a_signing_secret_the_function_stops_at_start_with_a_clear_message() {
     let out = start(None);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("startup error: JWT_SECRET is not set"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("startup error: JWT_SECRET is not set"), "{stderr}");
 }
 
 #[test]

@@ -5,7 +5,7 @@ use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, Response};
 use shared::http::{ApiError, refresh_token, require_method, respond, tokens};
 use shared::session::{next_generation, token_response};
-use shared::store::{Rotation, SessionStore};
+use shared::store::{Presented, Rotation, SessionStore};
 use shared::token::{TokenKeys, refresh_token_hash};
 
 /// What refresh needs, built once per cold start.
@@ -15,17 +15,11 @@ pub struct State<S> {
 }
 
 /// Answers one request.
-pub async fn handle<S: SessionStore>(
-    state: &State<S>,
-    req: Request,
-) -> Result<Response<Body>, Error> {
-    respond(refresh(state, &req).await)
+pub async fn handle<S: SessionStore>(state: &State<S>, req: Request) -> Result<Response<Body>, Error> {
+    respond(&req, refresh(state, &req)).await
 }
 
-async fn refresh<S: SessionStore>(
-    state: &State<S>,
-    req: &Request,
-) -> Result<Response<Body>, ApiError> {
+async fn refresh<S: SessionStore>(state: &State<S>, req: &Request) -> Result<Response<Body>, ApiError> {
     require_method(req, Method::POST)?;
     let token = refresh_token(req)?;
     let claims = state.keys.verify_refresh(&token).map_err(|reason| {
@@ -35,47 +29,37 @@ async fn refresh<S: SessionStore>(
     let now = shared::now();
     let grace = state.keys.config().reuse_grace;
     let store = &state.store;
-    let mut session = store
-        .session(&claims.sid)
-        .await?
-        .ok_or(ApiError::InvalidToken)?;
+    let mut session = store.session(&claims.sid).await?.ok_or(ApiError::InvalidToken)?;
     // Two passes at most: a lost race re-reads once, and then the presented
-    // token is either the one consumed last (grace) or an older one (reuse).
+    // token is either the one consumed last (a retry) or an older one (reuse).
     for _ in 0..2 {
         if !session.is_live(now) || session.user_id != claims.sub {
             return Err(ApiError::InvalidToken);
         }
-        if claims.generation == session.generation {
-            if refresh_token_hash(&token) != session.token_hash {
-                return Err(ApiError::InvalidToken);
-            }
-            let next = next_generation(&state.keys, &session, now);
-            match store
-                .rotate_session(&session.id, session.generation, &next.token_hash, now)
-                .await?
-            {
-                Rotation::Rotated => return Ok(tokens(&token_response(&state.keys, &next, now))),
-                Rotation::Conflict => {
-                    session = store
-                        .session(&claims.sid)
-                        .await?
-                        .ok_or(ApiError::InvalidToken)?;
-                    continue;
+        match session.classify(claims.generation, now, grace) {
+            Presented::Live if refresh_token_hash(&token) == session.token_hash => {
+                let next = next_generation(&state.keys, &session, now);
+                match store
+                    .rotate_session(&session.id, session.generation, &next.token_hash, now)
+                    .await?
+                {
+                    Rotation::Rotated => {
+                        return Ok(tokens(&token_response(&state.keys, &next, now)));
+                    }
+                    Rotation::Conflict => {
+                        session = store.session(&claims.sid).await?.ok_or(ApiError::InvalidToken)?;
+                    }
                 }
             }
-        }
-        if claims.generation + 1 == session.generation
-            && grace > 0
-            && now <= session.issued_at + grace
-        {
             // A retry or a second tab: the token of the live generation, not a new branch.
-            return Ok(tokens(&token_response(&state.keys, &session, now)));
+            Presented::Retry => return Ok(tokens(&token_response(&state.keys, &session, now))),
+            Presented::Reused => {
+                store.revoke_session(&session.id, now).await?;
+                tracing::warn!(session_id = %session.id, user_id = %session.user_id, "refresh token reuse: session revoked");
+                return Err(ApiError::InvalidToken);
+            }
+            Presented::Live | Presented::Unknown => return Err(ApiError::InvalidToken),
         }
-        if claims.generation < session.generation {
-            store.revoke_session(&session.id, now).await?;
-            tracing::warn!(session_id = %session.id, user_id = %session.user_id, "refresh token reuse: session revoked");
-        }
-        return Err(ApiError::InvalidToken);
     }
     Err(ApiError::InvalidToken)
 }
@@ -110,9 +94,7 @@ mod tests {
     }
 
     async fn call(state: &State<MemoryStore>, token: &str) -> (u16, serde_json::Value) {
-        let response = handle(state, event("refresh-ok", Some(token)))
-            .await
-            .unwrap();
+        let response = handle(state, event("refresh-ok", Some(token))).await.unwrap();
         let body = match response.body() {
             Body::Text(t) => serde_json::from_str(t).unwrap(),
             _ => serde_json::Value::Null,
@@ -136,12 +118,7 @@ mod tests {
         let claims = state.keys.verify_refresh(second).unwrap();
         assert_eq!(claims.generation, 1);
         assert_eq!(claims.sid, state.keys.verify_refresh(&first).unwrap().sid);
-        assert!(
-            state
-                .keys
-                .verify_access(body["access_token"].as_str().unwrap())
-                .is_ok()
-        );
+        assert!(state.keys.verify_access(body["access_token"].as_str().unwrap()).is_ok());
     }
 
     #[tokio::test]
@@ -155,12 +132,7 @@ mod tests {
             retried["refresh_token"], rotated["refresh_token"],
             "same generation, no new branch"
         );
-        assert_eq!(
-            call(&state, rotated["refresh_token"].as_str().unwrap())
-                .await
-                .0,
-            200
-        );
+        assert_eq!(call(&state, rotated["refresh_token"].as_str().unwrap()).await.0, 200);
     }
 
     #[tokio::test]
@@ -170,12 +142,7 @@ mod tests {
         let (_, rotated) = call(&state, &first).await;
         assert_eq!(call(&state, &first).await.0, 401);
         assert!(session_of(&state, &first).revoked);
-        assert_eq!(
-            call(&state, rotated["refresh_token"].as_str().unwrap())
-                .await
-                .0,
-            401
-        );
+        assert_eq!(call(&state, rotated["refresh_token"].as_str().unwrap()).await.0, 401);
     }
 
     #[tokio::test]
@@ -185,15 +152,10 @@ mod tests {
         let (_, second) = call(&state, &first).await;
         let (_, third) = call(&state, second["refresh_token"].as_str().unwrap()).await;
         let (status, body) = call(&state, &first).await;
-        assert_eq!(
-            (status, body["error"].as_str()),
-            (401, Some("invalid_token"))
-        );
+        assert_eq!((status, body["error"].as_str()), (401, Some("invalid_token")));
         assert!(session_of(&state, &first).revoked);
         assert_eq!(
-            call(&state, third["refresh_token"].as_str().unwrap())
-                .await
-                .0,
+            call(&state, third["refresh_token"].as_str().unwrap()).await.0,
             401,
             "the thief's branch is dead too"
         );
@@ -232,13 +194,9 @@ mod tests {
     #[tokio::test]
     async fn a_garbage_token_is_401_and_a_missing_one_too() {
         let state = state(10);
-        let response = handle(&state, event("refresh-invalid-token", None))
-            .await
-            .unwrap();
+        let response = handle(&state, event("refresh-invalid-token", None)).await.unwrap();
         assert_eq!(response.status(), 401);
-        let response = handle(&state, event("logout-no-token", None))
-            .await
-            .unwrap();
+        let response = handle(&state, event("logout-no-token", None)).await.unwrap();
         assert_eq!(response.status(), 401);
     }
 
@@ -246,9 +204,7 @@ mod tests {
     async fn the_token_may_come_in_the_authorization_header() {
         let state = state(10);
         let first = login(&state, 5).await;
-        let response = handle(&state, event("logout-ok", Some(&first)))
-            .await
-            .unwrap();
+        let response = handle(&state, event("logout-ok", Some(&first))).await.unwrap();
         assert_eq!(response.status(), 200);
     }
 
@@ -261,15 +217,12 @@ mod tests {
             password_hash: String::new(),
             created_at: 0,
         };
-        let token =
-            keys.issue_refresh(&shared::session::start(&keys, &user, shared::now()).generation());
+        let token = keys.issue_refresh(&shared::session::start(&keys, &user, shared::now()).generation());
         let state = State {
             keys,
             store: shared::testing::unreachable_store().await,
         };
-        let response = handle(&state, event("refresh-ok", Some(&token)))
-            .await
-            .unwrap();
+        let response = handle(&state, event("refresh-ok", Some(&token))).await.unwrap();
         assert_eq!(response.status(), 503);
     }
 }

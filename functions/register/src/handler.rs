@@ -9,7 +9,7 @@ use shared::store::{CreateUserError, User, UserStore};
 
 /// Answers one request.
 pub async fn handle(store: &impl UserStore, req: Request) -> Result<Response<Body>, Error> {
-    respond(register(store, &req).await)
+    respond(&req, register(store, &req)).await
 }
 
 async fn register(store: &impl UserStore, req: &Request) -> Result<Response<Body>, ApiError> {
@@ -73,22 +73,15 @@ mod tests {
     async fn the_same_name_in_another_case_is_409() {
         let store = MemoryStore::default();
         assert_eq!(call(&store, event("register-ok", None)).await.0, 201);
-        let json =
-            shared::testing::event_json("register-ok").replace("\\\"alice\\\"", "\\\"ALICE\\\"");
+        let json = shared::testing::event_json("register-ok").replace("\\\"alice\\\"", "\\\"ALICE\\\"");
         let (status, body) = call(&store, lambda_http::request::from_str(&json).unwrap()).await;
-        assert_eq!(
-            (status, body["error"].as_str()),
-            (409, Some("username_taken"))
-        );
+        assert_eq!((status, body["error"].as_str()), (409, Some("username_taken")));
     }
 
     #[tokio::test]
     async fn names_and_passwords_outside_the_rules_are_400() {
         let (status, body) = call(&MemoryStore::default(), event("register-invalid", None)).await;
-        assert_eq!(
-            (status, body["error"].as_str()),
-            (400, Some("invalid_request"))
-        );
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")));
     }
 
     #[tokio::test]

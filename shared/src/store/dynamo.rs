@@ -9,10 +9,7 @@
 //! `ttl` (epoch seconds) is the table's TTL attribute; the code never relies on it
 //! and checks expiry itself.
 
-use super::{
-    CreateUserError, FailedLogins, LoginRecord, Rotation, Session, SessionStore, StoreError, User,
-    UserStore,
-};
+use super::{CreateUserError, FailedLogins, LoginRecord, Rotation, Session, SessionStore, StoreError, User, UserStore};
 use crate::credentials::Username;
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
@@ -20,8 +17,8 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
-    ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue, ScalarAttributeType,
+    TimeToLiveSpecification,
 };
 use std::collections::HashMap;
 use std::time::Duration;
@@ -122,9 +119,7 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .await;
     match created {
         Ok(_) => {}
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_in_use_exception()) => {}
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => {}
         Err(e) => return Err(failed("CreateTable", e)),
     }
     client
@@ -181,10 +176,7 @@ fn user_pk(username: &Username) -> AttributeValue {
 }
 
 fn session_key(id: &str) -> [(String, AttributeValue); 2] {
-    [
-        (PK.into(), s(format!("SESSION#{id}"))),
-        (SK.into(), s("SESSION")),
-    ]
+    [(PK.into(), s(format!("SESSION#{id}"))), (SK.into(), s("SESSION"))]
 }
 
 /// Reads typed attributes out of an item, naming the one that is wrong.
@@ -216,8 +208,7 @@ impl Fields<'_> {
 
 impl User {
     fn to_item(&self) -> Result<Item, StoreError> {
-        let username =
-            Username::parse(&self.username).map_err(|_| corrupt("PutItem", "username"))?;
+        let username = Username::parse(&self.username).map_err(|_| corrupt("PutItem", "username"))?;
         Ok(HashMap::from([
             (PK.into(), user_pk(&username)),
             (SK.into(), s("PROFILE")),
@@ -265,13 +256,13 @@ impl Session {
         item
     }
 
-    fn from_item(item: &Item) -> Result<Self, StoreError> {
-        let f = Fields(item, "GetItem");
+    fn from_item(item: &Item, operation: &'static str) -> Result<Self, StoreError> {
+        let f = Fields(item, operation);
         let pk = f.string(PK)?;
         Ok(Self {
             id: pk
                 .strip_prefix("SESSION#")
-                .ok_or_else(|| corrupt("GetItem", PK))?
+                .ok_or_else(|| corrupt(operation, PK))?
                 .to_owned(),
             user_id: f.string("user_id")?,
             username: f.string("username")?,
@@ -320,9 +311,7 @@ impl UserStore for DynamoStore {
         let mut record = LoginRecord::default();
         for item in out.items() {
             match item.get(SK) {
-                Some(AttributeValue::S(sk)) if sk == "PROFILE" => {
-                    record.user = Some(User::from_item(item)?)
-                }
+                Some(AttributeValue::S(sk)) if sk == "PROFILE" => record.user = Some(User::from_item(item)?),
                 Some(AttributeValue::S(sk)) if sk == "LOCKOUT" => {
                     record.failures = FailedLogins::from_item(item, "Query")?
                 }
@@ -332,12 +321,7 @@ impl UserStore for DynamoStore {
         Ok(record)
     }
 
-    async fn replace_password_hash(
-        &self,
-        username: &Username,
-        old: &str,
-        new: &str,
-    ) -> Result<(), StoreError> {
+    async fn replace_password_hash(&self, username: &Username, old: &str, new: &str) -> Result<(), StoreError> {
         let result = self
             .client
             .update_item()
@@ -362,79 +346,40 @@ impl UserStore for DynamoStore {
         }
     }
 
-    async fn record_failed_login(
+    async fn count_attempt(
         &self,
         username: &Username,
+        seen: FailedLogins,
         now: u64,
-    ) -> Result<FailedLogins, StoreError> {
-        let stale_before = now.saturating_sub(FailedLogins::QUIET_PERIOD);
-        let ttl = now + FailedLogins::QUIET_PERIOD;
-        // Two conditional writes cover the two cases atomically: count on from a
-        // recent failure, or start again after a quiet period. Racing writers
-        // may flip the case between them, hence the bounded retry.
-        for _ in 0..4 {
-            let add = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key(PK, user_pk(username))
-                .key(SK, s("LOCKOUT"))
-                .update_expression("ADD failures :one SET last_failure_at = :now, #ttl = :ttl")
-                .condition_expression("last_failure_at > :stale")
-                .expression_attribute_names("#ttl", TTL)
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":now", n(now))
-                .expression_attribute_values(":ttl", n(ttl))
-                .expression_attribute_values(":stale", n(stale_before))
-                .return_values(ReturnValue::AllNew)
-                .send()
-                .await;
-            match add {
-                Ok(out) => {
-                    return FailedLogins::from_item(
-                        out.attributes().unwrap_or(&HashMap::new()),
-                        "UpdateItem",
-                    );
-                }
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
-                Err(e) => return Err(failed("UpdateItem", e)),
+    ) -> Result<Option<FailedLogins>, StoreError> {
+        let next = seen.after_failure(now);
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, user_pk(username))
+            .item(SK, s("LOCKOUT"))
+            .item("failures", n(next.count))
+            .item("last_failure_at", n(next.last_at))
+            .item(TTL, n(next.last_at + FailedLogins::QUIET_PERIOD));
+        // Compare-and-swap against the record as read: no item, or exactly `seen`.
+        put = if seen == FailedLogins::default() {
+            put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            put.condition_expression("failures = :count AND last_failure_at = :last")
+                .expression_attribute_values(":count", n(seen.count))
+                .expression_attribute_values(":last", n(seen.last_at))
+        };
+        match put.send().await {
+            Ok(_) => Ok(Some(next)),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
             }
-            let fresh = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key(PK, user_pk(username))
-                .key(SK, s("LOCKOUT"))
-                .update_expression("SET failures = :one, last_failure_at = :now, #ttl = :ttl")
-                .condition_expression(
-                    "attribute_not_exists(last_failure_at) OR last_failure_at <= :stale",
-                )
-                .expression_attribute_names("#ttl", TTL)
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":now", n(now))
-                .expression_attribute_values(":ttl", n(ttl))
-                .expression_attribute_values(":stale", n(stale_before))
-                .send()
-                .await;
-            match fresh {
-                Ok(_) => {
-                    return Ok(FailedLogins {
-                        count: 1,
-                        last_at: now,
-                    });
-                }
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
-                Err(e) => return Err(failed("UpdateItem", e)),
-            }
+            Err(e) => Err(failed("PutItem", e)),
         }
-        Err(StoreError {
-            operation: "UpdateItem",
-            detail: "failed-login counter kept changing under contention".into(),
-        })
     }
 
     async fn clear_failed_logins(&self, username: &Username) -> Result<(), StoreError> {
@@ -473,7 +418,7 @@ impl SessionStore for DynamoStore {
             .send()
             .await
             .map_err(|e| failed("GetItem", e))?;
-        out.item().map(Session::from_item).transpose()
+        out.item().map(|item| Session::from_item(item, "GetItem")).transpose()
     }
 
     async fn rotate_session(
@@ -509,7 +454,7 @@ impl SessionStore for DynamoStore {
         }
     }
 
-    async fn revoke_session(&self, id: &str, now: u64) -> Result<bool, StoreError> {
+    async fn revoke_session(&self, id: &str, now: u64) -> Result<Option<Session>, StoreError> {
         let result = self
             .client
             .update_item()
@@ -520,15 +465,19 @@ impl SessionStore for DynamoStore {
             .expression_attribute_values(":true", AttributeValue::Bool(true))
             .expression_attribute_values(":false", AttributeValue::Bool(false))
             .expression_attribute_values(":now", n(now))
+            .return_values(ReturnValue::AllOld)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(true),
+            Ok(out) => out
+                .attributes()
+                .map(|item| Session::from_item(item, "UpdateItem"))
+                .transpose(),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
             {
-                Ok(false)
+                Ok(None)
             }
             Err(e) => Err(failed("UpdateItem", e)),
         }

@@ -1,10 +1,7 @@
 //! An in-memory store with the DynamoDB adapter's semantics, for handler unit
 //! tests. Storage behaviour itself is tested against DynamoDB Local.
 
-use super::{
-    CreateUserError, FailedLogins, LoginRecord, Rotation, Session, SessionStore, StoreError, User,
-    UserStore,
-};
+use super::{CreateUserError, FailedLogins, LoginRecord, Rotation, Session, SessionStore, StoreError, User, UserStore};
 use crate::credentials::Username;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -69,12 +66,7 @@ impl UserStore for MemoryStore {
         })
     }
 
-    async fn replace_password_hash(
-        &self,
-        username: &Username,
-        old: &str,
-        new: &str,
-    ) -> Result<(), StoreError> {
+    async fn replace_password_hash(&self, username: &Username, old: &str, new: &str) -> Result<(), StoreError> {
         let mut inner = self.lock()?;
         if let Some(user) = inner.users.get_mut(&username.normalized())
             && user.password_hash == old
@@ -84,15 +76,19 @@ impl UserStore for MemoryStore {
         Ok(())
     }
 
-    async fn record_failed_login(
+    async fn count_attempt(
         &self,
         username: &Username,
+        seen: FailedLogins,
         now: u64,
-    ) -> Result<FailedLogins, StoreError> {
+    ) -> Result<Option<FailedLogins>, StoreError> {
         let mut inner = self.lock()?;
         let entry = inner.failures.entry(username.normalized()).or_default();
-        *entry = entry.after_failure(now);
-        Ok(*entry)
+        if *entry != seen {
+            return Ok(None);
+        }
+        *entry = seen.after_failure(now);
+        Ok(Some(*entry))
     }
 
     async fn clear_failed_logins(&self, username: &Username) -> Result<(), StoreError> {
@@ -103,9 +99,7 @@ impl UserStore for MemoryStore {
 
 impl SessionStore for MemoryStore {
     async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
-        self.lock()?
-            .sessions
-            .insert(session.id.clone(), session.clone());
+        self.lock()?.sessions.insert(session.id.clone(), session.clone());
         Ok(())
     }
 
@@ -132,14 +126,15 @@ impl SessionStore for MemoryStore {
         }
     }
 
-    async fn revoke_session(&self, id: &str, now: u64) -> Result<bool, StoreError> {
+    async fn revoke_session(&self, id: &str, now: u64) -> Result<Option<Session>, StoreError> {
         let mut inner = self.lock()?;
         match inner.sessions.get_mut(id) {
             Some(s) if s.is_live(now) => {
+                let before = s.clone();
                 s.revoked = true;
-                Ok(true)
+                Ok(Some(before))
             }
-            _ => Ok(false),
+            _ => Ok(None),
         }
     }
 }
