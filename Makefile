@@ -1,5 +1,5 @@
 # The two commands: `make dev` runs the service locally, `make test` tests it.
-.PHONY: dev test lint invoke
+.PHONY: dev test lint check deploy smoke invoke
 
 ## Start DynamoDB Local (:8000), create the table, serve every function on :9000. Ctrl-C stops it all.
 dev:
@@ -9,6 +9,18 @@ dev:
 test:
 	@scripts/test
 	@$(MAKE) --no-print-directory lint
+
+## The deploy path, offline: lint and test template.yaml, sam build every function for arm64.
+check:
+	@scripts/check
+
+## Build and deploy the stack to your AWS account (asks for the settings the first time).
+deploy: check
+	SAM_CLI_TELEMETRY=0 .tools/venv/bin/sam deploy --guided
+
+## Smoke-test a running stack: make smoke URL=https://<api-id>.execute-api.<region>.amazonaws.com
+smoke:
+	@scripts/smoke $(or $(URL),http://127.0.0.1:9000)
 
 ## Formatting and clippy, warnings as errors.
 lint:

@@ -49,20 +49,31 @@ impl fmt::Debug for TokenConfig {
 }
 
 impl TokenConfig {
-    /// Reads the token configuration from the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// Reads the token configuration through `lookup`, so tests need not touch the environment.
+    /// Reads the token configuration, secret included (`JWT_SECRET`), through
+    /// `lookup`, so tests need not touch the environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let secret = lookup("JWT_SECRET")
             .filter(|s| !s.is_empty())
             .ok_or(ConfigError::Missing(
                 "JWT_SECRET",
-                "set it to a random string of at least 32 bytes (e.g. `openssl rand -base64 48`)",
+                "set it to a random string of at least 32 bytes (e.g. `openssl rand -base64 48`), \
+             or set JWT_SECRET_ARN to a Secrets Manager secret that holds one",
             ))?;
+        Self::settings_from_lookup(lookup)?.with_secret(secret)
+    }
+
+    /// Sets the signing secret, once it is known to be strong enough.
+    pub fn with_secret(self, secret: String) -> Result<Self, ConfigError> {
         check_secret_strength(secret.as_bytes())?;
+        Ok(Self {
+            secret: secret.into_bytes(),
+            ..self
+        })
+    }
+
+    /// Reads everything but the secret, which stays empty until `with_secret`:
+    /// for a secret that comes from Secrets Manager.
+    pub fn settings_from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let seconds = |name: &'static str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
             match lookup(name).filter(|v| !v.trim().is_empty()) {
                 None => Ok(default),
@@ -81,7 +92,7 @@ impl TokenConfig {
                 .unwrap_or_else(|| default.to_owned())
         };
         Ok(Self {
-            secret: secret.into_bytes(),
+            secret: Vec::new(),
             issuer: text("JWT_ISSUER", "lambda-jwt-auth"),
             audience: text("JWT_AUDIENCE", "lambda-jwt-auth"),
             access_ttl: seconds("ACCESS_TOKEN_TTL", 15 * 60, 1, DAY)?,

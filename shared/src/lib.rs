@@ -2,9 +2,11 @@
 //! hashing, token issue and verification, the user/session store and the
 //! mapping of errors to HTTP responses.
 
+pub mod aws;
 pub mod config;
 pub mod credentials;
 pub mod http;
+pub mod keys;
 pub mod password;
 pub mod session;
 pub mod store;
@@ -30,11 +32,6 @@ pub fn or_exit<T, E: std::fmt::Display>(result: Result<T, E>) -> T {
             std::process::exit(1);
         }
     }
-}
-
-/// The token keys from the environment, or exit with the reason.
-pub fn keys_from_env() -> token::TokenKeys {
-    token::TokenKeys::new(or_exit(config::TokenConfig::from_env()))
 }
 
 /// The DynamoDB store from the environment (`TABLE_NAME` and the standard AWS

@@ -4,13 +4,13 @@ use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, Response};
 use shared::credentials::{Password, Username};
 use shared::http::{ApiError, JsonObject, require_method, respond, tokens};
+use shared::keys::Keys;
 use shared::password::{self, Verdict};
 use shared::store::{FailedLogins, SessionStore, UserStore};
-use shared::token::TokenKeys;
 
 /// What login needs, built once per cold start.
 pub struct State<S> {
-    pub keys: TokenKeys,
+    pub keys: Keys,
     pub store: S,
 }
 
@@ -21,6 +21,7 @@ pub async fn handle<S: UserStore + SessionStore>(state: &State<S>, req: Request)
 
 async fn login<S: UserStore + SessionStore>(state: &State<S>, req: &Request) -> Result<Response<Body>, ApiError> {
     require_method(req, Method::POST)?;
+    let keys = state.keys.get().await?;
     let body = JsonObject::require(req)?;
     let username = Username::parse(body.string("username")?).map_err(ApiError::invalid)?;
     let password = Password::parse(body.string("password")?).map_err(ApiError::invalid)?;
@@ -60,10 +61,10 @@ async fn login<S: UserStore + SessionStore>(state: &State<S>, req: &Request) -> 
     if record.failures.count > 0 {
         store.clear_failed_logins(&username).await?;
     }
-    let session = shared::session::start(&state.keys, &user, now);
+    let session = shared::session::start(keys, &user, now);
     store.create_session(&session).await?;
     tracing::info!(user_id = %user.id, "login succeeded");
-    Ok(tokens(&shared::session::token_response(&state.keys, &session, now)))
+    Ok(tokens(&shared::session::token_response(keys, &session, now)))
 }
 
 /// Counts one attempt against `username`, or answers 429 while the name is locked.
@@ -113,7 +114,7 @@ mod tests {
             .await
             .unwrap();
         State {
-            keys: dev_keys(),
+            keys: Keys::ready(dev_keys()),
             store,
         }
     }
@@ -146,11 +147,15 @@ mod tests {
         );
         let access = state
             .keys
+            .loaded()
+            .unwrap()
             .verify_access(body["access_token"].as_str().unwrap())
             .unwrap();
         assert_eq!((access.sub.as_str(), access.username.as_str()), ("u-1", "Alice"));
         let refresh = state
             .keys
+            .loaded()
+            .unwrap()
             .verify_refresh(body["refresh_token"].as_str().unwrap())
             .unwrap();
         let session = state.store.session_now(&refresh.sid).unwrap();
@@ -274,7 +279,7 @@ mod tests {
     #[tokio::test]
     async fn an_unreachable_store_is_503() {
         let state = State {
-            keys: dev_keys(),
+            keys: Keys::ready(dev_keys()),
             store: MemoryStore::unreachable(),
         };
         assert_eq!(call(&state, event("login-ok", None)).await.0.status(), 503);
@@ -283,7 +288,7 @@ mod tests {
     #[tokio::test]
     async fn dynamodb_on_a_closed_port_is_503_unavailable() {
         let state = State {
-            keys: dev_keys(),
+            keys: Keys::ready(dev_keys()),
             store: shared::testing::unreachable_store().await,
         };
         let (response, body) = call_any(&state, event("login-ok", None)).await;

@@ -3,12 +3,12 @@
 use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, Response};
 use shared::http::{ApiError, no_content, refresh_token, require_method, respond};
+use shared::keys::Keys;
 use shared::store::{Presented, SessionStore};
-use shared::token::TokenKeys;
 
 /// What logout needs, built once per cold start.
 pub struct State<S> {
-    pub keys: TokenKeys,
+    pub keys: Keys,
     pub store: S,
 }
 
@@ -19,8 +19,9 @@ pub async fn handle<S: SessionStore>(state: &State<S>, req: Request) -> Result<R
 
 async fn logout<S: SessionStore>(state: &State<S>, req: &Request) -> Result<Response<Body>, ApiError> {
     require_method(req, Method::POST)?;
+    let keys = state.keys.get().await?;
     let token = refresh_token(req)?;
-    let claims = state.keys.verify_refresh(&token).map_err(|reason| {
+    let claims = keys.verify_refresh(&token).map_err(|reason| {
         tracing::info!(%reason, "refresh token refused");
         ApiError::InvalidToken
     })?;
@@ -31,7 +32,7 @@ async fn logout<S: SessionStore>(state: &State<S>, req: &Request) -> Result<Resp
         .revoke_session(&claims.sid, now)
         .await?
         .ok_or(ApiError::InvalidToken)?;
-    match session.classify(claims.generation, now, state.keys.config().reuse_grace) {
+    match session.classify(claims.generation, now, keys.config().reuse_grace) {
         Presented::Live | Presented::Retry => {
             tracing::info!(session_id = %claims.sid, user_id = %claims.sub, "logged out");
             Ok(no_content())
@@ -52,7 +53,7 @@ mod tests {
 
     async fn logged_in() -> (State<MemoryStore>, String) {
         let state = State {
-            keys: dev_keys(),
+            keys: Keys::ready(dev_keys()),
             store: MemoryStore::default(),
         };
         let user = User {
@@ -61,9 +62,9 @@ mod tests {
             password_hash: String::new(),
             created_at: 0,
         };
-        let session = shared::session::start(&state.keys, &user, shared::now());
+        let session = shared::session::start(state.keys.loaded().unwrap(), &user, shared::now());
         state.store.create_session(&session).await.unwrap();
-        let token = state.keys.issue_refresh(&session.generation());
+        let token = state.keys.loaded().unwrap().issue_refresh(&session.generation());
         (state, token)
     }
 
@@ -72,7 +73,7 @@ mod tests {
         let (state, token) = logged_in().await;
         let response = handle(&state, event("logout-ok", Some(&token))).await.unwrap();
         assert_eq!(response.status(), 204);
-        let sid = state.keys.verify_refresh(&token).unwrap().sid;
+        let sid = state.keys.loaded().unwrap().verify_refresh(&token).unwrap().sid;
         assert!(state.store.session_now(&sid).unwrap().revoked);
     }
 
@@ -87,16 +88,16 @@ mod tests {
     #[tokio::test]
     async fn logout_with_a_spent_generation_revokes_the_session_but_answers_401() {
         let (state, first) = logged_in().await;
-        let sid = state.keys.verify_refresh(&first).unwrap().sid;
+        let sid = state.keys.loaded().unwrap().verify_refresh(&first).unwrap().sid;
         let session = state.store.session_now(&sid).unwrap();
         let later = shared::now() + 3600;
-        let next = shared::session::next_generation(&state.keys, &session, later - 100);
+        let next = shared::session::next_generation(state.keys.loaded().unwrap(), &session, later - 100);
         state
             .store
             .rotate_session(&sid, 0, &next.token_hash, later - 100)
             .await
             .unwrap();
-        let next = shared::session::next_generation(&state.keys, &next, later);
+        let next = shared::session::next_generation(state.keys.loaded().unwrap(), &next, later);
         state
             .store
             .rotate_session(&sid, 1, &next.token_hash, later)

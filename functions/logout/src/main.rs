@@ -8,7 +8,7 @@ mod handler;
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let state = handler::State {
-        keys: shared::keys_from_env(),
+        keys: shared::keys::Keys::from_env().await,
         store: shared::store_from_env().await,
     };
     run(service_fn(|req| handler::handle(&state, req))).await

@@ -4,15 +4,16 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use serde_json::json;
 use shared::http::{ApiError, bearer_token, json, require_method, respond};
-use shared::token::TokenKeys;
+use shared::keys::Keys;
 
 /// Answers one request.
-pub async fn handle(keys: &TokenKeys, req: Request) -> Result<Response<Body>, Error> {
-    respond(&req, async { protected(keys, &req) }).await
+pub async fn handle(keys: &Keys, req: Request) -> Result<Response<Body>, Error> {
+    respond(&req, protected(keys, &req)).await
 }
 
-fn protected(keys: &TokenKeys, req: &Request) -> Result<Response<Body>, ApiError> {
+async fn protected(keys: &Keys, req: &Request) -> Result<Response<Body>, ApiError> {
     require_method(req, Method::GET)?;
+    let keys = keys.get().await?;
     let token = bearer_token(req)
         .map_err(|_| ApiError::BearerChallenge { token_sent: true })?
         .ok_or(ApiError::BearerChallenge { token_sent: false })?;
@@ -32,7 +33,7 @@ mod tests {
     use shared::testing::{dev_keys, event};
 
     async fn call(req: Request) -> (Response<Body>, serde_json::Value) {
-        let response = handle(&dev_keys(), req).await.unwrap();
+        let response = handle(&Keys::ready(dev_keys()), req).await.unwrap();
         let body = match response.body() {
             Body::Text(t) => serde_json::from_str(t).unwrap(),
             _ => serde_json::Value::Null,

@@ -7,6 +7,6 @@ mod handler;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
-    let keys = shared::keys_from_env();
+    let keys = shared::keys::Keys::from_env().await;
     run(service_fn(|req| handler::handle(&keys, req))).await
 }

@@ -4,13 +4,14 @@
 use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, Response};
 use shared::http::{ApiError, refresh_token, require_method, respond, tokens};
+use shared::keys::Keys;
 use shared::session::{next_generation, token_response};
 use shared::store::{Presented, Rotation, SessionStore};
-use shared::token::{TokenKeys, refresh_token_hash};
+use shared::token::refresh_token_hash;
 
 /// What refresh needs, built once per cold start.
 pub struct State<S> {
-    pub keys: TokenKeys,
+    pub keys: Keys,
     pub store: S,
 }
 
@@ -21,13 +22,14 @@ pub async fn handle<S: SessionStore>(state: &State<S>, req: Request) -> Result<R
 
 async fn refresh<S: SessionStore>(state: &State<S>, req: &Request) -> Result<Response<Body>, ApiError> {
     require_method(req, Method::POST)?;
+    let keys = state.keys.get().await?;
     let token = refresh_token(req)?;
-    let claims = state.keys.verify_refresh(&token).map_err(|reason| {
+    let claims = keys.verify_refresh(&token).map_err(|reason| {
         tracing::info!(%reason, "refresh token refused");
         ApiError::InvalidToken
     })?;
     let now = shared::now();
-    let grace = state.keys.config().reuse_grace;
+    let grace = keys.config().reuse_grace;
     let store = &state.store;
     let mut session = store.session(&claims.sid).await?.ok_or(ApiError::InvalidToken)?;
     // Two passes at most: a lost race re-reads once, and then the presented
@@ -38,13 +40,13 @@ async fn refresh<S: SessionStore>(state: &State<S>, req: &Request) -> Result<Res
         }
         match session.classify(claims.generation, now, grace) {
             Presented::Live if refresh_token_hash(&token) == session.token_hash => {
-                let next = next_generation(&state.keys, &session, now);
+                let next = next_generation(keys, &session, now);
                 match store
                     .rotate_session(&session.id, session.generation, &next.token_hash, now)
                     .await?
                 {
                     Rotation::Rotated => {
-                        return Ok(tokens(&token_response(&state.keys, &next, now)));
+                        return Ok(tokens(&token_response(keys, &next, now)));
                     }
                     Rotation::Conflict => {
                         session = store.session(&claims.sid).await?.ok_or(ApiError::InvalidToken)?;
@@ -52,7 +54,7 @@ async fn refresh<S: SessionStore>(state: &State<S>, req: &Request) -> Result<Res
                 }
             }
             // A retry or a second tab: the token of the live generation, not a new branch.
-            Presented::Retry => return Ok(tokens(&token_response(&state.keys, &session, now))),
+            Presented::Retry => return Ok(tokens(&token_response(keys, &session, now))),
             Presented::Reused => {
                 store.revoke_session(&session.id, now).await?;
                 tracing::warn!(session_id = %session.id, user_id = %session.user_id, "refresh token reuse: session revoked");
@@ -70,12 +72,13 @@ mod tests {
     use shared::store::User;
     use shared::store::memory::MemoryStore;
     use shared::testing::{dev_config, event};
+    use shared::token::TokenKeys;
 
     fn state(grace: u64) -> State<MemoryStore> {
         let mut config = dev_config();
         config.reuse_grace = grace;
         State {
-            keys: TokenKeys::new(config),
+            keys: Keys::ready(TokenKeys::new(config)),
             store: MemoryStore::default(),
         }
     }
@@ -88,9 +91,9 @@ mod tests {
             password_hash: String::new(),
             created_at: 0,
         };
-        let session = shared::session::start(&state.keys, &user, shared::now() - age);
+        let session = shared::session::start(state.keys.loaded().unwrap(), &user, shared::now() - age);
         state.store.create_session(&session).await.unwrap();
-        state.keys.issue_refresh(&session.generation())
+        state.keys.loaded().unwrap().issue_refresh(&session.generation())
     }
 
     async fn call(state: &State<MemoryStore>, token: &str) -> (u16, serde_json::Value) {
@@ -103,7 +106,7 @@ mod tests {
     }
 
     fn session_of(state: &State<MemoryStore>, token: &str) -> shared::store::Session {
-        let sid = state.keys.verify_refresh(token).unwrap().sid;
+        let sid = state.keys.loaded().unwrap().verify_refresh(token).unwrap().sid;
         state.store.session_now(&sid).unwrap()
     }
 
@@ -115,10 +118,20 @@ mod tests {
         assert_eq!(status, 200, "{body}");
         let second = body["refresh_token"].as_str().unwrap();
         assert_ne!(second, first);
-        let claims = state.keys.verify_refresh(second).unwrap();
+        let claims = state.keys.loaded().unwrap().verify_refresh(second).unwrap();
         assert_eq!(claims.generation, 1);
-        assert_eq!(claims.sid, state.keys.verify_refresh(&first).unwrap().sid);
-        assert!(state.keys.verify_access(body["access_token"].as_str().unwrap()).is_ok());
+        assert_eq!(
+            claims.sid,
+            state.keys.loaded().unwrap().verify_refresh(&first).unwrap().sid
+        );
+        assert!(
+            state
+                .keys
+                .loaded()
+                .unwrap()
+                .verify_access(body["access_token"].as_str().unwrap())
+                .is_ok()
+        );
     }
 
     #[tokio::test]
@@ -164,14 +177,14 @@ mod tests {
     #[tokio::test]
     async fn a_session_past_its_absolute_lifetime_cannot_be_refreshed() {
         let state = state(10);
-        let lifetime = state.keys.config().session_lifetime;
+        let lifetime = state.keys.loaded().unwrap().config().session_lifetime;
         let user = User {
             id: "u-1".into(),
             username: "alice".into(),
             password_hash: String::new(),
             created_at: 0,
         };
-        let mut session = shared::session::start(&state.keys, &user, shared::now() - 100);
+        let mut session = shared::session::start(state.keys.loaded().unwrap(), &user, shared::now() - 100);
         session.expires_at = shared::now() - 1;
         assert!(lifetime > 100);
         state.store.create_session(&session).await.unwrap();
@@ -180,14 +193,14 @@ mod tests {
             expires_at: shared::now() + 60,
             ..session.clone()
         };
-        let token = state.keys.issue_refresh(&live_looking.generation());
+        let token = state.keys.loaded().unwrap().issue_refresh(&live_looking.generation());
         assert_eq!(call(&state, &token).await.0, 401);
     }
 
     #[tokio::test]
     async fn an_access_token_is_not_a_refresh_token() {
         let state = state(10);
-        let access = state.keys.issue_access("u-1", "alice", shared::now());
+        let access = state.keys.loaded().unwrap().issue_access("u-1", "alice", shared::now());
         assert_eq!(call(&state, &access).await.0, 401);
     }
 
@@ -211,13 +224,14 @@ mod tests {
     #[tokio::test]
     async fn dynamodb_on_a_closed_port_is_503_unavailable() {
         let keys = state(10).keys;
+        let k = keys.loaded().unwrap();
         let user = User {
             id: "u-1".into(),
             username: "alice".into(),
             password_hash: String::new(),
             created_at: 0,
         };
-        let token = keys.issue_refresh(&shared::session::start(&keys, &user, shared::now()).generation());
+        let token = k.issue_refresh(&shared::session::start(k, &user, shared::now()).generation());
         let state = State {
             keys,
             store: shared::testing::unreachable_store().await,

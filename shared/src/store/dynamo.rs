@@ -11,9 +11,6 @@
 
 use super::{CreateUserError, FailedLogins, LoginRecord, Rotation, Session, SessionStore, StoreError, User, UserStore};
 use crate::credentials::Username;
-use aws_config::BehaviorVersion;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::types::{
@@ -21,7 +18,6 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveSpecification,
 };
 use std::collections::HashMap;
-use std::time::Duration;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -37,43 +33,14 @@ pub struct DynamoStore {
     table: String,
 }
 
-/// The SDK configuration with deliberate timeouts, well under the function
-/// timeout, so that a slow or dead DynamoDB becomes a quick 503.
-fn loader() -> aws_config::ConfigLoader {
-    aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_millis(500))
-                .operation_attempt_timeout(Duration::from_secs(1))
-                .operation_timeout(Duration::from_secs(3))
-                .build(),
-        )
-        .retry_config(RetryConfig::standard().with_max_attempts(3))
-}
-
-/// A DynamoDB client from the standard AWS environment (region, credentials,
-/// `AWS_ENDPOINT_URL_DYNAMODB`): built once per cold start, no network I/O.
+/// A DynamoDB client from the standard AWS environment (`AWS_ENDPOINT_URL_DYNAMODB` included).
 pub async fn client_from_env() -> Client {
-    Client::new(&loader().load().await)
+    Client::new(&crate::aws::config_from_env().await)
 }
 
-/// A client for DynamoDB Local (or anything at `endpoint`), with the dummy
-/// region and credentials it accepts, and the same timeouts as in production.
+/// A client for DynamoDB Local (or anything at `endpoint`).
 pub async fn local_client(endpoint: &str) -> Client {
-    let config = loader()
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        // DynamoDB Local accepts any key made of letters and digits only.
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "dynamodblocal",
-            "dynamodblocal",
-            None,
-            None,
-            "dynamodb-local",
-        ))
-        .load()
-        .await;
-    Client::new(&config)
+    Client::new(&crate::aws::local_config(endpoint).await)
 }
 
 impl DynamoStore {

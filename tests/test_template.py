@@ -1,0 +1,112 @@
+"""Checks on template.yaml that cfn-lint cannot know: every function has its
+binary, each role allows exactly what its function calls, the table keeps TTL
+and backups, and the signing key is generated. Run by `make check`."""
+
+import unittest
+from pathlib import Path
+
+from cfnlint.decode import decode
+
+ROOT = Path(__file__).resolve().parent.parent
+TABLE = {"Fn::GetAtt": ["AuthTable", "Arn"]}
+SECRET = {"Ref": "JwtSecret"}
+
+# The DynamoDB calls each function makes (shared/src/store/dynamo.rs); protected makes none.
+DYNAMODB_CALLS = {
+    "register": {"dynamodb:PutItem"},
+    "login": {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+    "refresh": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+    "protected": set(),
+    "logout": {"dynamodb:UpdateItem"},
+}
+
+
+def load():
+    template, matches = decode(str(ROOT / "template.yaml"))
+    assert not matches, matches
+    return template["Resources"]
+
+
+class Template(unittest.TestCase):
+    resources = load()
+
+    def functions(self):
+        return {
+            r["Metadata"]["BuildProperties"]["Binary"]: (name, r)
+            for name, r in self.resources.items()
+            if r["Type"] == "AWS::Serverless::Function"
+        }
+
+    def test_every_function_crate_is_a_function_with_its_binary(self):
+        crates = {p.name for p in (ROOT / "functions").iterdir() if (p / "Cargo.toml").exists()}
+        self.assertEqual(set(self.functions()), crates)
+        for binary, (name, f) in self.functions().items():
+            self.assertEqual(f["Metadata"]["BuildMethod"], "rust-cargolambda", name)
+
+    def test_each_role_allows_exactly_the_calls_its_function_makes_on_the_one_table_and_secret(self):
+        for binary, (name, f) in self.functions().items():
+            role_name = f["Properties"]["Role"]["Fn::GetAtt"][0]
+            role = self.resources[role_name]["Properties"]
+            self.assertNotIn("ManagedPolicyArns", role, role_name)
+            statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+            dynamodb, secrets, logs = set(), set(), set()
+            for s in statements:
+                self.assertEqual(s["Effect"], "Allow")
+                actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+                for action in actions:
+                    self.assertNotIn("*", action, f"{role_name}: wildcard action {action}")
+                    service = action.split(":")[0]
+                    if service == "dynamodb":
+                        self.assertEqual(s["Resource"], TABLE, f"{role_name}: {action} beyond the table")
+                        dynamodb.add(action)
+                    elif service == "secretsmanager":
+                        self.assertEqual(s["Resource"], SECRET, f"{role_name}: {action} beyond the secret")
+                        secrets.add(action)
+                    elif service == "logs":
+                        log_group = f["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+                        self.assertEqual(s["Resource"], {"Fn::GetAtt": [log_group, "Arn"]}, role_name)
+                        logs.add(action)
+                    else:
+                        self.fail(f"{role_name}: unexpected {action}")
+            self.assertEqual(dynamodb, DYNAMODB_CALLS[binary], role_name)
+            self.assertEqual(secrets, {"secretsmanager:GetSecretValue"}, role_name)
+            self.assertEqual(logs, {"logs:CreateLogStream", "logs:PutLogEvents"}, role_name)
+
+    def test_functions_are_arm64_al2023_and_protected_has_no_table(self):
+        for binary, (name, f) in self.functions().items():
+            env = f["Properties"].get("Environment", {}).get("Variables", {})
+            self.assertEqual("TABLE_NAME" in env, binary != "protected", name)
+
+    def test_the_table_has_ttl_backups_encryption_and_is_retained(self):
+        table = self.resources["AuthTable"]
+        props = table["Properties"]
+        self.assertEqual(props["TimeToLiveSpecification"], {"AttributeName": "ttl", "Enabled": True})
+        self.assertEqual(props["BillingMode"], "PAY_PER_REQUEST")
+        self.assertTrue(props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"])
+        self.assertTrue(props["SSESpecification"]["SSEEnabled"])
+        self.assertEqual((table["DeletionPolicy"], table["UpdateReplacePolicy"]), ("Retain", "Retain"))
+        keys = {k["AttributeName"]: k["KeyType"] for k in props["KeySchema"]}
+        self.assertEqual(keys, {"pk": "HASH", "sk": "RANGE"})
+
+    def test_the_signing_key_is_generated_long_and_handed_over_by_arn(self):
+        secret = self.resources["JwtSecret"]
+        self.assertEqual(secret["Type"], "AWS::SecretsManager::Secret")
+        self.assertGreaterEqual(secret["Properties"]["GenerateSecretString"]["PasswordLength"], 64)
+        self.assertNotIn("SecretString", secret["Properties"])
+        template, _ = decode(str(ROOT / "template.yaml"))
+        env = template["Globals"]["Function"]["Environment"]["Variables"]
+        self.assertEqual(env["JWT_SECRET_ARN"], SECRET)
+        self.assertNotIn("JWT_SECRET", env)
+
+    def test_the_api_fails_on_warnings_logs_access_and_never_allows_credentials_cross_origin(self):
+        api = self.resources["Api"]["Properties"]
+        self.assertTrue(api["FailOnWarnings"])
+        condition, cors, _ = api["CorsConfiguration"]["Fn::If"]
+        self.assertEqual(condition, "HasCors")
+        self.assertIs(cors["AllowCredentials"], False)
+        self.assertIn("DestinationArn", api["AccessLogSettings"])
+        self.assertIn("ThrottlingBurstLimit", api["DefaultRouteSettings"])
+
+
+if __name__ == "__main__":
+    unittest.main()
