@@ -151,3 +151,134 @@ impl Api {
             .await
     }
 }
+
+/// What the fault proxy does with the next requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Forward to DynamoDB Local and back.
+    Pass,
+    /// Close the connection at once, as a dead endpoint would.
+    Refuse,
+    /// Accept and never answer, as a hung endpoint would.
+    Hang,
+    /// Answer every call with DynamoDB's throttling error.
+    Throttle,
+    /// Forward the next `UpdateItem`, so it takes effect, then lose its answer;
+    /// everything else passes.
+    LoseUpdateAnswer,
+}
+
+/// A TCP proxy in front of DynamoDB Local that injects faults, one HTTP request per connection.
+pub struct FaultProxy {
+    pub url: String,
+    fault: std::sync::Arc<std::sync::Mutex<Fault>>,
+}
+
+impl FaultProxy {
+    /// Starts the proxy in front of `DYNAMODB_ENDPOINT`, passing everything through.
+    pub async fn start() -> Self {
+        let upstream = required_env("DYNAMODB_ENDPOINT").trim_start_matches("http://").to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let fault = std::sync::Arc::new(std::sync::Mutex::new(Fault::Pass));
+        let current = fault.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else { return };
+                let (fault, upstream) = (current.clone(), upstream.clone());
+                tokio::spawn(async move { proxy_one(client, &upstream, fault).await });
+            }
+        });
+        Self { url, fault }
+    }
+
+    /// Changes what the proxy does from the next request on.
+    pub fn set(&self, fault: Fault) {
+        *self.fault.lock().unwrap() = fault;
+    }
+}
+
+async fn proxy_one(mut client: tokio::net::TcpStream, upstream: &str, fault: std::sync::Arc<std::sync::Mutex<Fault>>) {
+    use tokio::io::AsyncWriteExt;
+    let Some(request) = read_http_message(&mut client).await else { return };
+    let mode = *fault.lock().unwrap();
+    match mode {
+        Fault::Refuse => {}
+        Fault::Hang => tokio::time::sleep(std::time::Duration::from_secs(600)).await,
+        Fault::Throttle => {
+            let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"Rate exceeded"}"#;
+            let response = format!(
+                "HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = client.write_all(response.as_bytes()).await;
+        }
+        Fault::Pass | Fault::LoseUpdateAnswer => {
+            let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else { return };
+            if server.write_all(&request).await.is_err() {
+                return;
+            }
+            let Some(response) = read_http_message(&mut server).await else { return };
+            let is_update = String::from_utf8_lossy(&request).contains("DynamoDB_20120810.UpdateItem");
+            if mode == Fault::LoseUpdateAnswer && is_update {
+                *fault.lock().unwrap() = Fault::Pass;
+                return; // the write happened; its answer is lost
+            }
+            // One request per connection: tell the client not to reuse it.
+            let split = response.windows(2).position(|w| w == b"\r\n").unwrap_or(0);
+            let mut answer = response[..split].to_vec();
+            answer.extend_from_slice(b"\r\nconnection: close");
+            answer.extend_from_slice(&response[split..]);
+            let _ = client.write_all(&answer).await;
+        }
+    }
+}
+
+/// Reads one HTTP/1.1 message with a `content-length` body.
+async fn read_http_message(stream: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            while buf.len() < end + 4 + length {
+                let n = stream.read(&mut chunk).await.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            return Some(buf);
+        }
+    }
+}
+
+/// A request as a function receives it: `method path` with a JSON body.
+pub fn request(method: &str, path: &str, body: Value) -> lambda_http::Request {
+    lambda_http::http::Request::builder()
+        .method(method)
+        .uri(format!("https://api.example.com{path}"))
+        .header("content-type", "application/json")
+        .body(lambda_http::Body::Text(body.to_string()))
+        .expect("a valid request")
+}
+
+/// Status and JSON body of a function's response.
+pub fn status_and_json(response: &lambda_http::Response<lambda_http::Body>) -> (u16, Value) {
+    let json = match response.body() {
+        lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),
+        _ => Value::Null,
+    };
+    (response.status().as_u16(), json)
+}

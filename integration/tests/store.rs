@@ -2,7 +2,7 @@
 
 use integration::fresh_store;
 use shared::credentials::Username;
-use shared::store::{CreateUserError, FailedLogins, Rotation, Session, SessionStore, User, UserStore};
+use shared::store::{CreateUserError, FailedLogins, Rotation, Session, SessionKey, SessionStore, User, UserStore};
 use std::sync::Arc;
 
 fn user(name: &str) -> User {
@@ -241,8 +241,14 @@ async fn a_session_reads_back_as_stored() {
     let (store, _) = fresh_store().await;
     let s = session(1000);
     store.create_session(&s).await.unwrap();
-    assert_eq!(store.session(&s.id).await.unwrap(), Some(s));
-    assert_eq!(store.session("no-such-session").await.unwrap(), None);
+    assert_eq!(store.session(&s.key()).await.unwrap(), Some(s));
+    assert_eq!(
+        store
+            .session(&SessionKey::new("alice", "no-such-session"))
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 #[tokio::test]
@@ -251,14 +257,14 @@ async fn rotation_moves_one_generation_and_only_from_the_live_one() {
     let s = session(1000);
     store.create_session(&s).await.unwrap();
     assert_eq!(
-        store.rotate_session(&s.id, 0, "h1", 1010).await.unwrap(),
+        store.rotate_session(&s.key(), 0, "h1", 1010).await.unwrap(),
         Rotation::Rotated
     );
     assert_eq!(
-        store.rotate_session(&s.id, 0, "h1-bis", 1011).await.unwrap(),
+        store.rotate_session(&s.key(), 0, "h1-bis", 1011).await.unwrap(),
         Rotation::Conflict
     );
-    let now = store.session(&s.id).await.unwrap().unwrap();
+    let now = store.session(&s.key()).await.unwrap().unwrap();
     assert_eq!(
         (now.generation, now.token_hash.as_str(), now.issued_at),
         (1, "h1", 1010)
@@ -273,8 +279,8 @@ async fn twenty_concurrent_rotations_from_one_generation_have_exactly_one_winner
     let store = Arc::new(store);
     let tasks: Vec<_> = (0..20)
         .map(|i| {
-            let (store, id) = (store.clone(), s.id.clone());
-            tokio::spawn(async move { store.rotate_session(&id, 0, &format!("h-{i}"), 1010).await.unwrap() })
+            let (store, key) = (store.clone(), s.key());
+            tokio::spawn(async move { store.rotate_session(&key, 0, &format!("h-{i}"), 1010).await.unwrap() })
         })
         .collect();
     let mut rotated = 0;
@@ -282,7 +288,7 @@ async fn twenty_concurrent_rotations_from_one_generation_have_exactly_one_winner
         rotated += (task.await.unwrap() == Rotation::Rotated) as u32;
     }
     assert_eq!(rotated, 1);
-    assert_eq!(store.session(&s.id).await.unwrap().unwrap().generation, 1);
+    assert_eq!(store.session(&s.key()).await.unwrap().unwrap().generation, 1);
 }
 
 #[tokio::test]
@@ -290,16 +296,16 @@ async fn a_revoked_or_ended_session_cannot_rotate() {
     let (store, _) = fresh_store().await;
     let revoked = session(1000);
     store.create_session(&revoked).await.unwrap();
-    assert!(store.revoke_session(&revoked.id, 1001).await.unwrap().is_some());
+    assert!(store.revoke_session(&revoked.key(), 1001).await.unwrap().is_some());
     assert_eq!(
-        store.rotate_session(&revoked.id, 0, "h1", 1002).await.unwrap(),
+        store.rotate_session(&revoked.key(), 0, "h1", 1002).await.unwrap(),
         Rotation::Conflict
     );
     let ended = session(1000);
     store.create_session(&ended).await.unwrap();
     assert_eq!(
         store
-            .rotate_session(&ended.id, 0, "h1", ended.expires_at)
+            .rotate_session(&ended.key(), 0, "h1", ended.expires_at)
             .await
             .unwrap(),
         Rotation::Conflict
@@ -312,17 +318,23 @@ async fn revoking_returns_the_live_session_once_and_nothing_for_unknown_or_ended
     let s = session(1000);
     store.create_session(&s).await.unwrap();
     assert_eq!(
-        store.revoke_session(&s.id, 1001).await.unwrap(),
+        store.revoke_session(&s.key(), 1001).await.unwrap(),
         Some(s.clone()),
         "as it was before"
     );
-    assert_eq!(store.revoke_session(&s.id, 1002).await.unwrap(), None);
-    assert!(store.session(&s.id).await.unwrap().unwrap().revoked);
-    assert_eq!(store.revoke_session("no-such-session", 1000).await.unwrap(), None);
+    assert_eq!(store.revoke_session(&s.key(), 1002).await.unwrap(), None);
+    assert!(store.session(&s.key()).await.unwrap().unwrap().revoked);
+    assert_eq!(
+        store
+            .revoke_session(&SessionKey::new("alice", "no-such-session"), 1000)
+            .await
+            .unwrap(),
+        None
+    );
     let ended = session(1000);
     store.create_session(&ended).await.unwrap();
     assert_eq!(
-        store.revoke_session(&ended.id, ended.expires_at + 1).await.unwrap(),
+        store.revoke_session(&ended.key(), ended.expires_at + 1).await.unwrap(),
         None
     );
 }
@@ -338,4 +350,39 @@ async fn a_closed_port_is_a_store_error_within_seconds_not_a_hang() {
         started.elapsed()
     );
     assert_eq!(error.operation, "Query");
+}
+
+#[tokio::test]
+async fn revoking_all_sessions_of_a_user_spares_other_users_and_the_login_read() {
+    let (store, _) = fresh_store().await;
+    store.create_user(&user("Kim")).await.unwrap();
+    let mine: Vec<Session> = (0..3)
+        .map(|_| Session {
+            username: "Kim".into(),
+            ..session(1000)
+        })
+        .collect();
+    for s in &mine {
+        store.create_session(s).await.unwrap();
+    }
+    let theirs = Session {
+        username: "lee".into(),
+        ..session(1000)
+    };
+    store.create_session(&theirs).await.unwrap();
+    store.revoke_session(&mine[0].key(), 1001).await.unwrap();
+    assert_eq!(
+        store.revoke_all_sessions("KIM", 1002).await.unwrap(),
+        2,
+        "the two still live"
+    );
+    for s in &mine {
+        assert!(store.session(&s.key()).await.unwrap().unwrap().revoked);
+    }
+    assert!(!store.session(&theirs.key()).await.unwrap().unwrap().revoked);
+    let record = store.login_record(&name("kim")).await.unwrap();
+    assert!(
+        record.user.is_some(),
+        "sessions in the user's partition do not disturb the login read"
+    );
 }

@@ -246,6 +246,15 @@ impl JsonObject {
             .ok_or_else(|| ApiError::invalid(format!("field \"{field}\" is required")))
     }
 
+    /// A boolean field, `false` when absent (or `null`).
+    pub fn flag(&self, field: &str) -> Result<bool, ApiError> {
+        match self.0.get(field) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(ApiError::invalid(format!("field \"{field}\" must be true or false"))),
+        }
+    }
+
     /// A string field that may be absent (or `null`), but is a string when present.
     pub fn optional_string(&self, field: &str) -> Result<Option<&str>, ApiError> {
         match self.0.get(field) {
@@ -284,14 +293,8 @@ pub fn bearer_token(req: &Request) -> Result<Option<&str>, ApiError> {
 
 /// Where refresh and logout take the refresh token from: the JSON body's
 /// `refresh_token`, else the bearer header. Missing everywhere is `InvalidToken`.
-pub fn refresh_token(req: &Request) -> Result<String, ApiError> {
-    let body = JsonObject::from_request(req)?;
-    if let Some(token) = body
-        .as_ref()
-        .map(|b| b.optional_string("refresh_token"))
-        .transpose()?
-        .flatten()
-    {
+pub fn refresh_token(req: &Request, body: Option<&JsonObject>) -> Result<String, ApiError> {
+    if let Some(token) = body.map(|b| b.optional_string("refresh_token")).transpose()?.flatten() {
         return Ok(token.to_owned());
     }
     bearer_token(req)?.map(str::to_owned).ok_or(ApiError::InvalidToken)

@@ -20,6 +20,24 @@ pub struct User {
     pub created_at: u64,
 }
 
+/// Where a session is found: under its user's normalized name, by its id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SessionKey {
+    /// The normalized (lower-case) username.
+    pub user: String,
+    pub id: String,
+}
+
+impl SessionKey {
+    /// The key of session `id` of `username`, in any case.
+    pub fn new(username: &str, id: &str) -> Self {
+        Self {
+            user: username.to_ascii_lowercase(),
+            id: id.to_owned(),
+        }
+    }
+}
+
 /// Failures to log in for one username, and the lock they put on it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FailedLogins {
@@ -86,6 +104,11 @@ pub struct Session {
 }
 
 impl Session {
+    /// Where the session is stored.
+    pub fn key(&self) -> SessionKey {
+        SessionKey::new(&self.username, &self.id)
+    }
+
     /// True when the session may still be refreshed at `now`.
     pub fn is_live(&self, now: u64) -> bool {
         !self.revoked && now < self.expires_at
@@ -192,13 +215,13 @@ pub trait SessionStore: Send + Sync {
     fn create_session(&self, session: &Session) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The session, read consistently.
-    fn session(&self, id: &str) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send;
+    fn session(&self, key: &SessionKey) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send;
 
     /// Moves a live session from `from_generation` to the next one with a new
     /// token hash, only if nobody else did first (a conditional write).
     fn rotate_session(
         &self,
-        id: &str,
+        key: &SessionKey,
         from_generation: u64,
         new_token_hash: &str,
         now: u64,
@@ -206,7 +229,14 @@ pub trait SessionStore: Send + Sync {
 
     /// Revokes a live session in one conditional write and returns it as it
     /// was; `None` when it did not exist, was already revoked or had ended.
-    fn revoke_session(&self, id: &str, now: u64) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send;
+    fn revoke_session(
+        &self,
+        key: &SessionKey,
+        now: u64,
+    ) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send;
+
+    /// Revokes every live session of a user ("log out everywhere"); returns how many.
+    fn revoke_all_sessions(&self, username: &str, now: u64) -> impl Future<Output = Result<usize, StoreError>> + Send;
 }
 
 #[cfg(test)]

@@ -53,6 +53,13 @@ pub struct RefreshClaims {
     pub token_use: TokenUse,
 }
 
+impl RefreshClaims {
+    /// Where the token's session is stored.
+    pub fn session_key(&self) -> crate::store::SessionKey {
+        crate::store::SessionKey::new(&self.username, &self.sid)
+    }
+}
+
 /// The state of a session a refresh token is derived from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionGeneration<'a> {

@@ -2,14 +2,12 @@
 
 use lambda_http::{Error, run, service_fn};
 
-mod handler;
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
-    let state = handler::State {
+    let state = login::State {
         keys: shared::keys::Keys::from_env().await,
         store: shared::store_from_env().await,
     };
-    run(service_fn(|req| handler::handle(&state, req))).await
+    run(service_fn(|req| login::handle(&state, req))).await
 }

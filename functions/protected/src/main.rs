@@ -2,11 +2,9 @@
 
 use lambda_http::{Error, run, service_fn};
 
-mod handler;
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let keys = shared::keys::Keys::from_env().await;
-    run(service_fn(|req| handler::handle(&keys, req))).await
+    run(service_fn(|req| protected::handle(&keys, req))).await
 }

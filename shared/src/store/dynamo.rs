@@ -4,15 +4,18 @@
 //! |-------------|--------------------|-----------|---------------------------------------------------------|
 //! | user        | `USER#<lowercase>` | `PROFILE` | id, username, password_hash, created_at                 |
 //! | lockout     | `USER#<lowercase>` | `LOCKOUT` | failures, last_failure_at, ttl                          |
-//! | session     | `SESSION#<id>`     | `SESSION` | user_id, username, generation, token_hash, issued_at, expires_at, revoked, ttl |
+//! | session     | `USER#<lowercase>` | `SESSION#<id>` | user_id, username, generation, token_hash, issued_at, expires_at, revoked, ttl |
 //!
 //! `ttl` (epoch seconds) is the table's TTL attribute; the code never relies on it
 //! and checks expiry itself.
 
-use super::{CreateUserError, FailedLogins, LoginRecord, Rotation, Session, SessionStore, StoreError, User, UserStore};
+use super::{
+    CreateUserError, FailedLogins, LoginRecord, Rotation, Session, SessionKey, SessionStore, StoreError, User,
+    UserStore,
+};
 use crate::credentials::Username;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue, ScalarAttributeType,
     TimeToLiveSpecification,
@@ -142,8 +145,16 @@ fn user_pk(username: &Username) -> AttributeValue {
     s(format!("USER#{}", username.normalized()))
 }
 
-fn session_key(id: &str) -> [(String, AttributeValue); 2] {
-    [(PK.into(), s(format!("SESSION#{id}"))), (SK.into(), s("SESSION"))]
+fn session_key(key: &SessionKey) -> Item {
+    HashMap::from([
+        (PK.into(), s(format!("USER#{}", key.user))),
+        (SK.into(), s(format!("SESSION#{}", key.id))),
+    ])
+}
+
+/// True when a write was refused by its condition: a domain outcome, not a failure.
+fn condition_failed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    e.as_service_error().and_then(ProvideErrorMetadata::code) == Some("ConditionalCheckFailedException")
 }
 
 /// Reads typed attributes out of an item, naming the one that is wrong.
@@ -209,7 +220,7 @@ impl FailedLogins {
 
 impl Session {
     fn to_item(&self) -> Item {
-        let mut item: Item = session_key(&self.id).into_iter().collect();
+        let mut item = session_key(&self.key());
         item.extend([
             ("user_id".into(), s(&self.user_id)),
             ("username".into(), s(&self.username)),
@@ -225,11 +236,11 @@ impl Session {
 
     fn from_item(item: &Item, operation: &'static str) -> Result<Self, StoreError> {
         let f = Fields(item, operation);
-        let pk = f.string(PK)?;
+        let sk = f.string(SK)?;
         Ok(Self {
-            id: pk
+            id: sk
                 .strip_prefix("SESSION#")
-                .ok_or_else(|| corrupt(operation, PK))?
+                .ok_or_else(|| corrupt(operation, SK))?
                 .to_owned(),
             user_id: f.string("user_id")?,
             username: f.string("username")?,
@@ -254,12 +265,7 @@ impl UserStore for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(CreateUserError::Taken)
-            }
+            Err(e) if condition_failed(&e) => Err(CreateUserError::Taken),
             Err(e) => Err(failed("PutItem", e).into()),
         }
     }
@@ -269,8 +275,11 @@ impl UserStore for DynamoStore {
             .client
             .query()
             .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
+            // LOCKOUT and PROFILE, not the user's sessions (SESSION#...).
+            .key_condition_expression("pk = :pk AND sk BETWEEN :lockout AND :profile")
             .expression_attribute_values(":pk", user_pk(username))
+            .expression_attribute_values(":lockout", s("LOCKOUT"))
+            .expression_attribute_values(":profile", s("PROFILE"))
             .consistent_read(true)
             .send()
             .await
@@ -303,12 +312,7 @@ impl UserStore for DynamoStore {
             .await;
         match result {
             // Someone changed it first: theirs stands.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
+            Err(e) if condition_failed(&e) => Ok(()),
             other => other.map(|_| ()).map_err(|e| failed("UpdateItem", e)),
         }
     }
@@ -339,12 +343,7 @@ impl UserStore for DynamoStore {
         };
         match put.send().await {
             Ok(_) => Ok(Some(next)),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(None)
-            }
+            Err(e) if condition_failed(&e) => Ok(None),
             Err(e) => Err(failed("PutItem", e)),
         }
     }
@@ -375,12 +374,12 @@ impl SessionStore for DynamoStore {
             .map_err(|e| failed("PutItem", e))
     }
 
-    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
+    async fn session(&self, key: &SessionKey) -> Result<Option<Session>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(session_key(id).into_iter().collect()))
+            .set_key(Some(session_key(key)))
             .consistent_read(true)
             .send()
             .await
@@ -390,7 +389,7 @@ impl SessionStore for DynamoStore {
 
     async fn rotate_session(
         &self,
-        id: &str,
+        key: &SessionKey,
         from_generation: u64,
         new_token_hash: &str,
         now: u64,
@@ -399,7 +398,7 @@ impl SessionStore for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(session_key(id).into_iter().collect()))
+            .set_key(Some(session_key(key)))
             .update_expression("SET generation = :next, token_hash = :hash, issued_at = :now")
             .condition_expression("generation = :from AND revoked = :false AND expires_at > :now")
             .expression_attribute_values(":next", n(from_generation + 1))
@@ -411,22 +410,17 @@ impl SessionStore for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(Rotation::Rotated),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(Rotation::Conflict)
-            }
+            Err(e) if condition_failed(&e) => Ok(Rotation::Conflict),
             Err(e) => Err(failed("UpdateItem", e)),
         }
     }
 
-    async fn revoke_session(&self, id: &str, now: u64) -> Result<Option<Session>, StoreError> {
+    async fn revoke_session(&self, key: &SessionKey, now: u64) -> Result<Option<Session>, StoreError> {
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(session_key(id).into_iter().collect()))
+            .set_key(Some(session_key(key)))
             .update_expression("SET revoked = :true")
             .condition_expression("revoked = :false AND expires_at > :now")
             .expression_attribute_values(":true", AttributeValue::Bool(true))
@@ -440,13 +434,41 @@ impl SessionStore for DynamoStore {
                 .attributes()
                 .map(|item| Session::from_item(item, "UpdateItem"))
                 .transpose(),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(None)
-            }
+            Err(e) if condition_failed(&e) => Ok(None),
             Err(e) => Err(failed("UpdateItem", e)),
+        }
+    }
+
+    async fn revoke_all_sessions(&self, username: &str, now: u64) -> Result<usize, StoreError> {
+        let user = SessionKey::new(username, "");
+        let mut revoked = 0;
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :session)")
+                .filter_expression("revoked = :false AND expires_at > :now")
+                .expression_attribute_values(":pk", s(format!("USER#{}", user.user)))
+                .expression_attribute_values(":session", s("SESSION#"))
+                .expression_attribute_values(":false", AttributeValue::Bool(false))
+                .expression_attribute_values(":now", n(now))
+                .projection_expression("sk")
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| failed("Query", e))?;
+            for item in page.items() {
+                let id = Fields(item, "Query").string(SK)?;
+                let key = SessionKey::new(username, id.trim_start_matches("SESSION#"));
+                revoked += self.revoke_session(&key, now).await?.is_some() as usize;
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(revoked);
+            }
         }
     }
 }

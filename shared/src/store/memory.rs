@@ -1,7 +1,10 @@
 //! An in-memory store with the DynamoDB adapter's semantics, for handler unit
 //! tests. Storage behaviour itself is tested against DynamoDB Local.
 
-use super::{CreateUserError, FailedLogins, LoginRecord, Rotation, Session, SessionStore, StoreError, User, UserStore};
+use super::{
+    CreateUserError, FailedLogins, LoginRecord, Rotation, Session, SessionKey, SessionStore, StoreError, User,
+    UserStore,
+};
 use crate::credentials::Username;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -18,7 +21,7 @@ pub struct MemoryStore {
 struct Inner {
     users: HashMap<String, User>,
     failures: HashMap<String, FailedLogins>,
-    sessions: HashMap<String, Session>,
+    sessions: HashMap<SessionKey, Session>,
 }
 
 impl MemoryStore {
@@ -41,8 +44,8 @@ impl MemoryStore {
     }
 
     /// A copy of a session, for assertions.
-    pub fn session_now(&self, id: &str) -> Option<Session> {
-        self.lock().ok()?.sessions.get(id).cloned()
+    pub fn session_now(&self, key: &SessionKey) -> Option<Session> {
+        self.lock().ok()?.sessions.get(key).cloned()
     }
 }
 
@@ -99,23 +102,23 @@ impl UserStore for MemoryStore {
 
 impl SessionStore for MemoryStore {
     async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
-        self.lock()?.sessions.insert(session.id.clone(), session.clone());
+        self.lock()?.sessions.insert(session.key(), session.clone());
         Ok(())
     }
 
-    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
-        Ok(self.lock()?.sessions.get(id).cloned())
+    async fn session(&self, key: &SessionKey) -> Result<Option<Session>, StoreError> {
+        Ok(self.lock()?.sessions.get(key).cloned())
     }
 
     async fn rotate_session(
         &self,
-        id: &str,
+        key: &SessionKey,
         from: u64,
         new_token_hash: &str,
         now: u64,
     ) -> Result<Rotation, StoreError> {
         let mut inner = self.lock()?;
-        match inner.sessions.get_mut(id) {
+        match inner.sessions.get_mut(key) {
             Some(s) if s.generation == from && s.is_live(now) => {
                 s.generation += 1;
                 s.token_hash = new_token_hash.to_owned();
@@ -126,9 +129,9 @@ impl SessionStore for MemoryStore {
         }
     }
 
-    async fn revoke_session(&self, id: &str, now: u64) -> Result<Option<Session>, StoreError> {
+    async fn revoke_session(&self, key: &SessionKey, now: u64) -> Result<Option<Session>, StoreError> {
         let mut inner = self.lock()?;
-        match inner.sessions.get_mut(id) {
+        match inner.sessions.get_mut(key) {
             Some(s) if s.is_live(now) => {
                 let before = s.clone();
                 s.revoked = true;
@@ -136,5 +139,15 @@ impl SessionStore for MemoryStore {
             }
             _ => Ok(None),
         }
+    }
+
+    async fn revoke_all_sessions(&self, username: &str, now: u64) -> Result<usize, StoreError> {
+        let user = username.to_ascii_lowercase();
+        let mut inner = self.lock()?;
+        let live = inner
+            .sessions
+            .iter_mut()
+            .filter(|(k, s)| k.user == user && s.is_live(now));
+        Ok(live.map(|(_, s)| s.revoked = true).count())
     }
 }

@@ -158,7 +158,7 @@ mod tests {
             .unwrap()
             .verify_refresh(body["refresh_token"].as_str().unwrap())
             .unwrap();
-        let session = state.store.session_now(&refresh.sid).unwrap();
+        let session = state.store.session_now(&refresh.session_key()).unwrap();
         assert_eq!(
             session.token_hash,
             shared::token::refresh_token_hash(body["refresh_token"].as_str().unwrap())

@@ -3,7 +3,7 @@
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, Response};
-use shared::http::{ApiError, refresh_token, require_method, respond, tokens};
+use shared::http::{ApiError, JsonObject, refresh_token, require_method, respond, tokens};
 use shared::keys::Keys;
 use shared::session::{next_generation, token_response};
 use shared::store::{Presented, Rotation, SessionStore};
@@ -23,7 +23,7 @@ pub async fn handle<S: SessionStore>(state: &State<S>, req: Request) -> Result<R
 async fn refresh<S: SessionStore>(state: &State<S>, req: &Request) -> Result<Response<Body>, ApiError> {
     require_method(req, Method::POST)?;
     let keys = state.keys.get().await?;
-    let token = refresh_token(req)?;
+    let token = refresh_token(req, JsonObject::from_request(req)?.as_ref())?;
     let claims = keys.verify_refresh(&token).map_err(|reason| {
         tracing::info!(%reason, "refresh token refused");
         ApiError::InvalidToken
@@ -31,7 +31,10 @@ async fn refresh<S: SessionStore>(state: &State<S>, req: &Request) -> Result<Res
     let now = shared::now();
     let grace = keys.config().reuse_grace;
     let store = &state.store;
-    let mut session = store.session(&claims.sid).await?.ok_or(ApiError::InvalidToken)?;
+    let mut session = store
+        .session(&claims.session_key())
+        .await?
+        .ok_or(ApiError::InvalidToken)?;
     // Two passes at most: a lost race re-reads once, and then the presented
     // token is either the one consumed last (a retry) or an older one (reuse).
     for _ in 0..2 {
@@ -42,21 +45,24 @@ async fn refresh<S: SessionStore>(state: &State<S>, req: &Request) -> Result<Res
             Presented::Live if refresh_token_hash(&token) == session.token_hash => {
                 let next = next_generation(keys, &session, now);
                 match store
-                    .rotate_session(&session.id, session.generation, &next.token_hash, now)
+                    .rotate_session(&session.key(), session.generation, &next.token_hash, now)
                     .await?
                 {
                     Rotation::Rotated => {
                         return Ok(tokens(&token_response(keys, &next, now)));
                     }
                     Rotation::Conflict => {
-                        session = store.session(&claims.sid).await?.ok_or(ApiError::InvalidToken)?;
+                        session = store
+                            .session(&claims.session_key())
+                            .await?
+                            .ok_or(ApiError::InvalidToken)?;
                     }
                 }
             }
             // A retry or a second tab: the token of the live generation, not a new branch.
             Presented::Retry => return Ok(tokens(&token_response(keys, &session, now))),
             Presented::Reused => {
-                store.revoke_session(&session.id, now).await?;
+                store.revoke_session(&session.key(), now).await?;
                 tracing::warn!(session_id = %session.id, user_id = %session.user_id, "refresh token reuse: session revoked");
                 return Err(ApiError::InvalidToken);
             }
@@ -106,8 +112,14 @@ mod tests {
     }
 
     fn session_of(state: &State<MemoryStore>, token: &str) -> shared::store::Session {
-        let sid = state.keys.loaded().unwrap().verify_refresh(token).unwrap().sid;
-        state.store.session_now(&sid).unwrap()
+        let key = state
+            .keys
+            .loaded()
+            .unwrap()
+            .verify_refresh(token)
+            .unwrap()
+            .session_key();
+        state.store.session_now(&key).unwrap()
     }
 
     #[tokio::test]

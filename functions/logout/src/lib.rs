@@ -1,8 +1,9 @@
-//! Logout: revoke the session the refresh token belongs to, in one conditional write.
+//! Logout: revoke the session the refresh token belongs to, in one conditional
+//! write; with `"everywhere": true`, every session of the user.
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, Response};
-use shared::http::{ApiError, no_content, refresh_token, require_method, respond};
+use shared::http::{ApiError, JsonObject, no_content, refresh_token, require_method, respond};
 use shared::keys::Keys;
 use shared::store::{Presented, SessionStore};
 
@@ -20,28 +21,38 @@ pub async fn handle<S: SessionStore>(state: &State<S>, req: Request) -> Result<R
 async fn logout<S: SessionStore>(state: &State<S>, req: &Request) -> Result<Response<Body>, ApiError> {
     require_method(req, Method::POST)?;
     let keys = state.keys.get().await?;
-    let token = refresh_token(req)?;
+    let body = JsonObject::from_request(req)?;
+    let everywhere = body
+        .as_ref()
+        .map(|b| b.flag("everywhere"))
+        .transpose()?
+        .unwrap_or(false);
+    let token = refresh_token(req, body.as_ref())?;
     let claims = keys.verify_refresh(&token).map_err(|reason| {
         tracing::info!(%reason, "refresh token refused");
         ApiError::InvalidToken
     })?;
     let now = shared::now();
-    // Revoke first, in one write: whatever the token's generation, the session must end.
+    // Revoke first, in one write: whatever the token's generation, its session must end.
     let session = state
         .store
-        .revoke_session(&claims.sid, now)
+        .revoke_session(&claims.session_key(), now)
         .await?
         .ok_or(ApiError::InvalidToken)?;
     match session.classify(claims.generation, now, keys.config().reuse_grace) {
-        Presented::Live | Presented::Retry => {
-            tracing::info!(session_id = %claims.sid, user_id = %claims.sub, "logged out");
-            Ok(no_content())
-        }
+        Presented::Live | Presented::Retry => {}
         Presented::Reused | Presented::Unknown => {
             tracing::warn!(session_id = %claims.sid, user_id = %claims.sub, "spent refresh token at logout: session revoked");
-            Err(ApiError::InvalidToken)
+            return Err(ApiError::InvalidToken);
         }
     }
+    if everywhere {
+        let others = state.store.revoke_all_sessions(&claims.username, now).await?;
+        tracing::info!(user_id = %claims.sub, others, "logged out everywhere");
+    } else {
+        tracing::info!(session_id = %claims.sid, user_id = %claims.sub, "logged out");
+    }
+    Ok(no_content())
 }
 
 #[cfg(test)]
@@ -73,7 +84,13 @@ mod tests {
         let (state, token) = logged_in().await;
         let response = handle(&state, event("logout-ok", Some(&token))).await.unwrap();
         assert_eq!(response.status(), 204);
-        let sid = state.keys.loaded().unwrap().verify_refresh(&token).unwrap().sid;
+        let sid = state
+            .keys
+            .loaded()
+            .unwrap()
+            .verify_refresh(&token)
+            .unwrap()
+            .session_key();
         assert!(state.store.session_now(&sid).unwrap().revoked);
     }
 
@@ -88,7 +105,13 @@ mod tests {
     #[tokio::test]
     async fn logout_with_a_spent_generation_revokes_the_session_but_answers_401() {
         let (state, first) = logged_in().await;
-        let sid = state.keys.loaded().unwrap().verify_refresh(&first).unwrap().sid;
+        let sid = state
+            .keys
+            .loaded()
+            .unwrap()
+            .verify_refresh(&first)
+            .unwrap()
+            .session_key();
         let session = state.store.session_now(&sid).unwrap();
         let later = shared::now() + 3600;
         let next = shared::session::next_generation(state.keys.loaded().unwrap(), &session, later - 100);
@@ -106,6 +129,39 @@ mod tests {
         let response = handle(&state, event("logout-ok", Some(&first))).await.unwrap();
         assert_eq!(response.status(), 401);
         assert!(state.store.session_now(&sid).unwrap().revoked);
+    }
+
+    #[tokio::test]
+    async fn logout_everywhere_revokes_every_session_of_the_user_and_no_one_elses() {
+        let (state, token) = logged_in().await;
+        let user = User {
+            id: "u-1".into(),
+            username: "Alice".into(),
+            password_hash: String::new(),
+            created_at: 0,
+        };
+        let keys = state.keys.loaded().unwrap();
+        let other_device = shared::session::start(keys, &user, shared::now());
+        state.store.create_session(&other_device).await.unwrap();
+        let bob = User {
+            id: "u-2".into(),
+            username: "bob".into(),
+            password_hash: String::new(),
+            created_at: 0,
+        };
+        let bobs = shared::session::start(keys, &bob, shared::now());
+        state.store.create_session(&bobs).await.unwrap();
+        let mut event: serde_json::Value = serde_json::from_str(&shared::testing::event_json("logout-ok")).unwrap();
+        event["body"] = serde_json::json!({"everywhere": true, "refresh_token": token})
+            .to_string()
+            .into();
+        let json = event.to_string();
+        let response = handle(&state, lambda_http::request::from_str(&json).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204);
+        assert!(state.store.session_now(&other_device.key()).unwrap().revoked);
+        assert!(!state.store.session_now(&bobs.key()).unwrap().revoked);
     }
 
     #[tokio::test]
