@@ -177,14 +177,18 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Starts the proxy in front of `DYNAMODB_ENDPOINT`, passing everything through.
     pub async fn start() -> Self {
-        let upstream = required_env("DYNAMODB_ENDPOINT").trim_start_matches("http://").to_owned();
+        let upstream = required_env("DYNAMODB_ENDPOINT")
+            .trim_start_matches("http://")
+            .to_owned();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().unwrap());
         let fault = std::sync::Arc::new(std::sync::Mutex::new(Fault::Pass));
         let current = fault.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((client, _)) = listener.accept().await else { return };
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
                 let (fault, upstream) = (current.clone(), upstream.clone());
                 tokio::spawn(async move { proxy_one(client, &upstream, fault).await });
             }
@@ -200,7 +204,9 @@ impl FaultProxy {
 
 async fn proxy_one(mut client: tokio::net::TcpStream, upstream: &str, fault: std::sync::Arc<std::sync::Mutex<Fault>>) {
     use tokio::io::AsyncWriteExt;
-    let Some(request) = read_http_message(&mut client).await else { return };
+    let Some(request) = read_http_message(&mut client).await else {
+        return;
+    };
     let mode = *fault.lock().unwrap();
     match mode {
         Fault::Refuse => {}
@@ -214,11 +220,15 @@ async fn proxy_one(mut client: tokio::net::TcpStream, upstream: &str, fault: std
             let _ = client.write_all(response.as_bytes()).await;
         }
         Fault::Pass | Fault::LoseUpdateAnswer => {
-            let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else { return };
+            let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
+                return;
+            };
             if server.write_all(&request).await.is_err() {
                 return;
             }
-            let Some(response) = read_http_message(&mut server).await else { return };
+            let Some(response) = read_http_message(&mut server).await else {
+                return;
+            };
             let is_update = String::from_utf8_lossy(&request).contains("DynamoDB_20120810.UpdateItem");
             if mode == Fault::LoseUpdateAnswer && is_update {
                 *fault.lock().unwrap() = Fault::Pass;

@@ -628,3 +628,119 @@ async fn error_bodies_never_leak_internals() {
         }
     }
 }
+
+// ---- credentials and sessions ----------------------------------------------
+
+#[tokio::test]
+async fn a_hash_stored_with_weaker_parameters_is_upgraded_on_the_next_good_login() {
+    use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let api = api();
+    let (username, password) = api.new_user().await;
+    let weak = Argon2::new(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        Params::new(4096, 1, 1, None).unwrap(),
+    )
+    .hash_password(password.as_bytes())
+    .unwrap()
+    .to_string();
+    let client = dynamodb().await;
+    let table = required_env("E2E_TABLE");
+    let key = |item: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder| {
+        item.table_name(&table)
+            .key("pk", AttributeValue::S(format!("USER#{}", username.to_lowercase())))
+            .key("sk", AttributeValue::S("PROFILE".into()))
+    };
+    key(client.update_item())
+        .update_expression("SET password_hash = :h")
+        .expression_attribute_values(":h", AttributeValue::S(weak.clone()))
+        .send()
+        .await
+        .unwrap();
+    let r = api
+        .post("/login", json!({"username": username, "password": password}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let item = client
+        .get_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S(format!("USER#{}", username.to_lowercase())))
+        .key("sk", AttributeValue::S("PROFILE".into()))
+        .send()
+        .await
+        .unwrap();
+    let stored = item.item().unwrap()["password_hash"].as_s().unwrap().clone();
+    assert_ne!(stored, weak);
+    assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{stored}");
+    let again = api
+        .post("/login", json!({"username": username, "password": password}))
+        .await;
+    assert_eq!(again.status, 200, "the upgraded hash verifies");
+}
+
+#[tokio::test]
+async fn logout_everywhere_ends_every_session_of_the_user() {
+    let api = api();
+    let (username, password) = api.new_user().await;
+    let creds = json!({"username": username, "password": password});
+    let laptop = api.post("/login", creds.clone()).await;
+    let phone = api.post("/login", creds.clone()).await;
+    let phone_next = api.refresh(&phone.field("refresh_token")).await;
+    let r = api
+        .post(
+            "/logout",
+            json!({"refresh_token": laptop.field("refresh_token"), "everywhere": true}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_error(
+        &api.refresh(&phone_next.field("refresh_token")).await,
+        401,
+        "invalid_token",
+    );
+    assert_error(&api.refresh(&laptop.field("refresh_token")).await, 401, "invalid_token");
+    assert_eq!(api.post("/login", creds).await.status, 200, "a new login still works");
+    let r = api
+        .post("/logout", json!({"refresh_token": "x", "everywhere": "yes"}))
+        .await;
+    assert_error(&r, 400, "invalid_request");
+}
+
+// ---- logs -------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_logs_of_a_whole_flow_hold_no_password_hash_token_or_secret() {
+    let api = api();
+    let username = format!("logs-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let password = format!("Distinctive-{}", uuid::Uuid::new_v4().simple());
+    let creds = json!({"username": username, "password": password});
+    assert_eq!(api.post("/register", creds.clone()).await.status, 201);
+    api.post("/login", json!({"username": username, "password": "a wrong password"}))
+        .await;
+    let login = api.post("/login", creds).await;
+    let access = login.field("access_token");
+    let refresh = login.field("refresh_token");
+    api.get("/protected", Some(&access)).await;
+    api.get("/protected", Some(&format!("{access}x"))).await;
+    let rotated = api.refresh(&refresh).await;
+    api.refresh(&refresh).await;
+    api.post("/logout", json!({"refresh_token": rotated.field("refresh_token")}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let logs = std::fs::read_to_string(required_env("E2E_LOG_FILE")).expect("the functions' log");
+    assert!(logs.contains("login succeeded"), "the log is the functions' log");
+    let secret = dev_env("JWT_SECRET").unwrap();
+    let signature = |t: &str| t.rsplit('.').next().unwrap().to_owned();
+    for (what, value) in [
+        ("password", password.clone()),
+        ("signing secret", secret),
+        ("access token", signature(&access)),
+        ("refresh token", signature(&refresh)),
+        ("rotated refresh token", signature(&rotated.field("refresh_token"))),
+        ("password hash", "$argon2".to_owned()),
+        ("refresh token hash", shared::token::refresh_token_hash(&refresh)),
+    ] {
+        assert!(!logs.contains(&value), "the {what} appears in the logs");
+    }
+}

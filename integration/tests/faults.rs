@@ -23,11 +23,19 @@ fn creds(name: &str) -> serde_json::Value {
 }
 
 async fn register(store: &DynamoStore, name: &str) -> (u16, serde_json::Value) {
-    status_and_json(&register::handle(store, request("POST", "/register", creds(name))).await.unwrap())
+    status_and_json(
+        &register::handle(store, request("POST", "/register", creds(name)))
+            .await
+            .unwrap(),
+    )
 }
 
 async fn login(state: &login::State<DynamoStore>, name: &str) -> (u16, serde_json::Value) {
-    status_and_json(&login::handle(state, request("POST", "/login", creds(name))).await.unwrap())
+    status_and_json(
+        &login::handle(state, request("POST", "/login", creds(name)))
+            .await
+            .unwrap(),
+    )
 }
 
 async fn refresh(state: &refresh::State<DynamoStore>, token: &str) -> (u16, serde_json::Value) {
@@ -48,7 +56,9 @@ fn unavailable(answer: &(u16, serde_json::Value)) {
 async fn a_throttled_register_is_503_and_leaves_no_user_behind() {
     let (store, proxy) = behind_proxy().await;
     proxy.set(Fault::Throttle);
-    let response = register::handle(&store, request("POST", "/register", creds("tina"))).await.unwrap();
+    let response = register::handle(&store, request("POST", "/register", creds("tina")))
+        .await
+        .unwrap();
     assert_eq!(response.headers()["retry-after"], "1");
     unavailable(&status_and_json(&response));
     proxy.set(Fault::Pass);
@@ -61,21 +71,34 @@ async fn a_hung_dynamodb_is_a_503_in_seconds_well_before_the_function_timeout() 
     proxy.set(Fault::Hang);
     let started = Instant::now();
     unavailable(&register(&store, "hugo").await);
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
 async fn a_refused_connection_is_503_on_every_route_that_stores() {
     let (store, proxy) = behind_proxy().await;
     assert_eq!(register(&store, "rita").await.0, 201);
-    let state = login::State { keys: Keys::ready(dev_keys()), store: store.clone() };
+    let state = login::State {
+        keys: Keys::ready(dev_keys()),
+        store: store.clone(),
+    };
     let (_, tokens) = login(&state, "rita").await;
     proxy.set(Fault::Refuse);
     unavailable(&register(&store, "rita2").await);
     unavailable(&login(&state, "rita").await);
-    let refresh_state = refresh::State { keys: Keys::ready(dev_keys()), store: store.clone() };
+    let refresh_state = refresh::State {
+        keys: Keys::ready(dev_keys()),
+        store: store.clone(),
+    };
     unavailable(&refresh(&refresh_state, tokens["refresh_token"].as_str().unwrap()).await);
-    let logout_state = logout::State { keys: Keys::ready(dev_keys()), store };
+    let logout_state = logout::State {
+        keys: Keys::ready(dev_keys()),
+        store,
+    };
     let req = request("POST", "/logout", json!({ "refresh_token": tokens["refresh_token"] }));
     unavailable(&status_and_json(&logout::handle(&logout_state, req).await.unwrap()));
 }
@@ -84,9 +107,18 @@ async fn a_refused_connection_is_503_on_every_route_that_stores() {
 async fn a_failed_rotation_leaves_the_old_token_valid() {
     let (store, proxy) = behind_proxy().await;
     register(&store, "otto").await;
-    let state = login::State { keys: Keys::ready(dev_keys()), store: store.clone() };
-    let token = login(&state, "otto").await.1["refresh_token"].as_str().unwrap().to_owned();
-    let refresh_state = refresh::State { keys: Keys::ready(dev_keys()), store };
+    let state = login::State {
+        keys: Keys::ready(dev_keys()),
+        store: store.clone(),
+    };
+    let token = login(&state, "otto").await.1["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refresh_state = refresh::State {
+        keys: Keys::ready(dev_keys()),
+        store,
+    };
     proxy.set(Fault::Throttle);
     unavailable(&refresh(&refresh_state, &token).await);
     proxy.set(Fault::Pass);
@@ -98,9 +130,18 @@ async fn a_failed_rotation_leaves_the_old_token_valid() {
 async fn a_rotation_whose_answer_is_lost_continues_one_lineage_on_retry() {
     let (store, proxy) = behind_proxy().await;
     register(&store, "lena").await;
-    let state = login::State { keys: Keys::ready(dev_keys()), store: store.clone() };
-    let first = login(&state, "lena").await.1["refresh_token"].as_str().unwrap().to_owned();
-    let refresh_state = refresh::State { keys: Keys::ready(dev_keys()), store };
+    let state = login::State {
+        keys: Keys::ready(dev_keys()),
+        store: store.clone(),
+    };
+    let first = login(&state, "lena").await.1["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refresh_state = refresh::State {
+        keys: Keys::ready(dev_keys()),
+        store,
+    };
     proxy.set(Fault::LoseUpdateAnswer);
     let (status, lost) = refresh(&refresh_state, &first).await;
     // The SDK retried the write whose answer was lost: the rotation had happened,
@@ -132,11 +173,24 @@ impl OwnDynamoDb {
             .map(|e| e.path())
             .find(|p| p.join("DynamoDBLocal.jar").exists())
             .expect("DynamoDBLocal.jar");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = std::process::Command::new("java")
-            .arg(format!("-Djava.library.path={}", lib.join("DynamoDBLocal_lib").display()))
+            .arg(format!(
+                "-Djava.library.path={}",
+                lib.join("DynamoDBLocal_lib").display()
+            ))
             .args(["-jar", &lib.join("DynamoDBLocal.jar").display().to_string()])
-            .args(["-inMemory", "-sharedDb", "-disableTelemetry", "-port", &port.to_string()])
+            .args([
+                "-inMemory",
+                "-sharedDb",
+                "-disableTelemetry",
+                "-port",
+                &port.to_string(),
+            ])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -146,7 +200,10 @@ impl OwnDynamoDb {
             assert!(Instant::now() < deadline, "DynamoDB Local did not start");
             std::thread::sleep(Duration::from_millis(100));
         }
-        Self { child, url: format!("http://127.0.0.1:{port}") }
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
     }
 }
 
@@ -164,12 +221,18 @@ async fn dynamodb_local_stopped_mid_run_turns_every_call_into_503() {
     shared::store::dynamo::create_table(&client, "auth").await.unwrap();
     let store = DynamoStore::new(client, "auth");
     assert_eq!(register(&store, "stella").await.0, 201);
-    let state = login::State { keys: Keys::ready(dev_keys()), store: store.clone() };
+    let state = login::State {
+        keys: Keys::ready(dev_keys()),
+        store: store.clone(),
+    };
     let (status, tokens) = login(&state, "stella").await;
     assert_eq!(status, 200);
     ddb.child.kill().unwrap();
     ddb.child.wait().unwrap();
     unavailable(&login(&state, "stella").await);
-    let refresh_state = refresh::State { keys: Keys::ready(dev_keys()), store };
+    let refresh_state = refresh::State {
+        keys: Keys::ready(dev_keys()),
+        store,
+    };
     unavailable(&refresh(&refresh_state, tokens["refresh_token"].as_str().unwrap()).await);
 }

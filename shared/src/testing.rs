@@ -53,11 +53,14 @@ pub fn event_json(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
 }
 
-/// `events/<name>.json` as the request a function receives, with `${REFRESH_TOKEN}` replaced when given.
-pub fn event(name: &str, refresh_token: Option<&str>) -> Request {
+/// `events/<name>.json` as the request a function receives, its
+/// `${REFRESH_TOKEN}` or `${ACCESS_TOKEN}` placeholder replaced by `token` when given.
+pub fn event(name: &str, token: Option<&str>) -> Request {
     let mut json = event_json(name);
-    if let Some(token) = refresh_token {
-        json = json.replace("${REFRESH_TOKEN}", token);
+    if let Some(token) = token {
+        json = json
+            .replace("${REFRESH_TOKEN}", token)
+            .replace("${ACCESS_TOKEN}", token);
     }
     lambda_http::request::from_str(&json).unwrap_or_else(|e| panic!("events/{name}.json is not an event: {e}"))
 }

@@ -84,6 +84,8 @@ pub enum TokenError {
     Invalid(String),
     #[error("token was issued in the future")]
     IssuedInFuture,
+    #[error("token expires later than any token of its kind can")]
+    TooLongLived,
     #[error("token is of the wrong kind")]
     WrongUse,
 }
@@ -175,7 +177,7 @@ impl TokenKeys {
     pub fn verify_access(&self, token: &str) -> Result<AccessClaims, TokenError> {
         let claims: AccessClaims = self.verify(token)?;
         check_use(claims.token_use, TokenUse::Access)?;
-        check_issued_at(claims.iat)?;
+        check_times(claims.iat, claims.exp, self.config.access_ttl)?;
         Ok(claims)
     }
 
@@ -183,7 +185,7 @@ impl TokenKeys {
     pub fn verify_refresh(&self, token: &str) -> Result<RefreshClaims, TokenError> {
         let claims: RefreshClaims = self.verify(token)?;
         check_use(claims.token_use, TokenUse::Refresh)?;
-        check_issued_at(claims.iat)?;
+        check_times(claims.iat, claims.exp, self.config.refresh_ttl)?;
         Ok(claims)
     }
 
@@ -220,9 +222,13 @@ fn check_use(actual: TokenUse, expected: TokenUse) -> Result<(), TokenError> {
     }
 }
 
-fn check_issued_at(iat: u64) -> Result<(), TokenError> {
-    if iat > crate::now() + LEEWAY {
+/// No token of ours is issued in the future or lives longer than its kind's lifetime.
+fn check_times(iat: u64, exp: u64, ttl: u64) -> Result<(), TokenError> {
+    let now = crate::now();
+    if iat > now + LEEWAY {
         Err(TokenError::IssuedInFuture)
+    } else if exp > now.saturating_add(ttl).saturating_add(LEEWAY) {
+        Err(TokenError::TooLongLived)
     } else {
         Ok(())
     }
@@ -481,5 +487,196 @@ mod tests {
         let h = refresh_token_hash("abc.def.ghi");
         assert_eq!(h.len(), 64);
         assert!(!h.contains("abc"));
+    }
+
+    // ---- named attack classes -------------------------------------------------
+
+    fn parts(token: &str) -> (String, String) {
+        let (input, sig) = token.rsplit_once('.').unwrap();
+        (input.to_owned(), sig.to_owned())
+    }
+
+    #[test]
+    fn attack_stripped_zeroed_and_flipped_signatures_are_refused() {
+        let k = keys();
+        let (input, sig) = parts(&k.issue_access("u1", "alice", crate::now()));
+        let zeroed = b64(&[0u8; 32]);
+        let mut cases = vec![format!("{input}."), input.clone(), format!("{input}.{zeroed}")];
+        for i in 0..sig.len() {
+            let mut flipped = sig.clone().into_bytes();
+            flipped[i] = if flipped[i] == b'A' { b'B' } else { b'A' };
+            cases.push(format!("{input}.{}", String::from_utf8(flipped).unwrap()));
+        }
+        for token in cases {
+            assert!(k.verify_access(&token).is_err(), "{token}");
+        }
+    }
+
+    #[test]
+    fn attack_alg_none_in_every_spelling_with_or_without_a_signature_is_refused() {
+        let k = keys();
+        let claims = b64(good_claims(crate::now()).to_string().as_bytes());
+        for alg in ["none", "None", "NONE", "nOnE", "", " none"] {
+            let h = b64(serde_json::json!({"alg": alg, "typ": "JWT", "kid": k.kid()})
+                .to_string()
+                .as_bytes());
+            for sig in ["", "AAAA"] {
+                assert!(
+                    k.verify_access(&format!("{h}.{claims}.{sig}")).is_err(),
+                    "{alg:?} {sig:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn attack_algorithm_switches_are_refused_even_with_the_right_secret() {
+        let k = keys();
+        let now = crate::now();
+        for alg in ["HS384", "HS512", "RS256", "ES256", "PS256", "EdDSA"] {
+            let mut h = header(&k);
+            h["alg"] = alg.into();
+            assert!(
+                k.verify_access(&forge(h, good_claims(now), &config().secret)).is_err(),
+                "{alg}"
+            );
+        }
+    }
+
+    #[test]
+    fn attack_tokens_signed_with_common_weak_secrets_or_an_empty_key_are_refused() {
+        let k = keys();
+        let now = crate::now();
+        for secret in [
+            "",
+            "secret",
+            "password",
+            "123456",
+            "changeme",
+            "your-256-bit-secret",
+            "key",
+            "jwt",
+            "lambda-jwt-auth",
+        ] {
+            assert!(
+                k.verify_access(&forge(header(&k), good_claims(now), secret.as_bytes()))
+                    .is_err(),
+                "{secret:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn attack_kid_traversal_injection_and_odd_values_are_refused() {
+        let k = keys();
+        let now = crate::now();
+        for kid in [
+            serde_json::json!("../../../../../../dev/null"),
+            serde_json::json!("/etc/passwd"),
+            serde_json::json!("' OR '1'='1"),
+            serde_json::json!("x' UNION SELECT 'secret"),
+            serde_json::json!(""),
+            serde_json::json!(null),
+            serde_json::json!(0),
+            serde_json::json!([k.kid()]),
+        ] {
+            let mut h = header(&k);
+            h["kid"] = kid.clone();
+            assert!(
+                k.verify_access(&forge(h, good_claims(now), &config().secret)).is_err(),
+                "{kid}"
+            );
+        }
+    }
+
+    #[test]
+    fn attack_embedded_keys_and_key_urls_are_refused_and_never_fetched() {
+        let k = keys();
+        let now = crate::now();
+        let jwk = serde_json::json!({"kty": "oct", "k": b64(b"attacker-key-0123456789abcdefghijkl")});
+        for (name, value) in [
+            ("jwk", jwk),
+            ("jku", serde_json::json!("http://127.0.0.1:9/jwks.json")),
+            ("x5u", serde_json::json!("http://127.0.0.1:9/cert.pem")),
+            ("x5c", serde_json::json!(["MIIB"])),
+            ("crit", serde_json::json!(["exp"])),
+        ] {
+            let mut h = header(&k);
+            h[name] = value;
+            let started = std::time::Instant::now();
+            assert!(
+                k.verify_access(&forge(h, good_claims(now), &config().secret)).is_err(),
+                "{name}"
+            );
+            assert!(
+                started.elapsed() < std::time::Duration::from_millis(100),
+                "no outbound fetch: {name}"
+            );
+        }
+    }
+
+    #[test]
+    fn attack_exp_missing_string_float_null_huge_or_negative_is_refused() {
+        let k = keys();
+        let now = crate::now();
+        let secret = config().secret;
+        let values = [
+            serde_json::json!("9999999999"),
+            serde_json::json!(9999999999.5),
+            serde_json::Value::Null,
+            serde_json::json!(u64::MAX),
+            serde_json::json!(1e300),
+            serde_json::json!(now + 10 * 365 * 24 * 3600),
+            serde_json::json!(-1),
+            serde_json::json!(true),
+        ];
+        for value in values {
+            let mut c = good_claims(now);
+            c["exp"] = value.clone();
+            assert!(k.verify_access(&forge(header(&k), c, &secret)).is_err(), "exp={value}");
+        }
+    }
+
+    #[test]
+    fn attack_nbf_in_the_future_or_not_a_number_and_iat_far_ahead_are_refused() {
+        let k = keys();
+        let now = crate::now();
+        let secret = config().secret;
+        for (field, value) in [
+            ("nbf", serde_json::json!(now + 3600)),
+            ("nbf", serde_json::json!("0")),
+            ("nbf", serde_json::json!(-5)),
+            ("iat", serde_json::json!(now + 365 * 24 * 3600)),
+            ("iat", serde_json::json!("now")),
+        ] {
+            let mut c = good_claims(now);
+            c[field] = value.clone();
+            assert!(
+                k.verify_access(&forge(header(&k), c, &secret)).is_err(),
+                "{field}={value}"
+            );
+        }
+    }
+
+    #[test]
+    fn attack_audience_wrong_missing_empty_or_an_array_and_issuer_wrong_are_refused() {
+        let k = keys();
+        let now = crate::now();
+        let secret = config().secret;
+        for (field, value) in [
+            ("aud", serde_json::json!("someone-else")),
+            ("aud", serde_json::json!("")),
+            ("aud", serde_json::json!(["test-clients"])),
+            ("aud", serde_json::json!(null)),
+            ("iss", serde_json::json!("https://issuer.test.evil")),
+            ("iss", serde_json::json!(["https://issuer.test"])),
+        ] {
+            let mut c = good_claims(now);
+            c[field] = value.clone();
+            assert!(
+                k.verify_access(&forge(header(&k), c, &secret)).is_err(),
+                "{field}={value}"
+            );
+        }
     }
 }

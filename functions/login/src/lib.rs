@@ -216,6 +216,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn once_the_lock_has_expired_the_right_password_works_and_clears_the_count() {
+        let state = state_with_alice(None).await;
+        let alice = Username::parse("alice").unwrap();
+        let mut seen = FailedLogins::default();
+        let long_ago = shared::now() - FailedLogins::BASE_LOCK - 10;
+        for _ in 0..FailedLogins::LIMIT {
+            seen = state
+                .store
+                .count_attempt(&alice, seen, long_ago)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        assert_eq!(seen.locked_for(long_ago), Some(FailedLogins::BASE_LOCK));
+        assert_eq!(call(&state, event("login-ok", None)).await.0.status(), 200);
+        assert_eq!(
+            state.store.login_record(&alice).await.unwrap().failures,
+            FailedLogins::default()
+        );
+    }
+
+    #[tokio::test]
     async fn a_good_login_clears_earlier_failures() {
         let state = state_with_alice(None).await;
         for _ in 0..FailedLogins::LIMIT - 1 {

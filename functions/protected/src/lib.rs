@@ -41,9 +41,13 @@ mod tests {
         (response, body)
     }
 
+    fn alices_token() -> String {
+        dev_keys().issue_access("7d0c5d5e-0b6f-4a43-9d55-3f2f0f8c1a11", "alice", shared::now())
+    }
+
     #[tokio::test]
     async fn a_valid_access_token_shows_who_is_logged_in() {
-        let (response, body) = call(event("protected-ok", None)).await;
+        let (response, body) = call(event("protected-ok", Some(&alices_token()))).await;
         assert_eq!(response.status(), 200, "{body}");
         assert_eq!(body["username"], "alice");
         assert_eq!(body["logged_in_as"], "alice");
@@ -52,7 +56,18 @@ mod tests {
 
     #[tokio::test]
     async fn a_rest_api_event_works_too() {
-        assert_eq!(call(event("protected-rest-api", None)).await.0.status(), 200);
+        assert_eq!(
+            call(event("protected-rest-api", Some(&alices_token())))
+                .await
+                .0
+                .status(),
+            200
+        );
+    }
+
+    #[tokio::test]
+    async fn the_event_without_a_live_token_is_401() {
+        assert_eq!(call(event("protected-ok", None)).await.0.status(), 401);
     }
 
     #[tokio::test]
