@@ -1,5 +1,5 @@
 # The two commands: `make dev` runs the service locally, `make test` tests it.
-.PHONY: dev test lint check deploy smoke invoke
+.PHONY: dev test lint check deploy smoke fuzz invoke
 
 ## Start DynamoDB Local (:8000), create the table, serve every function on :9000. Ctrl-C stops it all.
 dev:
@@ -21,6 +21,10 @@ deploy: check
 ## Smoke-test a running stack: make smoke URL=https://<api-id>.execute-api.<region>.amazonaws.com
 smoke:
 	@scripts/smoke $(or $(URL),http://127.0.0.1:9000)
+
+## Run each fuzz target for FUZZ_SECONDS (default 600): make fuzz FUZZ_SECONDS=60
+fuzz:
+	@scripts/fuzz
 
 ## Formatting and clippy, warnings as errors.
 lint:

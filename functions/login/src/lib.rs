@@ -2,8 +2,8 @@
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, Response};
-use shared::credentials::{Password, Username};
-use shared::http::{ApiError, JsonObject, require_method, respond, tokens};
+use shared::credentials::Username;
+use shared::http::{ApiError, require_method, respond, tokens};
 use shared::keys::Keys;
 use shared::password::{self, Verdict};
 use shared::store::{FailedLogins, SessionStore, UserStore};
@@ -22,9 +22,7 @@ pub async fn handle<S: UserStore + SessionStore>(state: &State<S>, req: Request)
 async fn login<S: UserStore + SessionStore>(state: &State<S>, req: &Request) -> Result<Response<Body>, ApiError> {
     require_method(req, Method::POST)?;
     let keys = state.keys.get().await?;
-    let body = JsonObject::require(req)?;
-    let username = Username::parse(body.string("username")?).map_err(ApiError::invalid)?;
-    let password = Password::parse(body.string("password")?).map_err(ApiError::invalid)?;
+    let (username, password) = shared::credentials::from_request(req)?;
     let store = &state.store;
     let now = shared::now();
 
@@ -100,7 +98,7 @@ mod tests {
         let store = MemoryStore::default();
         let password_hash = match hash {
             Some(h) => h,
-            None => password::hash(&Password::parse("correct horse battery staple").unwrap())
+            None => password::hash(&shared::credentials::Password::parse("correct horse battery staple").unwrap())
                 .await
                 .unwrap(),
         };

@@ -3,8 +3,7 @@
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use serde_json::json;
-use shared::credentials::{Password, Username};
-use shared::http::{ApiError, JsonObject, require_method, respond};
+use shared::http::{ApiError, require_method, respond};
 use shared::store::{CreateUserError, User, UserStore};
 
 /// Answers one request.
@@ -14,9 +13,7 @@ pub async fn handle(store: &impl UserStore, req: Request) -> Result<Response<Bod
 
 async fn register(store: &impl UserStore, req: &Request) -> Result<Response<Body>, ApiError> {
     require_method(req, Method::POST)?;
-    let body = JsonObject::require(req)?;
-    let username = Username::parse(body.string("username")?).map_err(ApiError::invalid)?;
-    let password = Password::parse(body.string("password")?).map_err(ApiError::invalid)?;
+    let (username, password) = shared::credentials::from_request(req)?;
     let user = User {
         id: uuid::Uuid::new_v4().to_string(),
         username: username.as_str().to_owned(),

@@ -1,0 +1,31 @@
+//! Any bytes as a request body, through the parsing every function does:
+//! register and login's credentials, refresh and logout's token and flag.
+#![no_main]
+
+use lambda_http::{Body, Request};
+use libfuzzer_sys::fuzz_target;
+use shared::http::{JsonObject, refresh_token};
+
+fn request(data: &[u8]) -> Request {
+    lambda_http::http::Request::builder()
+        .method("POST")
+        .uri("/x")
+        .header("content-type", "application/json")
+        .body(Body::Binary(data.to_vec()))
+        .expect("a request")
+}
+
+fuzz_target!(|data: &[u8]| {
+    let req = request(data);
+    let _ = shared::credentials::from_request(&req);
+    if let Ok(body) = JsonObject::from_request(&req) {
+        let _ = refresh_token(&req, body.as_ref());
+        if let Some(body) = body {
+            let _ = body.flag("everywhere");
+        }
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        let req = lambda_http::http::Request::builder().method("POST").uri("/x").body(Body::Text(text.into())).unwrap();
+        let _ = shared::credentials::from_request(&req);
+    }
+});

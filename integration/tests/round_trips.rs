@@ -1,0 +1,86 @@
+//! DynamoDB round trips per request, counted by an SDK interceptor on the
+//! functions' own client: the budget of each route, asserted.
+
+use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept};
+use aws_sdk_dynamodb::error::BoxError;
+use integration::{fresh_store, request, required_env, status_and_json};
+use serde_json::json;
+use shared::keys::Keys;
+use shared::store::dynamo::DynamoStore;
+use shared::testing::dev_keys;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Counts operations (round trips), not retry attempts.
+#[derive(Debug, Clone, Default)]
+struct RoundTrips(Arc<AtomicUsize>);
+
+impl Intercept for RoundTrips {
+    fn name(&self) -> &'static str {
+        "round-trips"
+    }
+
+    fn read_before_execution(
+        &self,
+        _: &BeforeSerializationInterceptorContextRef<'_>,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl RoundTrips {
+    /// Round trips since the last call.
+    fn take(&self) -> usize {
+        self.0.swap(0, Ordering::SeqCst)
+    }
+}
+
+async fn counted_store() -> (DynamoStore, RoundTrips) {
+    let (direct, _) = fresh_store().await;
+    let counter = RoundTrips::default();
+    let sdk = shared::aws::local_config(&required_env("DYNAMODB_ENDPOINT")).await;
+    let config = aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(counter.clone()).build();
+    (DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), direct.table()), counter)
+}
+
+fn creds(name: &str, password: &str) -> serde_json::Value {
+    json!({"username": name, "password": password})
+}
+
+#[tokio::test]
+async fn each_route_stays_within_its_dynamodb_round_trip_budget() {
+    let (store, trips) = counted_store().await;
+    let good = creds("rowan", "correct horse battery staple");
+
+    let answer = status_and_json(&register::handle(&store, request("POST", "/register", good.clone())).await.unwrap());
+    assert_eq!((answer.0, trips.take()), (201, 1), "register: one conditional PutItem");
+
+    let login = login::State { keys: Keys::ready(dev_keys()), store: store.clone() };
+    let (status, tokens) = status_and_json(&login::handle(&login, request("POST", "/login", good.clone())).await.unwrap());
+    assert_eq!((status, trips.take()), (200, 2), "login: Query + PutItem session");
+
+    let wrong = creds("rowan", "not the password");
+    let answer = status_and_json(&login::handle(&login, request("POST", "/login", wrong.clone())).await.unwrap());
+    assert_eq!((answer.0, trips.take()), (401, 2), "first failure: Query + PutItem count");
+    let answer = status_and_json(&login::handle(&login, request("POST", "/login", wrong)).await.unwrap());
+    assert_eq!((answer.0, trips.take()), (401, 2), "failure on a suspect name: Query + PutItem count first");
+    let unknown = creds("nobody-here", "not the password");
+    let answer = status_and_json(&login::handle(&login, request("POST", "/login", unknown)).await.unwrap());
+    assert_eq!((answer.0, trips.take()), (401, 2), "unknown user: the same two");
+
+    let refresh = refresh::State { keys: Keys::ready(dev_keys()), store: store.clone() };
+    let first = tokens["refresh_token"].clone();
+    let rotate = || request("POST", "/refresh", json!({ "refresh_token": first }));
+    let (status, rotated) = status_and_json(&refresh::handle(&refresh, rotate()).await.unwrap());
+    assert_eq!((status, trips.take()), (200, 2), "refresh: GetItem + conditional UpdateItem");
+    let answer = status_and_json(&refresh::handle(&refresh, rotate()).await.unwrap());
+    assert_eq!((answer.0, trips.take()), (200, 1), "a retry in the grace window: GetItem only");
+
+    let logout = logout::State { keys: Keys::ready(dev_keys()), store };
+    let req = request("POST", "/logout", json!({ "refresh_token": rotated["refresh_token"] }));
+    let answer = status_and_json(&logout::handle(&logout, req).await.unwrap());
+    assert_eq!((answer.0, trips.take()), (204, 1), "logout: one conditional UpdateItem");
+}
