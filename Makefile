@@ -1,5 +1,5 @@
 # The two commands: `make dev` runs the service locally, `make test` tests it.
-.PHONY: dev test lint check deploy smoke fuzz invoke
+.PHONY: dev test lint check deploy smoke fuzz bench invoke
 
 ## Start DynamoDB Local (:8000), create the table, serve every function on :9000. Ctrl-C stops it all.
 dev:
@@ -25,6 +25,10 @@ smoke:
 ## Run each fuzz target for FUZZ_SECONDS (default 600): make fuzz FUZZ_SECONDS=60
 fuzz:
 	@scripts/fuzz
+
+## Benchmarks and cold starts, printed as one table against the budgets (release builds: slow the first time).
+bench:
+	@scripts/bench
 
 ## Formatting and clippy, warnings as errors.
 lint:

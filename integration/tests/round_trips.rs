@@ -42,8 +42,13 @@ async fn counted_store() -> (DynamoStore, RoundTrips) {
     let (direct, _) = fresh_store().await;
     let counter = RoundTrips::default();
     let sdk = shared::aws::local_config(&required_env("DYNAMODB_ENDPOINT")).await;
-    let config = aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(counter.clone()).build();
-    (DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), direct.table()), counter)
+    let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
+        .interceptor(counter.clone())
+        .build();
+    (
+        DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), direct.table()),
+        counter,
+    )
 }
 
 fn creds(name: &str, password: &str) -> serde_json::Value {
@@ -55,31 +60,68 @@ async fn each_route_stays_within_its_dynamodb_round_trip_budget() {
     let (store, trips) = counted_store().await;
     let good = creds("rowan", "correct horse battery staple");
 
-    let answer = status_and_json(&register::handle(&store, request("POST", "/register", good.clone())).await.unwrap());
+    let answer = status_and_json(
+        &register::handle(&store, request("POST", "/register", good.clone()))
+            .await
+            .unwrap(),
+    );
     assert_eq!((answer.0, trips.take()), (201, 1), "register: one conditional PutItem");
 
-    let login = login::State { keys: Keys::ready(dev_keys()), store: store.clone() };
-    let (status, tokens) = status_and_json(&login::handle(&login, request("POST", "/login", good.clone())).await.unwrap());
+    let login = login::State {
+        keys: Keys::ready(dev_keys()),
+        store: store.clone(),
+    };
+    let (status, tokens) = status_and_json(
+        &login::handle(&login, request("POST", "/login", good.clone()))
+            .await
+            .unwrap(),
+    );
     assert_eq!((status, trips.take()), (200, 2), "login: Query + PutItem session");
 
     let wrong = creds("rowan", "not the password");
-    let answer = status_and_json(&login::handle(&login, request("POST", "/login", wrong.clone())).await.unwrap());
-    assert_eq!((answer.0, trips.take()), (401, 2), "first failure: Query + PutItem count");
+    let answer = status_and_json(
+        &login::handle(&login, request("POST", "/login", wrong.clone()))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        (answer.0, trips.take()),
+        (401, 2),
+        "first failure: Query + PutItem count"
+    );
     let answer = status_and_json(&login::handle(&login, request("POST", "/login", wrong)).await.unwrap());
-    assert_eq!((answer.0, trips.take()), (401, 2), "failure on a suspect name: Query + PutItem count first");
+    assert_eq!(
+        (answer.0, trips.take()),
+        (401, 2),
+        "failure on a suspect name: Query + PutItem count first"
+    );
     let unknown = creds("nobody-here", "not the password");
     let answer = status_and_json(&login::handle(&login, request("POST", "/login", unknown)).await.unwrap());
     assert_eq!((answer.0, trips.take()), (401, 2), "unknown user: the same two");
 
-    let refresh = refresh::State { keys: Keys::ready(dev_keys()), store: store.clone() };
+    let refresh = refresh::State {
+        keys: Keys::ready(dev_keys()),
+        store: store.clone(),
+    };
     let first = tokens["refresh_token"].clone();
     let rotate = || request("POST", "/refresh", json!({ "refresh_token": first }));
     let (status, rotated) = status_and_json(&refresh::handle(&refresh, rotate()).await.unwrap());
-    assert_eq!((status, trips.take()), (200, 2), "refresh: GetItem + conditional UpdateItem");
+    assert_eq!(
+        (status, trips.take()),
+        (200, 2),
+        "refresh: GetItem + conditional UpdateItem"
+    );
     let answer = status_and_json(&refresh::handle(&refresh, rotate()).await.unwrap());
-    assert_eq!((answer.0, trips.take()), (200, 1), "a retry in the grace window: GetItem only");
+    assert_eq!(
+        (answer.0, trips.take()),
+        (200, 1),
+        "a retry in the grace window: GetItem only"
+    );
 
-    let logout = logout::State { keys: Keys::ready(dev_keys()), store };
+    let logout = logout::State {
+        keys: Keys::ready(dev_keys()),
+        store,
+    };
     let req = request("POST", "/logout", json!({ "refresh_token": rotated["refresh_token"] }));
     let answer = status_and_json(&logout::handle(&logout, req).await.unwrap());
     assert_eq!((answer.0, trips.take()), (204, 1), "logout: one conditional UpdateItem");

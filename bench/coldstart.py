@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Cold start of each release bootstrap, as Lambda runs it: a Lambda Runtime
+API on loopback (next / response / error), the binary started with
+AWS_LAMBDA_RUNTIME_API and its function's environment, and per run:
+init (exec to the first `next`), the first invocation, warm invocations, and
+peak RSS (VmHWM). Prints JSON: medians over the runs.
+
+    bench/coldstart.py <target-dir> <dynamodb-endpoint> <table> [runs]
+"""
+
+import http.server
+import json
+import os
+import queue
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WARM = 30
+
+
+def dev_env():
+    env = {}
+    for line in (ROOT / "dev.env").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#") and "=" in line:
+            k, v = line.split("=", 1)
+            env[k.strip()] = v.strip()
+    return env
+
+
+def event(name, body=None, token=None):
+    text = (ROOT / "events" / f"{name}.json").read_text()
+    if token:
+        text = text.replace("${ACCESS_TOKEN}", token).replace("${REFRESH_TOKEN}", token)
+    e = json.loads(text)
+    if body is not None:
+        e["body"] = json.dumps(body)
+    return e
+
+
+class RuntimeApi(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.events = queue.Queue()
+        self.answers = queue.Queue()
+        self.first_next = None
+        self.sent_at = {}
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        api = self.server
+        if api.first_next is None:
+            api.first_next = time.perf_counter()
+        payload = json.dumps(api.events.get()).encode()
+        request_id = str(uuid.uuid4())
+        self.send_response(200)
+        self.send_header("Lambda-Runtime-Aws-Request-Id", request_id)
+        self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 30000))
+        self.send_header("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:bench")
+        self.send_header("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        api.sent_at[request_id] = time.perf_counter()
+        self.wfile.write(payload)
+
+    def do_POST(self):
+        api = self.server
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        parts = self.path.split("/")
+        self.send_response(202)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        if "invocation" in parts:
+            request_id = parts[parts.index("invocation") + 1]
+            api.answers.put((time.perf_counter() - api.sent_at.pop(request_id), parts[-1], body))
+        else:
+            api.answers.put((0.0, "init-error", body))
+
+
+def access_token(env):
+    """An access token of the dev key, made as the service makes them (HS256, kid)."""
+    import base64, hashlib, hmac
+    secret = env["JWT_SECRET"].encode()
+    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    kid = hashlib.sha256(b"kid:" + secret).digest()[:8].hex()
+    now = int(time.time())
+    claims = {"iss": env["JWT_ISSUER"], "aud": env["JWT_AUDIENCE"], "sub": "u-1", "username": "alice",
+              "iat": now, "nbf": now, "exp": now + 900, "jti": "bench", "token_use": "access"}
+    head = b64(json.dumps({"typ": "JWT", "alg": "HS256", "kid": kid}).encode())
+    body = b64(json.dumps(claims).encode())
+    signature = b64(hmac.new(secret, f"{head}.{body}".encode(), hashlib.sha256).digest())
+    return f"{head}.{body}.{signature}"
+
+
+def peak_rss_kib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def run_once(binary, env, first_event, warm_event):
+    api = RuntimeApi()
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    api.events.put(first_event())
+    full_env = {"PATH": os.environ["PATH"], **env, "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{api.server_port}",
+                "AWS_LAMBDA_FUNCTION_NAME": binary.name, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "RUST_LOG": "warn"}
+    started = time.perf_counter()
+    proc = subprocess.Popen([str(binary)], env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        first, kind, body = api.answers.get(timeout=30)
+        if kind != "response":
+            raise SystemExit(f"{binary.name}: {kind} {body[:300]!r} {proc.stderr.read1(2000)!r}")
+        init = api.first_next - started
+        warm = []
+        for _ in range(WARM):
+            api.events.put(warm_event())
+            latency, kind, _ = api.answers.get(timeout=30)
+            warm.append(latency)
+        rss = peak_rss_kib(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+        api.shutdown()
+    return init, first, statistics.median(warm), rss
+
+
+def main():
+    target, ddb, table = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+    runs = int(sys.argv[4]) if len(sys.argv) > 4 else 5
+    env = {k: v for k, v in dev_env().items() if k != "RUST_LOG"}
+    env.update({"AWS_ENDPOINT_URL_DYNAMODB": ddb, "TABLE_NAME": table})
+    access = access_token(env)
+    password = "correct horse battery staple"
+    unique = lambda: {"username": f"cold-{uuid.uuid4().hex[:12]}", "password": password}
+    cases = {
+        "hello-floor": (lambda: event("protected-ok", token=access),) * 2,
+        "protected": (lambda: event("protected-ok", token=access),) * 2,
+        "register": (lambda: event("register-ok", unique()),) * 2,
+        "login": (lambda: event("login-ok", {"username": "cold-login", "password": password}),) * 2,
+        "refresh": (lambda: event("refresh-invalid-token"),) * 2,
+        "logout": (lambda: event("logout-no-token"),) * 2,
+    }
+    login_user = {"username": "cold-login", "password": password}
+    run_once(target / "register", env, lambda: event("register-ok", login_user), lambda: event("register-ok", unique()))
+    results = {}
+    for name, (first, warm) in cases.items():
+        samples = [run_once(target / name, env, first, warm) for _ in range(runs)]
+        init, first_ms, warm_ms, rss = (statistics.median(s[i] for s in samples) for i in range(4))
+        results[name] = {"init_ms": init * 1000, "first_ms": first_ms * 1000, "warm_ms": warm_ms * 1000,
+                         "peak_rss_mb": rss / 1024, "size_mb": (target / name).stat().st_size / 1e6}
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Prints the one table of `make bench`: every figure beside its budget and
+its floor, from criterion's estimates, bench/coldstart.py and bench/latency.py.
+
+    bench/report.py <target-dir> <coldstart.json> <latency.json>
+"""
+
+import json
+import platform
+import sys
+from pathlib import Path
+
+
+def criterion(target, name):
+    """Median time of a criterion benchmark, in microseconds."""
+    path = Path(target) / "criterion" / name / "new" / "estimates.json"
+    return json.loads(path.read_text())["median"]["point_estimate"] / 1000
+
+
+def cpu():
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def main():
+    target, cold, lat = sys.argv[1], json.loads(Path(sys.argv[2]).read_text()), json.loads(Path(sys.argv[3]).read_text())
+    rows = []
+
+    def row(what, measured, unit, budget, ok, floor=""):
+        rows.append((what, f"{measured:.2f} {unit}", budget, floor, "ok" if ok else "MISS"))
+
+    verify, floor = criterion(target, "access_token_verify"), criterion(target, "floor_hmac_sha256_and_claims_json")
+    row("access token verify", verify, "µs", f"<= 2x floor ({2 * floor:.2f} µs)", verify <= 2 * floor,
+        f"HMAC+JSON {floor:.2f} µs, x{verify / floor:.2f}")
+    row("access token issue", criterion(target, "access_token_issue"), "µs", "-", True)
+    row("refresh token hash", criterion(target, "refresh_token_hash"), "µs", "-", True)
+    protected = criterion(target, "protected_handler")
+    row("protected handler, in process", protected, "µs", f"<= 2x verify ({2 * verify:.2f}) and < 10 µs",
+        protected <= 2 * verify and protected < 10, f"verify {verify:.2f} µs, x{protected / verify:.2f}")
+    row("argon2id hash", criterion(target, "argon2id/password_hash") / 1000, "ms", "-", True)
+    argon = criterion(target, "login/floor_argon2_verify")
+    trip = criterion(target, "login/floor_dynamodb_round_trip")
+    login = criterion(target, "login/login_handler")
+    budget = argon * 1.05 + trip
+    row("login handler, in process (DynamoDB Local)", login / 1000, "ms", f"<= verify x1.05 + 1 round trip ({budget / 1000:.2f} ms)",
+        login <= budget, f"verify {argon / 1000:.2f} ms + trip {trip / 1000:.2f} ms")
+
+    hello = cold["hello-floor"]
+    hello_start = hello["init_ms"] + hello["first_ms"]
+    for name, c in cold.items():
+        if name == "hello-floor":
+            continue
+        start = c["init_ms"] + c["first_ms"]
+        allowed = 2 if name == "protected" else 10
+        row(f"cold start {name} (init + first invoke)", start, "ms", f"<= floor + {allowed} ms ({hello_start + allowed:.2f})",
+            start <= hello_start + allowed, f"hello {hello_start:.2f} ms; init {c['init_ms']:.2f}, warm {c['warm_ms']:.3f} ms")
+    for name, c in cold.items():
+        if name == "hello-floor":
+            continue
+        limit = 16 if name == "protected" else 48
+        row(f"peak RSS {name}", c["peak_rss_mb"], "MB", f"< {limit} MB", c["peak_rss_mb"] < limit,
+            f"hello {hello['peak_rss_mb']:.1f} MB")
+    for name, c in cold.items():
+        if name == "hello-floor":
+            continue
+        limit = 4 if name == "protected" else 10
+        row(f"size {name} (x86_64 release)", c["size_mb"], "MB", f"< {limit} MB", c["size_mb"] < limit,
+            f"hello {hello['size_mb']:.2f} MB")
+    for route, l in lat.items():
+        rows.append((f"end to end {route} p50 / p99 ({l['n']} requests)", f"{l['p50_ms']:.2f} / {l['p99_ms']:.2f} ms", "-", "", ""))
+
+    widths = [max(len(r[i]) for r in rows + [("what", "measured", "budget", "floor", "")]) for i in range(5)]
+    print(f"machine: {cpu()}, {len(list(Path('/sys/devices/system/cpu').glob('cpu[0-9]*')))} cpus; medians")
+    header = ("what", "measured", "budget", "floor / detail", "")
+    for r in [header] + rows:
+        print("  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip())
+
+
+if __name__ == "__main__":
+    main()

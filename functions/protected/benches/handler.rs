@@ -1,0 +1,27 @@
+//! The protected handler in process, on the committed sample event.
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use shared::keys::Keys;
+use shared::testing::{dev_keys, event};
+
+fn handler(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let keys = Keys::ready(dev_keys());
+    let token = dev_keys().issue_access("7d0c5d5e-0b6f-4a43-9d55-3f2f0f8c1a11", "alice", shared::now());
+    c.bench_function("protected_handler", |b| {
+        b.iter_batched(
+            || event("protected-ok", Some(&token)),
+            |req| {
+                let response = rt.block_on(protected::handle(&keys, req)).unwrap();
+                assert_eq!(response.status(), 200);
+            },
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(benches, handler);
+criterion_main!(benches);

@@ -1,0 +1,52 @@
+//! The login handler in process against DynamoDB Local, beside its parts: one
+//! argon2 verify, and one DynamoDB round trip.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use integration::{fresh_store, request, status_and_json};
+use serde_json::json;
+use shared::credentials::{Password, Username};
+use shared::keys::Keys;
+use shared::store::UserStore;
+use shared::testing::dev_keys;
+
+fn login(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (store, _) = rt.block_on(fresh_store());
+    let creds = json!({"username": "bench", "password": "correct horse battery staple"});
+    let created = rt
+        .block_on(register::handle(&store, request("POST", "/register", creds.clone())))
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let state = login::State {
+        keys: Keys::ready(dev_keys()),
+        store: store.clone(),
+    };
+    let password = Password::parse("correct horse battery staple").unwrap();
+    let hash = rt.block_on(shared::password::hash(&password)).unwrap();
+    let username = Username::parse("bench").unwrap();
+
+    let mut group = c.benchmark_group("login");
+    group.sample_size(20);
+    group.bench_function("login_handler", |b| {
+        b.iter(|| {
+            let response = rt
+                .block_on(login::handle(&state, request("POST", "/login", creds.clone())))
+                .unwrap();
+            assert_eq!(status_and_json(&response).0, 200);
+        })
+    });
+    group.bench_function("floor_argon2_verify", |b| {
+        b.iter(|| rt.block_on(shared::password::verify(&password, Some(&hash))).unwrap())
+    });
+    group.bench_function("floor_dynamodb_round_trip", |b| {
+        b.iter(|| rt.block_on(store.login_record(&username)).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, login);
+criterion_main!(benches);

@@ -1,0 +1,64 @@
+//! Token and password costs at the configured parameters, each beside its floor.
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use jsonwebtoken::{Algorithm, EncodingKey, crypto::sign};
+use shared::credentials::Password;
+use shared::testing::{dev_env, dev_keys};
+use shared::token::AccessClaims;
+use std::hint::black_box;
+
+fn tokens(c: &mut Criterion) {
+    let keys = dev_keys();
+    let now = shared::now();
+    let token = keys.issue_access("7d0c5d5e-0b6f-4a43-9d55-3f2f0f8c1a11", "alice", now);
+    c.bench_function("access_token_issue", |b| {
+        b.iter(|| keys.issue_access("u-1", black_box("alice"), now))
+    });
+    c.bench_function("access_token_verify", |b| {
+        b.iter(|| keys.verify_access(black_box(&token)).unwrap())
+    });
+
+    // The floor of any verify: one HMAC-SHA256 over the signing input, and the
+    // claims decoded from base64 and parsed from JSON.
+    let secret = EncodingKey::from_secret(dev_env("JWT_SECRET").unwrap().as_bytes());
+    let (input, _) = token.rsplit_once('.').unwrap();
+    let payload = input.split_once('.').unwrap().1.to_owned();
+    c.bench_function("floor_hmac_sha256_and_claims_json", |b| {
+        b.iter(|| {
+            let signature = sign(black_box(input.as_bytes()), &secret, Algorithm::HS256).unwrap();
+            use base64::Engine;
+            let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(black_box(&payload))
+                .unwrap();
+            (signature, serde_json::from_slice::<AccessClaims>(&json).unwrap())
+        })
+    });
+    c.bench_function("refresh_token_hash", |b| {
+        b.iter(|| shared::token::refresh_token_hash(black_box(&token)))
+    });
+}
+
+fn passwords(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let password = Password::parse("correct horse battery staple").unwrap();
+    let hash = rt.block_on(shared::password::hash(&password)).unwrap();
+    let mut group = c.benchmark_group("argon2id");
+    group.sample_size(20);
+    group.bench_function("password_hash", |b| {
+        b.iter(|| rt.block_on(shared::password::hash(&password)).unwrap())
+    });
+    group.bench_function("password_verify", |b| {
+        b.iter_batched(
+            || (),
+            |_| rt.block_on(shared::password::verify(&password, Some(&hash))).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, tokens, passwords);
+criterion_main!(benches);
