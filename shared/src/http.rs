@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use std::future::Future;
 use std::time::{Duration, SystemTime};
+use tracing::Instrument;
 
 /// Largest request body accepted; anything bigger is `413`.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -184,20 +185,41 @@ pub async fn respond(
     req: &Request,
     work: impl Future<Output = Result<Response<Body>, ApiError>>,
 ) -> Result<Response<Body>, lambda_http::Error> {
+    let started = std::time::Instant::now();
     // A deadline already past means there is none to trust: `cargo lambda watch`
     // sends a fixed 600000 ms (in 1970); a real invocation's is always ahead.
     let budget = req
         .lambda_context_ref()
         .and_then(|ctx| ctx.deadline().duration_since(SystemTime::now()).ok())
         .map_or(DEFAULT_BUDGET, |left| left.saturating_sub(DEADLINE_MARGIN));
-    let result = tokio::time::timeout(budget, work).await.unwrap_or_else(|_| {
-        tracing::error!(
-            budget_ms = budget.as_millis() as u64,
-            "deadline reached before an answer"
-        );
-        Err(ApiError::Unavailable)
+    // Handlers record who the request is for with `record_user`.
+    let span = tracing::info_span!("request", user_id = tracing::field::Empty);
+    let result = tokio::time::timeout(budget, work.instrument(span.clone()))
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!(
+                budget_ms = budget.as_millis() as u64,
+                "deadline reached before an answer"
+            );
+            Err(ApiError::Unavailable)
+        });
+    let response = result.unwrap_or_else(ApiError::into_response);
+    // One line per request; the runtime's span adds the request id.
+    span.in_scope(|| {
+        tracing::info!(
+            method = %req.method(),
+            route = req.uri().path(),
+            status = response.status().as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request"
+        )
     });
-    Ok(result.unwrap_or_else(ApiError::into_response))
+    Ok(response)
+}
+
+/// Names the user a request is for in its log line (an id, never a credential).
+pub fn record_user(user_id: &str) {
+    tracing::Span::current().record("user_id", user_id);
 }
 
 /// `405` unless the request uses the route's one method.
@@ -289,6 +311,22 @@ pub fn bearer_token(req: &Request) -> Result<Option<&str>, ApiError> {
     } else {
         Err(ApiError::InvalidToken)
     }
+}
+
+/// The verified access token of a request to a protected route (and its user
+/// recorded in the request's log line), or `401` with the RFC 6750 challenge.
+/// Reads nothing but the key: any protected function is one call away.
+pub async fn authenticate(keys: &crate::keys::Keys, req: &Request) -> Result<crate::token::AccessClaims, ApiError> {
+    let keys = keys.get().await?;
+    let token = bearer_token(req)
+        .map_err(|_| ApiError::BearerChallenge { token_sent: true })?
+        .ok_or(ApiError::BearerChallenge { token_sent: false })?;
+    let claims = keys.verify_access(token).map_err(|reason| {
+        tracing::info!(%reason, "access token refused");
+        ApiError::BearerChallenge { token_sent: true }
+    })?;
+    record_user(&claims.sub);
+    Ok(claims)
 }
 
 /// Where refresh and logout take the refresh token from: the JSON body's

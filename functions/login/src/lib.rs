@@ -46,6 +46,7 @@ async fn login<S: UserStore + SessionStore>(state: &State<S>, req: &Request) -> 
             return Err(ApiError::InvalidCredentials);
         }
     };
+    shared::http::record_user(&user.id);
     if verdict == Verdict::ValidNeedsRehash {
         let upgraded = password::hash(&password).await?;
         // The login stands even if the upgrade cannot be stored: it is retried next time.

@@ -32,6 +32,7 @@ async fn logout<S: SessionStore>(state: &State<S>, req: &Request) -> Result<Resp
         tracing::info!(%reason, "refresh token refused");
         ApiError::InvalidToken
     })?;
+    shared::http::record_user(&claims.sub);
     let now = shared::now();
     // Revoke first, in one write: whatever the token's generation, its session must end.
     let session = state

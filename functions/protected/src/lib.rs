@@ -3,7 +3,7 @@
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use serde_json::json;
-use shared::http::{ApiError, bearer_token, json, require_method, respond};
+use shared::http::{ApiError, authenticate, json, require_method, respond};
 use shared::keys::Keys;
 
 /// Answers one request.
@@ -13,14 +13,7 @@ pub async fn handle(keys: &Keys, req: Request) -> Result<Response<Body>, Error> 
 
 async fn protected(keys: &Keys, req: &Request) -> Result<Response<Body>, ApiError> {
     require_method(req, Method::GET)?;
-    let keys = keys.get().await?;
-    let token = bearer_token(req)
-        .map_err(|_| ApiError::BearerChallenge { token_sent: true })?
-        .ok_or(ApiError::BearerChallenge { token_sent: false })?;
-    let claims = keys.verify_access(token).map_err(|reason| {
-        tracing::info!(%reason, "access token refused");
-        ApiError::BearerChallenge { token_sent: true }
-    })?;
+    let claims = authenticate(keys, req).await?;
     Ok(json(
         StatusCode::OK,
         &json!({ "id": claims.sub, "username": claims.username, "logged_in_as": claims.username }),

@@ -28,6 +28,7 @@ async fn refresh<S: SessionStore>(state: &State<S>, req: &Request) -> Result<Res
         tracing::info!(%reason, "refresh token refused");
         ApiError::InvalidToken
     })?;
+    shared::http::record_user(&claims.sub);
     let now = shared::now();
     let grace = keys.config().reuse_grace;
     let store = &state.store;

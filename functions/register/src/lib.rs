@@ -24,7 +24,8 @@ async fn register(store: &impl UserStore, req: &Request) -> Result<Response<Body
         CreateUserError::Taken => ApiError::UsernameTaken,
         CreateUserError::Store(e) => e.into(),
     })?;
-    tracing::info!(user_id = %user.id, "user registered");
+    shared::http::record_user(&user.id);
+    tracing::info!("user registered");
     Ok(shared::http::json(
         StatusCode::CREATED,
         &json!({ "id": user.id, "username": user.username }),
