@@ -350,6 +350,23 @@ async fn a_closed_port_is_a_store_error_within_seconds_not_a_hang() {
         started.elapsed()
     );
     assert_eq!(error.operation, "Query");
+    assert!(
+        error
+            .detail
+            .starts_with("DynamoDB is unreachable: locally, is DynamoDB Local running"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_table_is_a_store_error_that_says_what_to_do() {
+    let (store, client) = fresh_store().await;
+    let missing = shared::store::dynamo::DynamoStore::new(client, format!("{}-missing", store.table()));
+    let error = missing.login_record(&name("ivan")).await.unwrap_err();
+    assert!(
+        error.detail.starts_with("the table does not exist: check TABLE_NAME"),
+        "{error}"
+    );
 }
 
 #[tokio::test]

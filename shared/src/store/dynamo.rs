@@ -116,13 +116,23 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         })
 }
 
-fn failed<E: std::error::Error + 'static, R: std::fmt::Debug>(
+/// A failed call, with what to do about it first when the cause is a setup mistake.
+fn failed<E: std::error::Error + ProvideErrorMetadata + 'static, R: std::fmt::Debug>(
     operation: &'static str,
     e: SdkError<E, R>,
 ) -> StoreError {
+    let hint = match &e {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+            "DynamoDB is unreachable: locally, is DynamoDB Local running (`make dev` starts it)? "
+        }
+        _ if e.as_service_error().and_then(ProvideErrorMetadata::code) == Some("ResourceNotFoundException") => {
+            "the table does not exist: check TABLE_NAME (locally, `make dev` creates it). "
+        }
+        _ => "",
+    };
     StoreError {
         operation,
-        detail: DisplayErrorContext(&e).to_string(),
+        detail: format!("{hint}{}", DisplayErrorContext(&e)),
     }
 }
 
