@@ -2,7 +2,9 @@
 //! audience are pinned by configuration, never taken from the token.
 
 use crate::config::TokenConfig;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, encode};
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -95,25 +97,16 @@ pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     kid: String,
-    validation: Validation,
     config: TokenConfig,
 }
 
 impl TokenKeys {
-    /// Builds keys and the validation rules from the configuration.
+    /// Builds the keys from the configuration.
     pub fn new(config: TokenConfig) -> Self {
-        let mut validation = Validation::new(ALGORITHM);
-        validation.leeway = LEEWAY;
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        validation.set_issuer(&[&config.issuer]);
-        validation.set_audience(&[&config.audience]);
-        validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub", "jti"]);
         Self {
             encoding: EncodingKey::from_secret(&config.secret),
             decoding: DecodingKey::from_secret(&config.secret),
             kid: key_id(&config.secret),
-            validation,
             config,
         }
     }
@@ -175,26 +168,29 @@ impl TokenKeys {
     /// Verifies an access token fully: signature, algorithm, key id, issuer,
     /// audience, lifetimes and kind.
     pub fn verify_access(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        let claims: AccessClaims = self.verify(token)?;
-        check_use(claims.token_use, TokenUse::Access)?;
-        check_times(claims.iat, claims.exp, self.config.access_ttl)?;
-        Ok(claims)
+        self.verify(token, self.config.access_ttl)
     }
 
     /// Verifies a refresh token's signature and claims; the store decides whether it is still live.
     pub fn verify_refresh(&self, token: &str) -> Result<RefreshClaims, TokenError> {
-        let claims: RefreshClaims = self.verify(token)?;
-        check_use(claims.token_use, TokenUse::Refresh)?;
-        check_times(claims.iat, claims.exp, self.config.refresh_ttl)?;
-        Ok(claims)
+        self.verify(token, self.config.refresh_ttl)
     }
 
-    fn verify<T: serde::de::DeserializeOwned>(&self, token: &str) -> Result<T, TokenError> {
+    /// One pass over the token: header, signature, claims parsed once, then
+    /// every rule of the configuration. Nothing in the token chooses how it
+    /// is checked.
+    fn verify<T: DeserializeOwned + Registered>(&self, token: &str, ttl: u64) -> Result<T, TokenError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::TooLong);
         }
-        let header = decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
-        if header.alg != ALGORITHM {
+        let mut parts = token.split('.');
+        let (Some(header), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Invalid("not three parts".into()));
+        };
+        let header: JoseHeader = decode_part(header)?;
+        if header.alg != "HS256" {
             return Err(TokenError::Header("algorithm is not the configured one"));
         }
         if header.kid.as_deref() != Some(self.kid.as_str()) {
@@ -208,29 +204,98 @@ impl TokenKeys {
         {
             return Err(TokenError::Header("key references and critical extensions are refused"));
         }
-        decode::<T>(token, &self.decoding, &self.validation)
-            .map(|data| data.claims)
-            .map_err(|e| TokenError::Invalid(e.to_string()))
+        let signed = &token[..token.len() - signature.len() - 1];
+        let valid = jsonwebtoken::crypto::verify(signature, signed.as_bytes(), &self.decoding, ALGORITHM)
+            .map_err(|e| TokenError::Invalid(e.to_string()))?;
+        if !valid {
+            return Err(TokenError::Invalid("bad signature".into()));
+        }
+        let claims: T = decode_part(payload)?;
+        let c = claims.registered();
+        let now = crate::now();
+        if c.token_use != T::USE {
+            Err(TokenError::WrongUse)
+        } else if c.iss != self.config.issuer {
+            Err(TokenError::Invalid("another issuer".into()))
+        } else if c.aud != self.config.audience {
+            Err(TokenError::Invalid("another audience".into()))
+        } else if c.exp.saturating_add(LEEWAY) < now {
+            Err(TokenError::Invalid("expired".into()))
+        } else if c.nbf > now + LEEWAY {
+            Err(TokenError::Invalid("not yet valid".into()))
+        } else if c.iat > now + LEEWAY {
+            Err(TokenError::IssuedInFuture)
+        } else if c.exp > now.saturating_add(ttl).saturating_add(LEEWAY) {
+            Err(TokenError::TooLongLived)
+        } else {
+            Ok(claims)
+        }
     }
 }
 
-fn check_use(actual: TokenUse, expected: TokenUse) -> Result<(), TokenError> {
-    if actual == expected {
-        Ok(())
-    } else {
-        Err(TokenError::WrongUse)
+/// The header fields verification reads; any key reference present is refused.
+#[derive(Deserialize)]
+struct JoseHeader {
+    alg: String,
+    kid: Option<String>,
+    jku: Option<IgnoredAny>,
+    x5u: Option<IgnoredAny>,
+    jwk: Option<IgnoredAny>,
+    x5c: Option<IgnoredAny>,
+    crit: Option<IgnoredAny>,
+}
+
+/// A base64url (unpadded) JSON part of a token, parsed.
+fn decode_part<T: DeserializeOwned>(part: &str) -> Result<T, TokenError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|e| TokenError::Invalid(e.to_string()))?;
+    serde_json::from_slice(&bytes).map_err(|e| TokenError::Invalid(e.to_string()))
+}
+
+/// The registered claims of a token, as verification checks them.
+struct RegisteredClaims<'a> {
+    iss: &'a str,
+    aud: &'a str,
+    iat: u64,
+    nbf: u64,
+    exp: u64,
+    token_use: TokenUse,
+}
+
+/// A kind of token: which `token_use` it must carry, and its registered claims.
+trait Registered {
+    const USE: TokenUse;
+    fn registered(&self) -> RegisteredClaims<'_>;
+}
+
+impl Registered for AccessClaims {
+    const USE: TokenUse = TokenUse::Access;
+    fn registered(&self) -> RegisteredClaims<'_> {
+        let (iss, aud, iat, nbf, exp, token_use) = (&self.iss, &self.aud, self.iat, self.nbf, self.exp, self.token_use);
+        RegisteredClaims {
+            iss,
+            aud,
+            iat,
+            nbf,
+            exp,
+            token_use,
+        }
     }
 }
 
-/// No token of ours is issued in the future or lives longer than its kind's lifetime.
-fn check_times(iat: u64, exp: u64, ttl: u64) -> Result<(), TokenError> {
-    let now = crate::now();
-    if iat > now + LEEWAY {
-        Err(TokenError::IssuedInFuture)
-    } else if exp > now.saturating_add(ttl).saturating_add(LEEWAY) {
-        Err(TokenError::TooLongLived)
-    } else {
-        Ok(())
+impl Registered for RefreshClaims {
+    const USE: TokenUse = TokenUse::Refresh;
+    fn registered(&self) -> RegisteredClaims<'_> {
+        let (iss, aud, iat, nbf, exp, token_use) = (&self.iss, &self.aud, self.iat, self.nbf, self.exp, self.token_use);
+        RegisteredClaims {
+            iss,
+            aud,
+            iat,
+            nbf,
+            exp,
+            token_use,
+        }
     }
 }
 
@@ -255,6 +320,7 @@ mod tests {
     use super::*;
     use crate::config::TokenConfig;
     use crate::testing::{b64, forge};
+    use jsonwebtoken::decode_header;
 
     pub(crate) fn config() -> TokenConfig {
         TokenConfig::from_lookup(|k| match k {
