@@ -2,7 +2,7 @@
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
-use serde_json::json;
+use serde::Serialize;
 use shared::http::{ApiError, authenticate, json, require_method, respond};
 use shared::keys::Keys;
 
@@ -14,10 +14,16 @@ pub async fn handle(keys: &Keys, req: Request) -> Result<Response<Body>, Error> 
 async fn protected(keys: &Keys, req: &Request) -> Result<Response<Body>, ApiError> {
     require_method(req, Method::GET)?;
     let claims = authenticate(keys, req).await?;
-    Ok(json(
-        StatusCode::OK,
-        &json!({ "id": claims.sub, "username": claims.username, "logged_in_as": claims.username }),
-    ))
+    let me = Me { id: &claims.sub, username: &claims.username, logged_in_as: &claims.username };
+    Ok(json(StatusCode::OK, &me))
+}
+
+/// Who the token belongs to.
+#[derive(Serialize)]
+struct Me<'a> {
+    id: &'a str,
+    username: &'a str,
+    logged_in_as: &'a str,
 }
 
 #[cfg(test)]
