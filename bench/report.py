@@ -47,15 +47,17 @@ def main():
     row("login handler, in process (DynamoDB Local)", login / 1000, "ms", f"<= verify x1.05 + 1 round trip ({budget / 1000:.2f} ms)",
         login <= budget, f"verify {argon / 1000:.2f} ms + trip {trip / 1000:.2f} ms")
 
+    # The price of being cold: init, plus what the first invocation costs over a warm one.
+    cold_extra = lambda c: c["init_ms"] + c["first_ms"] - c["warm_ms"]
     hello = cold["hello-floor"]
-    hello_start = hello["init_ms"] + hello["first_ms"]
+    floor_ms = cold_extra(hello)
     for name, c in cold.items():
         if name == "hello-floor":
             continue
-        start = c["init_ms"] + c["first_ms"]
         allowed = 2 if name == "protected" else 10
-        row(f"cold start {name} (init + first invoke)", start, "ms", f"<= floor + {allowed} ms ({hello_start + allowed:.2f})",
-            start <= hello_start + allowed, f"hello {hello_start:.2f} ms; init {c['init_ms']:.2f}, warm {c['warm_ms']:.3f} ms")
+        row(f"cold start {name} (init + first - warm)", cold_extra(c), "ms", f"<= floor + {allowed} ms ({floor_ms + allowed:.2f})",
+            cold_extra(c) <= floor_ms + allowed,
+            f"hello {floor_ms:.2f}; init {c['init_ms']:.2f}, first {c['first_ms']:.2f}, warm {c['warm_ms']:.2f} ms")
     for name, c in cold.items():
         if name == "hello-floor":
             continue
