@@ -14,6 +14,12 @@ pub mod store;
 pub mod testing;
 pub mod token;
 
+/// What a function that stores anything needs, built once per cold start.
+pub struct State<S> {
+    pub keys: keys::Keys,
+    pub store: S,
+}
+
 /// Seconds since the Unix epoch: the unit of every timestamp in tokens and the store.
 pub fn now() -> u64 {
     std::time::SystemTime::now()

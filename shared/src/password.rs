@@ -169,7 +169,11 @@ mod tests {
         use argon2::PasswordVerifier;
         let h = hash(&pw("interoperable password")).await.unwrap();
         let parsed = PasswordHash::new(&h).unwrap();
-        assert!(Argon2::default().verify_password(b"interoperable password", &parsed).is_ok());
+        assert!(
+            Argon2::default()
+                .verify_password(b"interoperable password", &parsed)
+                .is_ok()
+        );
         assert!(Argon2::default().verify_password(b"another password", &parsed).is_err());
     }
 

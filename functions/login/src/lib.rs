@@ -4,15 +4,10 @@ use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, Response};
 use shared::credentials::Username;
 use shared::http::{ApiError, require_method, respond, tokens};
-use shared::keys::Keys;
 use shared::password::{self, Verdict};
 use shared::store::{FailedLogins, SessionStore, UserStore};
 
-/// What login needs, built once per cold start.
-pub struct State<S> {
-    pub keys: Keys,
-    pub store: S,
-}
+pub use shared::State;
 
 /// Answers one request.
 pub async fn handle<S: UserStore + SessionStore>(state: &State<S>, req: Request) -> Result<Response<Body>, Error> {
@@ -91,6 +86,7 @@ async fn count_attempt(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::keys::Keys;
     use shared::store::User;
     use shared::store::memory::MemoryStore;
     use shared::testing::{dev_keys, event, event_json};

@@ -4,14 +4,9 @@
 use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, Response};
 use shared::http::{ApiError, JsonObject, no_content, refresh_token, require_method, respond};
-use shared::keys::Keys;
 use shared::store::{Presented, SessionStore};
 
-/// What logout needs, built once per cold start.
-pub struct State<S> {
-    pub keys: Keys,
-    pub store: S,
-}
+pub use shared::State;
 
 /// Answers one request.
 pub async fn handle<S: SessionStore>(state: &State<S>, req: Request) -> Result<Response<Body>, Error> {
@@ -59,6 +54,7 @@ async fn logout<S: SessionStore>(state: &State<S>, req: &Request) -> Result<Resp
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::keys::Keys;
     use shared::store::User;
     use shared::store::memory::MemoryStore;
     use shared::testing::{dev_keys, event};

@@ -14,7 +14,11 @@ pub async fn handle(keys: &Keys, req: Request) -> Result<Response<Body>, Error> 
 async fn protected(keys: &Keys, req: &Request) -> Result<Response<Body>, ApiError> {
     require_method(req, Method::GET)?;
     let claims = authenticate(keys, req).await?;
-    let me = Me { id: &claims.sub, username: &claims.username, logged_in_as: &claims.username };
+    let me = Me {
+        id: &claims.sub,
+        username: &claims.username,
+        logged_in_as: &claims.username,
+    };
     Ok(json(StatusCode::OK, &me))
 }
 

@@ -4,16 +4,11 @@
 use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, Response};
 use shared::http::{ApiError, JsonObject, refresh_token, require_method, respond, tokens};
-use shared::keys::Keys;
 use shared::session::{next_generation, token_response};
 use shared::store::{Presented, Rotation, SessionStore};
 use shared::token::refresh_token_hash;
 
-/// What refresh needs, built once per cold start.
-pub struct State<S> {
-    pub keys: Keys,
-    pub store: S,
-}
+pub use shared::State;
 
 /// Answers one request.
 pub async fn handle<S: SessionStore>(state: &State<S>, req: Request) -> Result<Response<Body>, Error> {
@@ -76,6 +71,7 @@ async fn refresh<S: SessionStore>(state: &State<S>, req: &Request) -> Result<Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::keys::Keys;
     use shared::store::User;
     use shared::store::memory::MemoryStore;
     use shared::testing::{dev_config, event};
