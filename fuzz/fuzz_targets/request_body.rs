@@ -1,10 +1,14 @@
 //! Any bytes as a request body, through the parsing every function does:
 //! register and login's credentials, refresh and logout's token and flag.
+//! (A random body never holds a valid token: verification fails, as it must.)
 #![no_main]
 
 use lambda_http::{Body, Request};
 use libfuzzer_sys::fuzz_target;
 use shared::http::{JsonObject, refresh_token};
+use std::sync::LazyLock;
+
+static KEYS: LazyLock<shared::token::TokenKeys> = LazyLock::new(shared::testing::dev_keys);
 
 fn request(data: &[u8]) -> Request {
     lambda_http::http::Request::builder()
@@ -19,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
     let req = request(data);
     let _ = shared::credentials::from_request(&req);
     if let Ok(body) = JsonObject::from_request(&req) {
-        let _ = refresh_token(&req, body.as_ref());
+        let _ = refresh_token(&KEYS, &req, body.as_ref());
         if let Some(body) = body {
             let _ = body.flag("everywhere");
         }

@@ -329,13 +329,24 @@ pub async fn authenticate(keys: &crate::keys::Keys, req: &Request) -> Result<cra
     Ok(claims)
 }
 
-/// Where refresh and logout take the refresh token from: the JSON body's
-/// `refresh_token`, else the bearer header. Missing everywhere is `InvalidToken`.
-pub fn refresh_token(req: &Request, body: Option<&JsonObject>) -> Result<String, ApiError> {
-    if let Some(token) = body.map(|b| b.optional_string("refresh_token")).transpose()?.flatten() {
-        return Ok(token.to_owned());
-    }
-    bearer_token(req)?.map(str::to_owned).ok_or(ApiError::InvalidToken)
+/// The verified refresh token of a refresh or logout request, taken from the
+/// JSON body's `refresh_token`, else the bearer header, with its claims (and its
+/// user recorded in the request's log line). Missing or invalid is `401`.
+pub fn refresh_token(
+    keys: &crate::token::TokenKeys,
+    req: &Request,
+    body: Option<&JsonObject>,
+) -> Result<(String, crate::token::RefreshClaims), ApiError> {
+    let token = match body.map(|b| b.optional_string("refresh_token")).transpose()?.flatten() {
+        Some(token) => token.to_owned(),
+        None => bearer_token(req)?.map(str::to_owned).ok_or(ApiError::InvalidToken)?,
+    };
+    let claims = keys.verify_refresh(&token).map_err(|reason| {
+        tracing::info!(%reason, "refresh token refused");
+        ApiError::InvalidToken
+    })?;
+    record_user(&claims.sub);
+    Ok((token, claims))
 }
 
 #[cfg(test)]

@@ -22,12 +22,7 @@ async fn logout<S: SessionStore>(state: &State<S>, req: &Request) -> Result<Resp
         .map(|b| b.flag("everywhere"))
         .transpose()?
         .unwrap_or(false);
-    let token = refresh_token(req, body.as_ref())?;
-    let claims = keys.verify_refresh(&token).map_err(|reason| {
-        tracing::info!(%reason, "refresh token refused");
-        ApiError::InvalidToken
-    })?;
-    shared::http::record_user(&claims.sub);
+    let (_, claims) = refresh_token(keys, req, body.as_ref())?;
     let now = shared::now();
     // Revoke first, in one write: whatever the token's generation, its session must end.
     let session = state

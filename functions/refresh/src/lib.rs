@@ -18,12 +18,7 @@ pub async fn handle<S: SessionStore>(state: &State<S>, req: Request) -> Result<R
 async fn refresh<S: SessionStore>(state: &State<S>, req: &Request) -> Result<Response<Body>, ApiError> {
     require_method(req, Method::POST)?;
     let keys = state.keys.get().await?;
-    let token = refresh_token(req, JsonObject::from_request(req)?.as_ref())?;
-    let claims = keys.verify_refresh(&token).map_err(|reason| {
-        tracing::info!(%reason, "refresh token refused");
-        ApiError::InvalidToken
-    })?;
-    shared::http::record_user(&claims.sub);
+    let (token, claims) = refresh_token(keys, req, JsonObject::from_request(req)?.as_ref())?;
     let now = shared::now();
     let grace = keys.config().reuse_grace;
     let store = &state.store;
