@@ -1,63 +1,20 @@
-//! Reading the signing key from Secrets Manager (`JWT_SECRET_ARN`), against a
-//! stand-in that speaks its JSON protocol on loopback.
+//! Reading the keys from Secrets Manager (`JWT_SECRET_ARN`), and rotating
+//! them there with `keytool`, against a stand-in that speaks its JSON
+//! protocol on loopback, through the real SDK.
 
 use aws_sdk_secretsmanager::Client;
+use integration::secretsmanager::SecretsManager;
 use shared::config::TokenConfig;
 use shared::http::ApiError;
 use shared::keys::Keys;
+use shared::keyset::{Alg, KeySet};
 use shared::token::TokenKeys;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 const ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt-AbCdEf";
 const SECRET: &str = "k3yFromSecretsManager0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH";
-
-/// Serves GetSecretValue: the first `failures` requests get a 500, the rest `secret`.
-async fn secrets_manager(secret: &'static str, failures: usize) -> (String, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let seen = Arc::new(AtomicUsize::new(0));
-    let counter = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let (mut socket, _) = listener.accept().await.unwrap();
-            let mut buf = vec![0u8; 64 * 1024];
-            let mut read = 0;
-            // Read headers and the (small) JSON body.
-            while read < buf.len() {
-                let n = socket.read(&mut buf[read..]).await.unwrap_or(0);
-                read += n;
-                let text = String::from_utf8_lossy(&buf[..read]);
-                if n == 0 || text.contains("\r\n\r\n{") && text.trim_end().ends_with('}') {
-                    break;
-                }
-            }
-            let request = String::from_utf8_lossy(&buf[..read]).to_string();
-            assert!(request.contains("secretsmanager.GetSecretValue"), "{request}");
-            assert!(request.contains(ARN), "{request}");
-            let n = counter.fetch_add(1, Ordering::SeqCst);
-            let (status, body) = if n < failures {
-                (
-                    "500 Internal Server Error",
-                    r#"{"__type":"InternalServiceError","message":"down"}"#.to_owned(),
-                )
-            } else {
-                (
-                    "200 OK",
-                    serde_json::json!({"ARN": ARN, "Name": "jwt", "SecretString": secret}).to_string(),
-                )
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = socket.write_all(response.as_bytes()).await;
-        }
-    });
-    (url, seen)
-}
+const ONCE: Duration = Duration::MAX;
 
 fn settings() -> TokenConfig {
     TokenConfig::settings_from_lookup(|_| None).unwrap()
@@ -67,26 +24,42 @@ async fn client(endpoint: &str) -> Client {
     Client::new(&shared::aws::local_config(endpoint).await)
 }
 
-#[tokio::test]
-async fn the_key_is_read_once_at_start_and_signs_like_the_same_secret_given_directly() {
-    let (url, seen) = secrets_manager(SECRET, 0).await;
-    let keys = Keys::from_secrets_manager(client(&url).await, ARN.into(), settings())
+/// A stand-in holding `value` under `ARN`, and a client for it.
+async fn stand_in(value: &str, failures: usize) -> (SecretsManager, Client) {
+    let sm = SecretsManager::new(&[(ARN, value)], failures);
+    let url = sm.start().await;
+    (sm, client(&url).await)
+}
+
+async fn keys(client: &Client, refresh: Duration) -> Keys {
+    Keys::from_secrets_manager(client.clone(), ARN.into(), settings(), refresh)
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn keytool(client: &Client, args: &str, now: u64) -> String {
+    let args: Vec<String> = args.split_whitespace().map(str::to_owned).collect();
+    keytool::run(&args, now, client)
+        .await
+        .unwrap_or_else(|e| panic!("keytool {args:?}: {e}"))
+}
+
+#[tokio::test]
+async fn the_key_is_read_at_start_and_signs_like_the_same_secret_given_directly() {
+    let (sm, client) = stand_in(SECRET, 0).await;
+    let keys = keys(&client, ONCE).await;
     let direct = TokenKeys::new(settings().with_secret(SECRET.into()).unwrap());
     let token = keys.get().await.unwrap().issue_access("u-1", "alice", shared::now());
     assert!(direct.verify_access(&token).is_ok());
     keys.get().await.unwrap();
-    assert_eq!(seen.load(Ordering::SeqCst), 1, "read once per cold start");
+    assert_eq!(sm.reads.load(Ordering::SeqCst), 1, "read once while fresh");
 }
 
 #[tokio::test]
 async fn while_secrets_manager_is_down_requests_get_503_and_it_is_read_once_it_is_back() {
     // Three attempts at start (the SDK retries), three for the first request: all fail.
-    let (url, _) = secrets_manager(SECRET, 6).await;
-    let keys = Keys::from_secrets_manager(client(&url).await, ARN.into(), settings())
-        .await
-        .unwrap();
+    let (_sm, client) = stand_in(SECRET, 6).await;
+    let keys = keys(&client, ONCE).await;
     assert!(keys.loaded().is_none());
     assert_eq!(keys.get().await.err(), Some(ApiError::Unavailable));
     assert!(keys.get().await.is_ok(), "read once Secrets Manager answers");
@@ -94,16 +67,112 @@ async fn while_secrets_manager_is_down_requests_get_503_and_it_is_read_once_it_i
 
 #[tokio::test]
 async fn an_unreachable_secrets_manager_is_503_not_a_crash() {
-    let keys = Keys::from_secrets_manager(client("http://127.0.0.1:9").await, ARN.into(), settings())
-        .await
-        .unwrap();
+    let keys = keys(&client("http://127.0.0.1:9").await, ONCE).await;
     assert_eq!(keys.get().await.err(), Some(ApiError::Unavailable));
 }
 
 #[tokio::test]
 async fn a_weak_secret_in_secrets_manager_stops_the_function_at_start() {
-    let (url, _) = secrets_manager("too-short", 0).await;
-    let result = Keys::from_secrets_manager(client(&url).await, ARN.into(), settings()).await;
+    let (_sm, client) = stand_in("too-short", 0).await;
+    let result = Keys::from_secrets_manager(client, ARN.into(), settings(), ONCE).await;
     let error = result.err().expect("a weak key is a startup error").to_string();
     assert!(error.contains("JWT_SECRET") && error.contains("at least 32"), "{error}");
+}
+
+#[tokio::test]
+async fn a_warm_function_reads_the_secret_again_after_the_refresh_interval_and_learns_a_rotation() {
+    let (sm, client) = stand_in(SECRET, 0).await;
+    let keys = keys(&client, Duration::from_millis(300)).await;
+    let first = keys.get().await.unwrap().kid().to_owned();
+    keytool(&client, &format!("rotate --secret-id {ARN} --alg EdDSA"), shared::now()).await;
+    assert_eq!(
+        keys.get().await.unwrap().jwks()["keys"].as_array().unwrap().len(),
+        0,
+        "still fresh"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let read = keys.get().await.unwrap();
+    assert_eq!(read.kid(), first, "a next key does not sign yet");
+    assert_eq!(
+        read.jwks()["keys"].as_array().unwrap().len(),
+        1,
+        "but verifies and is published"
+    );
+    assert_eq!(
+        sm.reads.load(Ordering::SeqCst),
+        3,
+        "start, refresh, and keytool's own read"
+    );
+}
+
+#[tokio::test]
+async fn a_warm_function_keeps_the_keys_it_has_while_secrets_manager_is_down_or_holds_an_unusable_value() {
+    let (sm, client) = stand_in(SECRET, 0).await;
+    let keys = keys(&client, Duration::from_millis(300)).await;
+    let first = keys.get().await.unwrap().kid().to_owned();
+    sm.fail_next(usize::MAX);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(keys.get().await.unwrap().kid(), first, "down");
+    sm.fail_next(0);
+    sm.put(ARN, r#"{"keys": []}"#);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(keys.get().await.unwrap().kid(), first, "unusable");
+    assert!(sm.reads.load(Ordering::SeqCst) >= 2, "it did read again");
+}
+
+/// The rotation as the make target runs it, against the secret the functions
+/// read: two warm instances that read every 300 ms, tokens issued by each at
+/// every step, all verified by both. The tool gets a clock that runs ahead, so
+/// the hour-long waits of a real rotation pass at once; the instances' reads
+/// are real.
+#[tokio::test]
+async fn keytool_walks_a_whole_rotation_in_secrets_manager_without_rejecting_a_valid_token() {
+    let (sm, client) = stand_in(SECRET, 0).await;
+    let refresh = Duration::from_millis(300);
+    let instances = [keys(&client, refresh).await, keys(&client, refresh).await];
+    let mut tokens = Vec::new();
+    let mut clock = shared::now();
+    let rotate = format!("rotate --secret-id {ARN} --propagation 600 --max-token-lifetime 3600");
+    let mut said = Vec::new();
+    for step in 0..3 {
+        let args = if step == 0 {
+            format!("{rotate} --alg RS256")
+        } else {
+            rotate.clone()
+        };
+        said.push(keytool(&client, &args, clock).await);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        for instance in &instances {
+            tokens.push(
+                instance
+                    .get()
+                    .await
+                    .unwrap()
+                    .issue_access("u-1", "alice", shared::now()),
+            );
+        }
+        for instance in &instances {
+            let keys = instance.get().await.unwrap();
+            for token in &tokens[tokens.len().saturating_sub(4)..] {
+                assert!(keys.verify_access(token).is_ok(), "step {step}: {said:#?}");
+            }
+        }
+        clock += 3600 + 600 + 31;
+    }
+    let set = KeySet::parse(&sm.value(ARN).unwrap()).unwrap();
+    let loaded = set.load().unwrap();
+    assert_eq!((loaded.len(), loaded[0].alg), (1, Alg::RS256), "{said:#?}");
+    let text = said.join("\n");
+    for step in ["added", "made", "retired"] {
+        assert!(text.contains(step), "{text}");
+    }
+    assert!(
+        !text.contains(SECRET) && !text.contains(&set.keys[0].key),
+        "keytool never prints key material"
+    );
+    assert_eq!(
+        instances[0].get().await.unwrap().kid(),
+        loaded[0].kid,
+        "the new key signs"
+    );
 }

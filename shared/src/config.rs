@@ -1,5 +1,6 @@
 //! Configuration read once per cold start from the environment.
 
+use crate::keyset::{KeySet, LoadedKey};
 use std::fmt;
 
 /// Why the function refuses to start.
@@ -11,16 +12,17 @@ pub enum ConfigError {
     Invalid(&'static str, String),
 }
 
-/// Shortest signing secret accepted, in bytes (HS256 wants at least its output size).
+/// Shortest HMAC secret accepted, in bytes (HS256 wants at least its output size).
 pub const MIN_SECRET_BYTES: usize = 32;
 
 const DAY: u64 = 24 * 3600;
 
-/// Everything the token layer needs: the signing secret, the claims to set and
-/// require, and the lifetimes.
+/// Everything the token layer needs: the keys, the claims to set and require,
+/// and the lifetimes.
 #[derive(Clone)]
 pub struct TokenConfig {
-    pub secret: Vec<u8>,
+    /// The signing key and the keys that verify (see `keyset`); empty until `with_secret`.
+    pub keys: Vec<LoadedKey>,
     pub issuer: String,
     pub audience: String,
     /// Access token lifetime, seconds.
@@ -33,11 +35,11 @@ pub struct TokenConfig {
     pub session_lifetime: u64,
 }
 
-// Never print the secret, not even in a debug log.
+// Never print key material, not even in a debug log: key ids only.
 impl fmt::Debug for TokenConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenConfig")
-            .field("secret", &"<redacted>")
+            .field("kids", &self.keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>())
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("access_ttl", &self.access_ttl)
@@ -49,29 +51,29 @@ impl fmt::Debug for TokenConfig {
 }
 
 impl TokenConfig {
-    /// Reads the token configuration, secret included (`JWT_SECRET`), through
+    /// Reads the token configuration, keys included (`JWT_SECRET`), through
     /// `lookup`, so tests need not touch the environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let secret = lookup("JWT_SECRET")
             .filter(|s| !s.is_empty())
             .ok_or(ConfigError::Missing(
                 "JWT_SECRET",
-                "set it to a random string of at least 32 bytes (e.g. `openssl rand -base64 48`), \
-             or set JWT_SECRET_ARN to a Secrets Manager secret that holds one",
+                "set it to a random string of at least 32 bytes (e.g. `openssl rand -base64 48`) or a key set \
+             (`cargo run -p keytool -- new EdDSA`), or set JWT_SECRET_ARN to a Secrets Manager secret that holds one",
             ))?;
         Self::settings_from_lookup(lookup)?.with_secret(secret)
     }
 
-    /// Sets the signing secret, once it is known to be strong enough.
+    /// Sets the keys from a key set or a plain HS256 secret, once every key is
+    /// known to be well formed and strong enough.
     pub fn with_secret(self, secret: String) -> Result<Self, ConfigError> {
-        check_secret_strength(secret.as_bytes())?;
         Ok(Self {
-            secret: secret.into_bytes(),
+            keys: KeySet::parse(&secret)?.load()?,
             ..self
         })
     }
 
-    /// Reads everything but the secret, which stays empty until `with_secret`:
+    /// Reads everything but the keys, which stay empty until `with_secret`:
     /// for a secret that comes from Secrets Manager.
     pub fn settings_from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let seconds = |name: &'static str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
@@ -92,7 +94,7 @@ impl TokenConfig {
                 .unwrap_or_else(|| default.to_owned())
         };
         Ok(Self {
-            secret: Vec::new(),
+            keys: Vec::new(),
             issuer: text("JWT_ISSUER", "lambda-jwt-auth"),
             audience: text("JWT_AUDIENCE", "lambda-jwt-auth"),
             access_ttl: seconds("ACCESS_TOKEN_TTL", 15 * 60, 1, DAY)?,
@@ -102,28 +104,6 @@ impl TokenConfig {
             session_lifetime: seconds("SESSION_MAX_LIFETIME", 90 * DAY, 1, 400 * DAY)?,
         })
     }
-}
-
-/// Rejects secrets that are short or obviously not random.
-fn check_secret_strength(secret: &[u8]) -> Result<(), ConfigError> {
-    if secret.len() < MIN_SECRET_BYTES {
-        return Err(ConfigError::Invalid(
-            "JWT_SECRET",
-            format!(
-                "it is {} bytes; use at least {MIN_SECRET_BYTES} random bytes",
-                secret.len()
-            ),
-        ));
-    }
-    let mut seen = [false; 256];
-    secret.iter().for_each(|&b| seen[b as usize] = true);
-    if seen.iter().filter(|&&s| s).count() < 8 {
-        return Err(ConfigError::Invalid(
-            "JWT_SECRET",
-            "it repeats too few distinct characters to be random".to_owned(),
-        ));
-    }
-    Ok(())
 }
 
 /// The DynamoDB table name, required by every function that stores anything.

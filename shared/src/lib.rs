@@ -7,6 +7,7 @@ pub mod config;
 pub mod credentials;
 pub mod http;
 pub mod keys;
+pub mod keyset;
 pub mod password;
 pub mod session;
 pub mod store;

@@ -1,9 +1,12 @@
-//! Access and refresh tokens: HS256 JWTs whose algorithm, key, issuer and
-//! audience are pinned by configuration, never taken from the token.
+//! Access and refresh tokens: JWTs signed by the current key of the key set;
+//! the key (found by `kid` among the configured keys only), its algorithm,
+//! the issuer and the audience are pinned by configuration, never taken from
+//! the token.
 
 use crate::config::TokenConfig;
+use crate::keyset::{LoadedKey, Status};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, encode};
+use jsonwebtoken::{Header, encode};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -12,7 +15,6 @@ use sha2::{Digest, Sha256};
 pub const LEEWAY: u64 = 30;
 /// Longest token accepted before any parsing: ours are a few hundred bytes.
 const MAX_TOKEN_LEN: usize = 4096;
-const ALGORITHM: Algorithm = Algorithm::HS256;
 
 /// What a token is for: the marker that keeps a refresh token from being used as an access token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,23 +94,22 @@ pub enum TokenError {
     WrongUse,
 }
 
-/// Issues and verifies tokens with one configured key.
+/// Issues tokens with the current key and verifies them with any configured key.
 pub struct TokenKeys {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    kid: String,
+    /// Index of the current key in `config.keys`.
+    current: usize,
     config: TokenConfig,
 }
 
 impl TokenKeys {
-    /// Builds the keys from the configuration.
+    /// Builds the keys from the configuration, which holds exactly one current key.
     pub fn new(config: TokenConfig) -> Self {
-        Self {
-            encoding: EncodingKey::from_secret(&config.secret),
-            decoding: DecodingKey::from_secret(&config.secret),
-            kid: key_id(&config.secret),
-            config,
-        }
+        let current = config
+            .keys
+            .iter()
+            .position(|k| k.status == Status::Current)
+            .expect("a loaded key set has a current key");
+        Self { current, config }
     }
 
     /// The configuration the keys were built from (lifetimes, grace window).
@@ -116,19 +117,25 @@ impl TokenKeys {
         &self.config
     }
 
-    /// The key id every token carries in its header.
-    pub fn kid(&self) -> &str {
-        &self.kid
+    fn signing_key(&self) -> &LoadedKey {
+        &self.config.keys[self.current]
     }
 
-    fn header(&self) -> Header {
-        let mut header = Header::new(ALGORITHM);
-        header.kid = Some(self.kid.clone());
-        header
+    /// The id of the key that signs: every token carries it in its header.
+    pub fn kid(&self) -> &str {
+        &self.signing_key().kid
+    }
+
+    /// The public keys, a JSON Web Key Set (no HMAC secret is ever in it).
+    pub fn jwks(&self) -> serde_json::Value {
+        crate::keyset::KeySet::jwks(&self.config.keys)
     }
 
     fn sign<T: Serialize>(&self, claims: &T) -> String {
-        encode(&self.header(), claims, &self.encoding).expect("HS256 signing of plain claims cannot fail")
+        let key = self.signing_key();
+        let mut header = Header::new(key.algorithm());
+        header.kid = Some(key.kid.clone());
+        encode(&header, claims, &key.encoding).expect("a loaded key signs plain claims")
     }
 
     /// A fresh access token for the user, valid from `now` for the access lifetime.
@@ -168,18 +175,30 @@ impl TokenKeys {
     /// Verifies an access token fully: signature, algorithm, key id, issuer,
     /// audience, lifetimes and kind.
     pub fn verify_access(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        self.verify(token, self.config.access_ttl)
+        self.verify(token, self.config.access_ttl, crate::now())
+    }
+
+    /// `verify_access` at another time: for walking a simulated clock in tests.
+    #[cfg(test)]
+    pub(crate) fn verify_access_at(&self, token: &str, now: u64) -> Result<AccessClaims, TokenError> {
+        self.verify(token, self.config.access_ttl, now)
+    }
+
+    /// `verify_refresh` at another time: for walking a simulated clock in tests.
+    #[cfg(test)]
+    pub(crate) fn verify_refresh_at(&self, token: &str, now: u64) -> Result<RefreshClaims, TokenError> {
+        self.verify(token, self.config.refresh_ttl, now)
     }
 
     /// Verifies a refresh token's signature and claims; the store decides whether it is still live.
     pub fn verify_refresh(&self, token: &str) -> Result<RefreshClaims, TokenError> {
-        self.verify(token, self.config.refresh_ttl)
+        self.verify(token, self.config.refresh_ttl, crate::now())
     }
 
     /// One pass over the token: header, signature, claims parsed once, then
     /// every rule of the configuration. Nothing in the token chooses how it
     /// is checked.
-    fn verify<T: DeserializeOwned + Registered>(&self, token: &str, ttl: u64) -> Result<T, TokenError> {
+    fn verify<T: DeserializeOwned + Registered>(&self, token: &str, ttl: u64, now: u64) -> Result<T, TokenError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::TooLong);
         }
@@ -190,11 +209,16 @@ impl TokenKeys {
             return Err(TokenError::Invalid("not three parts".into()));
         };
         let header: JoseHeader = decode_part(header)?;
-        if header.alg != "HS256" {
-            return Err(TokenError::Header("algorithm is not the configured one"));
-        }
-        if header.kid.as_deref() != Some(self.kid.as_str()) {
+        let Some(key) = self
+            .config
+            .keys
+            .iter()
+            .find(|k| Some(k.kid.as_str()) == header.kid.as_deref())
+        else {
             return Err(TokenError::Header("unknown key id"));
+        };
+        if header.alg != key.alg.name() {
+            return Err(TokenError::Header("algorithm is not the key's"));
         }
         if header.jku.is_some()
             || header.x5u.is_some()
@@ -205,14 +229,13 @@ impl TokenKeys {
             return Err(TokenError::Header("key references and critical extensions are refused"));
         }
         let signed = &token[..token.len() - signature.len() - 1];
-        let valid = jsonwebtoken::crypto::verify(signature, signed.as_bytes(), &self.decoding, ALGORITHM)
+        let valid = jsonwebtoken::crypto::verify(signature, signed.as_bytes(), &key.decoding, key.algorithm())
             .map_err(|e| TokenError::Invalid(e.to_string()))?;
         if !valid {
             return Err(TokenError::Invalid("bad signature".into()));
         }
         let claims: T = decode_part(payload)?;
         let c = claims.registered();
-        let now = crate::now();
         if c.token_use != T::USE {
             Err(TokenError::WrongUse)
         } else if c.iss != self.config.issuer {
@@ -299,13 +322,6 @@ impl Registered for RefreshClaims {
     }
 }
 
-/// A public, stable name for the signing key: a truncated SHA-256 of it, so
-/// a new secret gets a new `kid` and the secret itself is never revealed.
-fn key_id(secret: &[u8]) -> String {
-    let digest = Sha256::digest([b"kid:".as_slice(), secret].concat());
-    hex(&digest[..8])
-}
-
 /// The only form in which a refresh token is stored: its SHA-256, hex.
 pub fn refresh_token_hash(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
@@ -322,9 +338,11 @@ mod tests {
     use crate::testing::{b64, forge};
     use jsonwebtoken::decode_header;
 
+    const SECRET: &[u8] = b"unit-test-secret-0123456789abcdefghijklmnop";
+
     pub(crate) fn config() -> TokenConfig {
         TokenConfig::from_lookup(|k| match k {
-            "JWT_SECRET" => Some("unit-test-secret-0123456789abcdefghijklmnop".into()),
+            "JWT_SECRET" => Some(String::from_utf8(SECRET.to_vec()).unwrap()),
             "JWT_ISSUER" => Some("https://issuer.test".into()),
             "JWT_AUDIENCE" => Some("test-clients".into()),
             _ => None,
@@ -365,7 +383,7 @@ mod tests {
     fn the_hand_made_signer_agrees_with_the_library() {
         let k = keys();
         let now = crate::now();
-        let token = forge(header(&k), good_claims(now), &config().secret);
+        let token = forge(header(&k), good_claims(now), SECRET);
         assert!(k.verify_access(&token).is_ok(), "{:?}", k.verify_access(&token));
     }
 
@@ -394,7 +412,7 @@ mod tests {
         let mut claims = good_claims(now);
         claims["token_use"] = "refresh".into();
         assert_eq!(
-            k.verify_access(&forge(header(&k), claims, &config().secret)),
+            k.verify_access(&forge(header(&k), claims, SECRET)),
             Err(TokenError::WrongUse)
         );
     }
@@ -457,14 +475,14 @@ mod tests {
         );
         let mut h = header(&k);
         h["alg"] = "HS512".into();
-        assert!(k.verify_access(&forge(h, good_claims(now), &config().secret)).is_err());
+        assert!(k.verify_access(&forge(h, good_claims(now), SECRET)).is_err());
     }
 
     #[test]
     fn an_unknown_kid_or_a_key_url_in_the_header_is_refused() {
         let k = keys();
         let now = crate::now();
-        let secret = config().secret;
+
         for (name, value) in [
             ("kid", serde_json::json!("../../etc/passwd")),
             ("jku", serde_json::json!("https://evil.test/jwks.json")),
@@ -472,7 +490,7 @@ mod tests {
         ] {
             let mut h = header(&k);
             h[name] = value;
-            assert!(k.verify_access(&forge(h, good_claims(now), &secret)).is_err(), "{name}");
+            assert!(k.verify_access(&forge(h, good_claims(now), SECRET)).is_err(), "{name}");
         }
     }
 
@@ -480,11 +498,11 @@ mod tests {
     fn expired_not_yet_valid_and_future_issued_tokens_are_refused_beyond_the_leeway() {
         let k = keys();
         let now = crate::now();
-        let secret = config().secret;
+
         let with = |field: &str, value: u64| {
             let mut c = good_claims(now);
             c[field] = value.into();
-            forge(header(&k), c, &secret)
+            forge(header(&k), c, SECRET)
         };
         assert!(k.verify_access(&with("exp", now - LEEWAY - 5)).is_err(), "expired");
         assert!(k.verify_access(&with("exp", now - 5)).is_ok(), "within leeway");
@@ -502,7 +520,7 @@ mod tests {
     fn wrong_missing_or_malformed_registered_claims_are_refused() {
         let k = keys();
         let now = crate::now();
-        let secret = config().secret;
+
         let cases: Vec<(&str, serde_json::Value)> = vec![
             ("iss", "https://evil.test".into()),
             ("aud", "other-clients".into()),
@@ -516,7 +534,7 @@ mod tests {
             let mut c = good_claims(now);
             c[field] = value.clone();
             assert!(
-                k.verify_access(&forge(header(&k), c, &secret)).is_err(),
+                k.verify_access(&forge(header(&k), c, SECRET)).is_err(),
                 "{field}={value}"
             );
         }
@@ -524,7 +542,7 @@ mod tests {
             let mut c = good_claims(now);
             c.as_object_mut().unwrap().remove(field);
             assert!(
-                k.verify_access(&forge(header(&k), c, &secret)).is_err(),
+                k.verify_access(&forge(header(&k), c, SECRET)).is_err(),
                 "missing {field}"
             );
         }
@@ -542,9 +560,10 @@ mod tests {
     fn the_kid_does_not_reveal_the_secret_and_changes_with_it() {
         let k = keys();
         assert_eq!(k.kid().len(), 16);
-        assert!(!String::from_utf8_lossy(&config().secret).contains(k.kid()));
-        let mut other = config();
-        other.secret = b"another-secret-0123456789abcdefghijklmn".to_vec();
+        assert!(!String::from_utf8_lossy(SECRET).contains(k.kid()));
+        let other = config()
+            .with_secret("another-secret-0123456789abcdefghijklmn".into())
+            .unwrap();
         assert_ne!(TokenKeys::new(other).kid(), k.kid());
     }
 
@@ -602,10 +621,7 @@ mod tests {
         for alg in ["HS384", "HS512", "RS256", "ES256", "PS256", "EdDSA"] {
             let mut h = header(&k);
             h["alg"] = alg.into();
-            assert!(
-                k.verify_access(&forge(h, good_claims(now), &config().secret)).is_err(),
-                "{alg}"
-            );
+            assert!(k.verify_access(&forge(h, good_claims(now), SECRET)).is_err(), "{alg}");
         }
     }
 
@@ -648,10 +664,7 @@ mod tests {
         ] {
             let mut h = header(&k);
             h["kid"] = kid.clone();
-            assert!(
-                k.verify_access(&forge(h, good_claims(now), &config().secret)).is_err(),
-                "{kid}"
-            );
+            assert!(k.verify_access(&forge(h, good_claims(now), SECRET)).is_err(), "{kid}");
         }
     }
 
@@ -670,10 +683,7 @@ mod tests {
             let mut h = header(&k);
             h[name] = value;
             let started = std::time::Instant::now();
-            assert!(
-                k.verify_access(&forge(h, good_claims(now), &config().secret)).is_err(),
-                "{name}"
-            );
+            assert!(k.verify_access(&forge(h, good_claims(now), SECRET)).is_err(), "{name}");
             assert!(
                 started.elapsed() < std::time::Duration::from_millis(100),
                 "no outbound fetch: {name}"
@@ -685,7 +695,7 @@ mod tests {
     fn attack_exp_missing_string_float_null_huge_or_negative_is_refused() {
         let k = keys();
         let now = crate::now();
-        let secret = config().secret;
+
         let values = [
             serde_json::json!("9999999999"),
             serde_json::json!(9999999999.5),
@@ -699,7 +709,7 @@ mod tests {
         for value in values {
             let mut c = good_claims(now);
             c["exp"] = value.clone();
-            assert!(k.verify_access(&forge(header(&k), c, &secret)).is_err(), "exp={value}");
+            assert!(k.verify_access(&forge(header(&k), c, SECRET)).is_err(), "exp={value}");
         }
     }
 
@@ -707,7 +717,7 @@ mod tests {
     fn attack_nbf_in_the_future_or_not_a_number_and_iat_far_ahead_are_refused() {
         let k = keys();
         let now = crate::now();
-        let secret = config().secret;
+
         for (field, value) in [
             ("nbf", serde_json::json!(now + 3600)),
             ("nbf", serde_json::json!("0")),
@@ -718,7 +728,7 @@ mod tests {
             let mut c = good_claims(now);
             c[field] = value.clone();
             assert!(
-                k.verify_access(&forge(header(&k), c, &secret)).is_err(),
+                k.verify_access(&forge(header(&k), c, SECRET)).is_err(),
                 "{field}={value}"
             );
         }
@@ -728,7 +738,7 @@ mod tests {
     fn attack_audience_wrong_missing_empty_or_an_array_and_issuer_wrong_are_refused() {
         let k = keys();
         let now = crate::now();
-        let secret = config().secret;
+
         for (field, value) in [
             ("aud", serde_json::json!("someone-else")),
             ("aud", serde_json::json!("")),
@@ -740,7 +750,7 @@ mod tests {
             let mut c = good_claims(now);
             c[field] = value.clone();
             assert!(
-                k.verify_access(&forge(header(&k), c, &secret)).is_err(),
+                k.verify_access(&forge(header(&k), c, SECRET)).is_err(),
                 "{field}={value}"
             );
         }

@@ -17,6 +17,7 @@ pub async fn handle<S: UserStore + SessionStore>(state: &State<S>, req: Request)
 async fn login<S: UserStore + SessionStore>(state: &State<S>, req: &Request) -> Result<Response<Body>, ApiError> {
     require_method(req, Method::POST)?;
     let keys = state.keys.get().await?;
+    let keys = keys.as_ref();
     let (username, password) = shared::credentials::from_request(req)?;
     let store = &state.store;
     let now = shared::now();

@@ -16,6 +16,7 @@ pub async fn handle<S: SessionStore>(state: &State<S>, req: Request) -> Result<R
 async fn logout<S: SessionStore>(state: &State<S>, req: &Request) -> Result<Response<Body>, ApiError> {
     require_method(req, Method::POST)?;
     let keys = state.keys.get().await?;
+    let keys = keys.as_ref();
     let body = JsonObject::from_request(req)?;
     let everywhere = body
         .as_ref()
@@ -65,7 +66,7 @@ mod tests {
             password_hash: String::new(),
             created_at: 0,
         };
-        let session = shared::session::start(state.keys.loaded().unwrap(), &user, shared::now());
+        let session = shared::session::start(&state.keys.loaded().unwrap(), &user, shared::now());
         state.store.create_session(&session).await.unwrap();
         let token = state.keys.loaded().unwrap().issue_refresh(&session.generation());
         (state, token)
@@ -106,13 +107,13 @@ mod tests {
             .session_key();
         let session = state.store.session_now(&sid).unwrap();
         let later = shared::now() + 3600;
-        let next = shared::session::next_generation(state.keys.loaded().unwrap(), &session, later - 100);
+        let next = shared::session::next_generation(&state.keys.loaded().unwrap(), &session, later - 100);
         state
             .store
             .rotate_session(&sid, 0, &next.token_hash, later - 100)
             .await
             .unwrap();
-        let next = shared::session::next_generation(state.keys.loaded().unwrap(), &next, later);
+        let next = shared::session::next_generation(&state.keys.loaded().unwrap(), &next, later);
         state
             .store
             .rotate_session(&sid, 1, &next.token_hash, later)
@@ -133,7 +134,7 @@ mod tests {
             created_at: 0,
         };
         let keys = state.keys.loaded().unwrap();
-        let other_device = shared::session::start(keys, &user, shared::now());
+        let other_device = shared::session::start(&keys, &user, shared::now());
         state.store.create_session(&other_device).await.unwrap();
         let bob = User {
             id: "u-2".into(),
@@ -141,7 +142,7 @@ mod tests {
             password_hash: String::new(),
             created_at: 0,
         };
-        let bobs = shared::session::start(keys, &bob, shared::now());
+        let bobs = shared::session::start(&keys, &bob, shared::now());
         state.store.create_session(&bobs).await.unwrap();
         let mut event: serde_json::Value = serde_json::from_str(&shared::testing::event_json("logout-ok")).unwrap();
         event["body"] = serde_json::json!({"everywhere": true, "refresh_token": token})

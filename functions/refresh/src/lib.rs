@@ -18,6 +18,7 @@ pub async fn handle<S: SessionStore>(state: &State<S>, req: Request) -> Result<R
 async fn refresh<S: SessionStore>(state: &State<S>, req: &Request) -> Result<Response<Body>, ApiError> {
     require_method(req, Method::POST)?;
     let keys = state.keys.get().await?;
+    let keys = keys.as_ref();
     let (token, claims) = refresh_token(keys, req, JsonObject::from_request(req)?.as_ref())?;
     let now = shared::now();
     let grace = keys.config().reuse_grace;
@@ -89,7 +90,7 @@ mod tests {
             password_hash: String::new(),
             created_at: 0,
         };
-        let session = shared::session::start(state.keys.loaded().unwrap(), &user, shared::now() - age);
+        let session = shared::session::start(&state.keys.loaded().unwrap(), &user, shared::now() - age);
         state.store.create_session(&session).await.unwrap();
         state.keys.loaded().unwrap().issue_refresh(&session.generation())
     }
@@ -188,7 +189,7 @@ mod tests {
             password_hash: String::new(),
             created_at: 0,
         };
-        let mut session = shared::session::start(state.keys.loaded().unwrap(), &user, shared::now() - 100);
+        let mut session = shared::session::start(&state.keys.loaded().unwrap(), &user, shared::now() - 100);
         session.expires_at = shared::now() - 1;
         assert!(lifetime > 100);
         state.store.create_session(&session).await.unwrap();
@@ -235,7 +236,7 @@ mod tests {
             password_hash: String::new(),
             created_at: 0,
         };
-        let token = k.issue_refresh(&shared::session::start(k, &user, shared::now()).generation());
+        let token = k.issue_refresh(&shared::session::start(&k, &user, shared::now()).generation());
         let state = State {
             keys,
             store: shared::testing::unreachable_store().await,
