@@ -1,5 +1,5 @@
 # The two commands: `make dev` runs the service locally, `make test` tests it.
-.PHONY: dev test lint check deploy smoke fuzz bench invoke
+.PHONY: dev test lint check deploy smoke fuzz bench invoke rotate-keys
 
 ## Start DynamoDB Local (:8000), create the table, serve every function on :9000. Ctrl-C stops it all.
 dev:
@@ -17,6 +17,10 @@ check:
 ## Build and deploy the stack to your AWS account (asks for the settings the first time).
 deploy: check
 	SAM_CLI_TELEMETRY=0 .tools/venv/bin/sam deploy --guided
+
+## One step of a signing-key rotation (add, promote or retire, whichever is due): make rotate-keys [ALG=RS256|EdDSA] (see scripts/rotate-keys)
+rotate-keys:
+	@scripts/rotate-keys
 
 ## Smoke-test a running stack: make smoke URL=https://<api-id>.execute-api.<region>.amazonaws.com
 smoke:

@@ -165,6 +165,8 @@ def main():
         "login": (lambda: event("login-ok", {"username": "cold-login", "password": password}),) * 2,
         "refresh": (lambda: event("refresh-invalid-token"),) * 2,
         "logout": (lambda: event("logout-no-token"),) * 2,
+        "jwks": (lambda: event("jwks"),) * 2,
+        "authorizer": (lambda: event("authorizer-ok", token=access),) * 2,
     }
     login_user = {"username": "cold-login", "password": password}
     run_once(target / "register", env, lambda: event("register-ok", login_user), lambda: event("register-ok", unique()))

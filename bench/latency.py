@@ -55,7 +55,7 @@ def main():
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 200
     clients = int(sys.argv[3]) if len(sys.argv) > 3 else 4
     per = n // clients
-    times = {route: [] for route in ["register", "login", "protected", "refresh", "logout"]}
+    times = {route: [] for route in ["register", "login", "protected", "refresh", "logout", "jwks"]}
 
     def expect(route, answer, status):
         if answer[0] != status:
@@ -76,6 +76,10 @@ def main():
         for _ in range(per):
             expect("protected", c.call("GET", "/protected", bearer=sessions[i][0]["access_token"]), 200)
 
+    def jwks(c, i):
+        for _ in range(per):
+            expect("jwks", c.call("GET", "/.well-known/jwks.json"), 200)
+
     def refresh(c, i):
         token = sessions[i][0]["refresh_token"]
         for _ in range(per):
@@ -88,6 +92,7 @@ def main():
     users = parallel(clients, base, register)
     sessions = parallel(clients, base, login)
     parallel(clients, base, protected)
+    parallel(clients, base, jwks)
     parallel(clients, base, refresh)
     parallel(clients, base, logout)
 

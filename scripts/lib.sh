@@ -6,7 +6,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TOOLS="$ROOT/.tools"
 CARGO_LAMBDA_VERSION=1.9.2
-FUNCTIONS=(register login refresh protected logout)
+FUNCTIONS=(register login refresh protected logout jwks authorizer)
 export PATH="$TOOLS/venv/bin:$PATH"
 PIDS=()
 
@@ -45,6 +45,17 @@ ensure_tools() {
     say "Installing cargo-lambda $CARGO_LAMBDA_VERSION into .tools/venv (PyPI)"
     python3 -m venv "$TOOLS/venv"
     "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check "cargo-lambda==$CARGO_LAMBDA_VERSION"
+  fi
+}
+
+# aws-sam-cli, cfn-lint and ziglang (for arm64 builds), pinned, into .tools/venv.
+ensure_sam() {
+  local sam=1.170.0 cfn_lint=1.58.0 zig=0.17.1
+  pip_has() { "$TOOLS/venv/bin/pip" show "$1" 2>/dev/null | grep -qx "Version: $2"; }
+  if ! pip_has aws-sam-cli "$sam" || ! pip_has cfn-lint "$cfn_lint" || ! pip_has ziglang "$zig"; then
+    say "Installing aws-sam-cli, cfn-lint and ziglang into .tools/venv (PyPI)"
+    "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check \
+      "aws-sam-cli==$sam" "cfn-lint==$cfn_lint" "ziglang==$zig"
   fi
 }
 

@@ -11,13 +11,15 @@ ROOT = Path(__file__).resolve().parent.parent
 TABLE = {"Fn::GetAtt": ["AuthTable", "Arn"]}
 SECRET = {"Ref": "JwtSecret"}
 
-# The DynamoDB calls each function makes (shared/src/store/dynamo.rs); protected makes none.
+# The DynamoDB calls each function makes (shared/src/store/dynamo.rs); protected, jwks and authorizer make none.
 DYNAMODB_CALLS = {
     "register": {"dynamodb:PutItem"},
     "login": {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
     "refresh": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
     "protected": set(),
     "logout": {"dynamodb:UpdateItem"},
+    "jwks": set(),
+    "authorizer": set(),
 }
 
 
@@ -72,10 +74,28 @@ class Template(unittest.TestCase):
             self.assertEqual(secrets, {"secretsmanager:GetSecretValue"}, role_name)
             self.assertEqual(logs, {"logs:CreateLogStream", "logs:PutLogEvents"}, role_name)
 
-    def test_functions_are_arm64_al2023_and_protected_has_no_table(self):
+    def test_only_the_functions_that_store_have_the_table(self):
         for binary, (name, f) in self.functions().items():
             env = f["Properties"].get("Environment", {}).get("Variables", {})
-            self.assertEqual("TABLE_NAME" in env, binary != "protected", name)
+            self.assertEqual("TABLE_NAME" in env, bool(DYNAMODB_CALLS[binary]), name)
+
+    def test_the_authorizer_uses_simple_responses_caches_on_the_authorization_header_and_guards_the_example(self):
+        authorizers = self.resources["Api"]["Properties"]["Auth"]["Authorizers"]
+        authorizer = authorizers["TokenAuthorizer"]
+        self.assertEqual(authorizer["FunctionArn"], {"Fn::GetAtt": ["AuthorizerFunction", "Arn"]})
+        self.assertEqual(authorizer["AuthorizerPayloadFormatVersion"], "2.0")
+        self.assertIs(authorizer["EnableSimpleResponses"], True)
+        self.assertIs(authorizer["EnableFunctionDefaultPermissions"], True)
+        self.assertEqual(authorizer["Identity"]["Headers"], ["Authorization"])
+        self.assertEqual(authorizer["Identity"]["ReauthorizeEvery"], {"Ref": "AuthorizerCacheSeconds"})
+        events = self.resources["ProtectedFunction"]["Properties"]["Events"]
+        self.assertEqual(events["Example"]["Properties"]["Auth"], {"Authorizer": "TokenAuthorizer"})
+        self.assertNotIn("Events", self.resources["AuthorizerFunction"]["Properties"])
+
+    def test_the_jwks_function_serves_both_well_known_documents(self):
+        events = self.resources["JwksFunction"]["Properties"]["Events"]
+        paths = sorted(e["Properties"]["Path"] for e in events.values())
+        self.assertEqual(paths, ["/.well-known/jwks.json", "/.well-known/openid-configuration"])
 
     def test_the_table_has_ttl_backups_encryption_and_is_retained(self):
         table = self.resources["AuthTable"]

@@ -498,7 +498,7 @@ async fn malformed_authorization_headers_are_401_with_a_challenge() {
     assert_eq!(r.header("www-authenticate"), "Bearer realm=\"lambda-jwt-auth\"");
 }
 
-/// Claims like the service's, signed with the dev secret the stack runs with.
+/// Claims like the service's, for signing with the dev secret: a previous key of the stack's key set.
 fn claims(token_use: &str) -> serde_json::Value {
     json!({
         "iss": dev_env("JWT_ISSUER").unwrap(), "aud": dev_env("JWT_AUDIENCE").unwrap(),
@@ -742,5 +742,101 @@ async fn the_logs_of_a_whole_flow_hold_no_password_hash_token_or_secret() {
         ("refresh token hash", shared::token::refresh_token_hash(&refresh)),
     ] {
         assert!(!logs.contains(&value), "the {what} appears in the logs");
+    }
+}
+
+// ---- keys from Secrets Manager, the JWKS and the authorizer -----------------
+
+/// The key set `make test` put in the Secrets Manager stand-in.
+fn stored_keys() -> shared::keyset::KeySet {
+    let text = std::fs::read_to_string(required_env("E2E_KEYS_FILE")).expect("the key set file");
+    shared::keyset::KeySet::parse(&text).expect("a key set")
+}
+
+fn header_of(token: &str) -> serde_json::Value {
+    let part = token.split('.').next().unwrap();
+    serde_json::from_slice(&shared::testing::b64_decode(part)).unwrap()
+}
+
+#[tokio::test]
+async fn tokens_are_signed_by_the_current_key_read_from_secrets_manager_and_published_in_the_jwks() {
+    let api = api();
+    let login = api.logged_in().await;
+    let loaded = stored_keys().load().unwrap();
+    let current = loaded
+        .iter()
+        .find(|k| k.status == shared::keyset::Status::Current)
+        .unwrap();
+    for token in [login.field("access_token"), login.field("refresh_token")] {
+        let header = header_of(&token);
+        assert_eq!(
+            (header["alg"].as_str(), header["kid"].as_str()),
+            (Some("RS256"), Some(current.kid.as_str()))
+        );
+    }
+    let jwks = api.get("/.well-known/jwks.json", None).await;
+    assert_eq!(jwks.status, 200, "{}", jwks.text);
+    assert_eq!(jwks.header("cache-control"), "public, max-age=300");
+    let published = jwks.json["keys"].as_array().unwrap();
+    assert_eq!(
+        published.len(),
+        1,
+        "the previous key is HS256: never published: {}",
+        jwks.text
+    );
+    assert_eq!(published[0]["kid"], current.kid.as_str());
+    assert_eq!(published[0], current.public_jwk.clone().unwrap());
+    let discovery = api.get("/.well-known/openid-configuration", None).await;
+    assert_eq!(discovery.status, 200, "{}", discovery.text);
+    assert_eq!(
+        discovery.json["jwks_uri"],
+        format!("{}/.well-known/jwks.json", required_env("E2E_BASE_URL"))
+    );
+    assert_eq!(discovery.json["issuer"], dev_env("JWT_ISSUER").unwrap());
+    assert_eq!(
+        discovery.json["id_token_signing_alg_values_supported"],
+        json!(["RS256"])
+    );
+}
+
+/// Invokes the authorizer as API Gateway would, through the Lambda Invoke
+/// API that `cargo lambda watch` serves, with `events/authorizer-ok.json`.
+async fn authorize(token: &str) -> serde_json::Value {
+    let event = shared::testing::event_json("authorizer-ok").replace("${ACCESS_TOKEN}", token);
+    let url = format!(
+        "{}/2015-03-31/functions/authorizer/invocations",
+        required_env("E2E_BASE_URL")
+    );
+    let response = reqwest::Client::new()
+        .post(url)
+        .body(event)
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .expect("the authorizer answers");
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("a JSON decision")
+}
+
+#[tokio::test]
+async fn the_authorizer_allows_a_live_access_token_and_denies_refresh_forged_and_expired_ones() {
+    let api = api();
+    let login = api.logged_in().await;
+    let me = api.get("/protected", Some(&login.field("access_token"))).await;
+    let decision = authorize(&login.field("access_token")).await;
+    assert_eq!(
+        decision,
+        json!({"isAuthorized": true, "context": {"sub": me.field("id"), "username": me.field("username")}})
+    );
+    let expired = {
+        let mut c = claims("access");
+        c["exp"] = (now() - 3600).into();
+        c["iat"] = (now() - 4000).into();
+        c["nbf"] = (now() - 4000).into();
+        forge(header(), c, &secret())
+    };
+    let forged = forge(header(), claims("access"), b"another-secret-0123456789abcdefghij");
+    for token in [login.field("refresh_token"), forged, expired, "garbage".to_owned()] {
+        assert_eq!(authorize(&token).await, json!({"isAuthorized": false}), "{token}");
     }
 }

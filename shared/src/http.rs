@@ -298,6 +298,11 @@ pub fn bearer_token(req: &Request) -> Result<Option<&str>, ApiError> {
         return Err(ApiError::InvalidToken);
     }
     let value = value.to_str().map_err(|_| ApiError::InvalidToken)?;
+    parse_bearer(value).map(Some)
+}
+
+/// The token of an `Authorization` header value, if it is `Bearer <b64token>`.
+pub fn parse_bearer(value: &str) -> Result<&str, ApiError> {
     let (scheme, token) = value.split_once(' ').ok_or(ApiError::InvalidToken)?;
     let token = token.trim_start_matches(' ');
     // RFC 6750 b64token: letters, digits and -._~+/ followed by optional '='.
@@ -307,7 +312,7 @@ pub fn bearer_token(req: &Request) -> Result<Option<&str>, ApiError> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b));
     if scheme.eq_ignore_ascii_case("bearer") && b64token {
-        Ok(Some(token))
+        Ok(token)
     } else {
         Err(ApiError::InvalidToken)
     }

@@ -74,19 +74,19 @@ impl Keys {
         }
     }
 
-    /// The keys of this environment: from `JWT_SECRET` if set, else from the
-    /// secret `JWT_SECRET_ARN` names. A missing or weak key, or a bad setting,
-    /// stops the function with the reason.
+    /// The keys of this environment: from the secret `JWT_SECRET_ARN` names
+    /// when it is set (deployed), else from `JWT_SECRET` (local). A missing or
+    /// weak key, or a bad setting, stops the function with the reason.
     pub async fn from_env() -> Self {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        match (env("JWT_SECRET"), env("JWT_SECRET_ARN")) {
-            (None, Some(arn)) => {
+        match env("JWT_SECRET_ARN") {
+            Some(arn) => {
                 let settings = crate::or_exit(TokenConfig::settings_from_lookup(env));
                 let refresh = crate::or_exit(refresh_from_lookup(env));
                 let client = Client::new(&crate::aws::config_from_env().await);
                 crate::or_exit(Self::from_secrets_manager(client, arn, settings, refresh).await)
             }
-            _ => Self::ready(TokenKeys::new(crate::or_exit(TokenConfig::from_lookup(env)))),
+            None => Self::ready(TokenKeys::new(crate::or_exit(TokenConfig::from_lookup(env)))),
         }
     }
 

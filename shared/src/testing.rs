@@ -12,6 +12,11 @@ pub fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// The bytes of a base64url (unpadded) token part; panics on anything else.
+pub fn b64_decode(part: &str) -> Vec<u8> {
+    URL_SAFE_NO_PAD.decode(part).expect("a base64url token part")
+}
+
 /// A JWT with exactly this header and these claims, HMAC-SHA256-signed with
 /// `secret` whatever the header says.
 pub fn forge(header: serde_json::Value, claims: serde_json::Value, secret: &[u8]) -> String {

@@ -1,0 +1,39 @@
+//! The authorizer's decision in process, on the committed sample event, with
+//! the dev HS256 key and with an RS256 key set.
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use shared::keys::Keys;
+use shared::keyset::{Alg, KeySet};
+use shared::testing::{dev_config, event_json};
+use shared::token::TokenKeys;
+
+fn decide(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let rs256 = dev_config()
+        .with_secret(KeySet::generate(Alg::RS256, 0).to_json())
+        .unwrap();
+    for (name, config) in [
+        ("authorizer_decision", dev_config()),
+        ("authorizer_decision_rs256", rs256),
+    ] {
+        let keys = Keys::ready(TokenKeys::new(config));
+        let token = rt
+            .block_on(keys.get())
+            .unwrap()
+            .issue_access("u-1", "alice", shared::now());
+        let json = event_json("authorizer-ok").replace("${ACCESS_TOKEN}", &token);
+        c.bench_function(name, |b| {
+            b.iter_batched(
+                || serde_json::from_str::<authorizer::Event>(&json).unwrap(),
+                |event| assert!(rt.block_on(authorizer::handle(&keys, event)).unwrap().is_authorized),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+}
+
+criterion_group!(benches, decide);
+criterion_main!(benches);

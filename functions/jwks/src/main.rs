@@ -1,0 +1,10 @@
+//! `GET /.well-known/jwks.json` and `/.well-known/openid-configuration`: the public keys, for anyone to verify tokens.
+
+use lambda_http::{Error, run, service_fn};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let keys = shared::keys::Keys::from_env().await;
+    run(service_fn(|req| jwks::handle(&keys, req))).await
+}
