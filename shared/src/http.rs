@@ -310,7 +310,7 @@ pub fn parse_bearer(value: &str) -> Result<&str, ApiError> {
         && token
             .trim_end_matches('=')
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b));
+            .all(|b| matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'+' | b'/'));
     if scheme.eq_ignore_ascii_case("bearer") && b64token {
         Ok(token)
     } else {
