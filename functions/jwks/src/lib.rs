@@ -23,13 +23,17 @@ async fn discovery(keys: &Keys, req: &Request) -> Result<Response<Body>, ApiErro
     let keys = keys.get().await?;
     let jwks = keys.jwks();
     let body = if req.uri().path().ends_with("/openid-configuration") {
-        let mut algs: Vec<&str> = jwks["keys"]
+        let mut algs: Vec<&str> = Vec::new();
+        for alg in jwks["keys"]
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|k| k["alg"].as_str())
-            .collect();
-        algs.dedup();
+        {
+            if !algs.contains(&alg) {
+                algs.push(alg);
+            }
+        }
         serde_json::json!({
             "issuer": keys.config().issuer,
             "jwks_uri": jwks_uri(&keys.config().issuer, req),
@@ -126,6 +130,19 @@ mod tests {
             body["jwks_uri"],
             "https://abc123.execute-api.us-east-1.amazonaws.com/.well-known/jwks.json"
         );
+        assert_eq!(
+            body["id_token_signing_alg_values_supported"],
+            serde_json::json!(["RS256", "EdDSA"])
+        );
+    }
+
+    #[tokio::test]
+    async fn each_algorithm_is_named_once_whatever_the_order_of_the_keys() {
+        let mut set = KeySet::generate(Alg::RS256, 0);
+        set.keys.push(StoredKey::generate(Alg::EdDSA, Status::Next, 0));
+        set.keys.push(StoredKey::generate(Alg::RS256, Status::Previous, 0));
+        let keys = Keys::ready(TokenKeys::new(dev_config().with_secret(set.to_json()).unwrap()));
+        let (_, body) = call(&keys, event("openid-configuration", None)).await;
         assert_eq!(
             body["id_token_signing_alg_values_supported"],
             serde_json::json!(["RS256", "EdDSA"])
