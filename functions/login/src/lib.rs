@@ -22,7 +22,9 @@ async fn login<S: UserStore + SessionStore>(state: &State<S>, req: &Request) -> 
     let store = &state.store;
     let now = shared::now();
 
-    let record = store.login_record(&username).await?;
+    // In a cold instance, argon2's memory is made ready while the user is read.
+    let (record, ()) = tokio::join!(store.login_record(&username), password::prepare());
+    let record = record?;
     // A name with recent failures counts this attempt before the password is
     // checked, so parallel guesses cannot all slip in under the limit; a
     // name without any costs no extra write.
