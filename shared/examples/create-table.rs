@@ -12,7 +12,6 @@ async fn main() {
     let client = shared::store::dynamo::local_client(&endpoint).await;
     if let Err(error) = shared::store::dynamo::create_table(&client, &table).await {
         eprintln!("could not create table {table} at {endpoint}: {error}");
-        eprintln!("is DynamoDB Local running there? `make dev` starts it.");
         std::process::exit(1);
     }
     println!("table {table} ready at {endpoint} (TTL on attribute `ttl`)");
