@@ -17,7 +17,7 @@ DYNAMODB_CALLS = {
     "login": {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
     "refresh": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
     "protected": set(),
-    "logout": {"dynamodb:UpdateItem"},
+    "logout": {"dynamodb:UpdateItem", "dynamodb:Query"},
     "jwks": set(),
     "authorizer": set(),
 }
