@@ -301,6 +301,16 @@ pub fn bearer_token(req: &Request) -> Result<Option<&str>, ApiError> {
     parse_bearer(value).map(Some)
 }
 
+/// Whether an `Authorization` header names the Bearer scheme, well formed or
+/// not. RFC 6750 §3.1: a request that used another scheme (`Basic ...`) gets
+/// the challenge without an error code, as one with no credentials does.
+fn tried_bearer(req: &Request) -> bool {
+    req.headers().get_all(header::AUTHORIZATION).iter().any(|value| {
+        let scheme = value.as_bytes().split(|b| matches!(b, b' ' | b'\t')).next();
+        scheme.is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"bearer"))
+    })
+}
+
 /// The token of an `Authorization` header value, if it is `Bearer <b64token>`.
 pub fn parse_bearer(value: &str) -> Result<&str, ApiError> {
     let (scheme, token) = value.split_once(' ').ok_or(ApiError::InvalidToken)?;
@@ -324,7 +334,9 @@ pub fn parse_bearer(value: &str) -> Result<&str, ApiError> {
 pub async fn authenticate(keys: &crate::keys::Keys, req: &Request) -> Result<crate::token::AccessClaims, ApiError> {
     let keys = keys.get().await?;
     let token = bearer_token(req)
-        .map_err(|_| ApiError::BearerChallenge { token_sent: true })?
+        .map_err(|_| ApiError::BearerChallenge {
+            token_sent: tried_bearer(req),
+        })?
         .ok_or(ApiError::BearerChallenge { token_sent: false })?;
     let claims = keys.verify_access(token).map_err(|reason| {
         tracing::info!(%reason, "access token refused");
@@ -506,5 +518,21 @@ mod tests {
         }
         let none = HttpRequest::builder().uri("/x").body(Body::Empty).unwrap();
         assert_eq!(bearer_token(&none).unwrap(), None);
+    }
+
+    #[test]
+    fn only_a_bearer_attempt_counts_as_a_token_sent() {
+        for value in [
+            &b"Bearer"[..],
+            b"Bearer ",
+            b"bearer a b",
+            b"BEARER\tx",
+            b"Bearer \xffabc",
+        ] {
+            assert!(tried_bearer(&with_auth(value)), "{value:?}");
+        }
+        for value in [&b"Basic YWxpY2U6cGFzcw=="[..], b"Token abc", b"Bearerabc", b""] {
+            assert!(!tried_bearer(&with_auth(value)), "{value:?}");
+        }
     }
 }
