@@ -51,7 +51,10 @@ fn memory(blocks: usize) -> MutexGuard<'static, Vec<Block>> {
         memory.reserve_exact(missing);
         prefer_huge_pages(&mut memory);
         memory.resize(blocks, Block::default());
-        PREPARED.store(true, Ordering::Release);
+        // An old hash's smaller parameters do not make the memory ready.
+        if blocks >= params().block_count() {
+            PREPARED.store(true, Ordering::Release);
+        }
     }
     memory
 }
