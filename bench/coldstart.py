@@ -3,7 +3,10 @@
 API on loopback (next / response / error), the binary started with
 AWS_LAMBDA_RUNTIME_API and its function's environment, and per run:
 init (exec to the first `next`), the first invocation, warm invocations, and
-peak RSS (VmHWM). Prints JSON: medians over the runs.
+peak RSS (VmHWM). Prints JSON: medians over the runs. With
+BENCH_EXTENSION_PORT and BENCH_SECRET_ARN set, the functions read their keys
+as deployed, from the Parameters and Secrets extension (a stand-in) on that
+port, at their first invocation.
 
     bench/coldstart.py <target-dir> <dynamodb-endpoint> <table> [runs]
 """
@@ -181,6 +184,10 @@ def main():
     runs = int(sys.argv[4]) if len(sys.argv) > 4 else 5
     env = {k: v for k, v in dev_env().items() if k != "RUST_LOG"}
     env.update({"AWS_ENDPOINT_URL_DYNAMODB": ddb, "TABLE_NAME": table})
+    if "BENCH_EXTENSION_PORT" in os.environ:
+        env.update({"JWT_SECRET_ARN": os.environ["BENCH_SECRET_ARN"],
+                    "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": os.environ["BENCH_EXTENSION_PORT"],
+                    "AWS_SESSION_TOKEN": "stand-in-session-token"})
     access = access_token(env)
     password = "correct horse battery staple"
     unique = lambda: {"username": f"cold-{uuid.uuid4().hex[:12]}", "password": password}

@@ -118,6 +118,20 @@ class Template(unittest.TestCase):
         self.assertEqual(env["JWT_SECRET_ARN"], SECRET)
         self.assertNotIn("JWT_SECRET", env)
 
+    def test_every_function_reads_the_secret_through_the_arm64_extension_with_its_cache_off(self):
+        template, _ = decode(str(ROOT / "template.yaml"))
+        function = template["Globals"]["Function"]
+        self.assertEqual(function["Architectures"], ["arm64"])
+        self.assertEqual(
+            function["Layers"],
+            ["{{resolve:ssm:/aws/service/aws-parameters-and-secrets-lambda-extension/arm64/latest}}"],
+        )
+        self.assertEqual(function["Environment"]["Variables"]["SECRETS_MANAGER_TTL"], 0)
+        for binary, (name, f) in self.functions().items():
+            for own in ("Layers", "Architectures"):
+                self.assertNotIn(own, f["Properties"], f"{name} must keep the global {own}")
+            self.assertNotIn("SECRETS_MANAGER_TTL", f["Properties"].get("Environment", {}).get("Variables", {}), name)
+
     def test_the_api_fails_on_warnings_logs_access_and_never_allows_credentials_cross_origin(self):
         api = self.resources["Api"]["Properties"]
         self.assertTrue(api["FailOnWarnings"])

@@ -1,7 +1,9 @@
-//! A stand-in for Secrets Manager on loopback: GetSecretValue and
-//! PutSecretValue of its JSON protocol, secrets in memory. The functions
-//! under `make test` read their keys from it through the real SDK, and the
-//! rotation tests rotate them in it with `keytool`.
+//! A stand-in for Secrets Manager on loopback, secrets in memory, with two
+//! faces: the AWS Parameters and Secrets Lambda Extension's
+//! `GET /secretsmanager/get?secretId=` (and its session-token check), which the
+//! functions under `make test` read their keys from, and GetSecretValue and
+//! PutSecretValue of Secrets Manager's JSON protocol, which `keytool` rotates
+//! them with through the real SDK.
 
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -10,12 +12,16 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// The `AWS_SESSION_TOKEN` the extension face requires, as Lambda's own does.
+pub const SESSION_TOKEN: &str = "stand-in-session-token";
+
 /// The secrets, the count of reads, and how many requests still fail with a 500.
 #[derive(Clone, Default)]
 pub struct SecretsManager {
     secrets: Arc<Mutex<HashMap<String, String>>>,
     pub reads: Arc<AtomicUsize>,
     failures: Arc<AtomicUsize>,
+    not_ready: Arc<AtomicUsize>,
 }
 
 impl SecretsManager {
@@ -26,12 +32,19 @@ impl SecretsManager {
             secrets: Arc::new(Mutex::new(map)),
             reads: Arc::default(),
             failures: Arc::new(AtomicUsize::new(failures)),
+            not_ready: Arc::default(),
         }
     }
 
     /// Makes the next `n` requests fail with a 500.
     pub fn fail_next(&self, n: usize) {
         self.failures.store(n, Ordering::SeqCst);
+    }
+
+    /// Makes the extension face answer the next `n` requests as Lambda's
+    /// does while it is still starting.
+    pub fn not_ready_next(&self, n: usize) {
+        self.not_ready.store(n, Ordering::SeqCst);
     }
 
     /// Sets a secret's value, as a console edit would.
@@ -63,8 +76,11 @@ impl SecretsManager {
     }
 
     async fn connection(self, mut socket: TcpStream) {
-        while let Some((target, body)) = read_request(&mut socket).await {
-            let (status, body) = self.answer(&target, &body);
+        while let Some(request) = read_request(&mut socket).await {
+            let (status, body) = match request.line.strip_prefix("GET /secretsmanager/get?") {
+                Some(query) => self.extension(query, request.token.as_deref()),
+                None => self.answer(&request.target, &request.body),
+            };
             let response = format!(
                 "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\n\r\n{body}",
                 body.len()
@@ -75,12 +91,39 @@ impl SecretsManager {
         }
     }
 
+    /// The extension's face: the secret as GetSecretValue returns it, to a
+    /// caller with the session token.
+    fn extension(&self, query: &str, token: Option<&str>) -> (&'static str, String) {
+        if token != Some(SESSION_TOKEN) {
+            return (
+                "401 Unauthorized",
+                error("Unauthorized", "missing or wrong X-Aws-Parameters-Secrets-Token"),
+            );
+        }
+        if countdown(&self.not_ready) {
+            return ("400 Bad Request", "not ready to serve traffic, please wait".into());
+        }
+        if countdown(&self.failures) {
+            return ("500 Internal Server Error", error("InternalServiceError", "down"));
+        }
+        let id = query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("secretId="))
+            .map(percent_decode)
+            .unwrap_or_default();
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        match self.value(&id) {
+            Some(value) => (
+                "200 OK",
+                json!({"ARN": id, "Name": id, "SecretString": value}).to_string(),
+            ),
+            None => ("400 Bad Request", error("ResourceNotFoundException", "no such secret")),
+        }
+    }
+
+    /// Secrets Manager's JSON protocol, for `keytool`.
     fn answer(&self, target: &str, body: &Value) -> (&'static str, String) {
-        let failing = self
-            .failures
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if failing {
+        if countdown(&self.failures) {
             return ("500 Internal Server Error", error("InternalServiceError", "down"));
         }
         let id = body["SecretId"].as_str().unwrap_or_default().to_owned();
@@ -112,8 +155,47 @@ fn error(kind: &str, message: &str) -> String {
     json!({"__type": kind, "message": message}).to_string()
 }
 
-/// One HTTP/1.1 request: its `x-amz-target` and JSON body; `None` at the end of the connection.
-async fn read_request(socket: &mut TcpStream) -> Option<(String, Value)> {
+/// Takes one from `left` if it is not zero: whether this request is one of those told to misbehave.
+fn countdown(left: &AtomicUsize) -> bool {
+    left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+}
+
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What the stand-in reads of a request.
+struct Received {
+    /// The request line without the HTTP version: `GET /path?query`.
+    line: String,
+    /// `x-amz-target` (Secrets Manager's JSON protocol).
+    target: String,
+    /// `x-aws-parameters-secrets-token` (the extension).
+    token: Option<String>,
+    body: Value,
+}
+
+/// One HTTP/1.1 request; `None` at the end of the connection.
+async fn read_request(socket: &mut TcpStream) -> Option<Received> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     let head_end = loop {
@@ -135,7 +217,11 @@ async fn read_request(socket: &mut TcpStream) -> Option<(String, Value)> {
         let n = socket.read(&mut chunk).await.ok().filter(|&n| n > 0)?;
         buf.extend_from_slice(&chunk[..n]);
     }
-    let target = header("x-amz-target").unwrap_or_default();
-    let body = serde_json::from_slice(&buf[head_end..head_end + length]).unwrap_or(Value::Null);
-    Some((target, body))
+    let line = head.lines().next().unwrap_or_default();
+    Some(Received {
+        line: line.rsplit_once(' ').map_or(line, |(start, _)| start).to_owned(),
+        target: header("x-amz-target").unwrap_or_default(),
+        token: header("x-aws-parameters-secrets-token"),
+        body: serde_json::from_slice(&buf[head_end..head_end + length]).unwrap_or(Value::Null),
+    })
 }

@@ -1,12 +1,12 @@
-//! Reading the keys from Secrets Manager (`JWT_SECRET_ARN`), and rotating
-//! them there with `keytool`, against a stand-in that speaks its JSON
-//! protocol on loopback, through the real SDK.
+//! Reading the keys from Secrets Manager (`JWT_SECRET_ARN`) through the
+//! Parameters and Secrets extension, and rotating them there with `keytool`
+//! through the real SDK, against a stand-in on loopback that speaks both.
 
 use aws_sdk_secretsmanager::Client;
-use integration::secretsmanager::SecretsManager;
+use integration::secretsmanager::{SESSION_TOKEN, SecretsManager};
 use shared::config::TokenConfig;
 use shared::http::ApiError;
-use shared::keys::Keys;
+use shared::keys::{Keys, SecretSource};
 use shared::keyset::{Alg, KeySet};
 use shared::token::TokenKeys;
 use std::sync::atomic::Ordering;
@@ -20,21 +20,20 @@ fn settings() -> TokenConfig {
     TokenConfig::settings_from_lookup(|_| None).unwrap()
 }
 
-async fn client(endpoint: &str) -> Client {
-    Client::new(&shared::aws::local_config(endpoint).await)
-}
-
-/// A stand-in holding `value` under `ARN`, and a client for it.
-async fn stand_in(value: &str, failures: usize) -> (SecretsManager, Client) {
+/// A stand-in holding `value` under `ARN`, its URL, and an SDK client for it (keytool's).
+async fn stand_in(value: &str, failures: usize) -> (SecretsManager, String, Client) {
     let sm = SecretsManager::new(&[(ARN, value)], failures);
     let url = sm.start().await;
-    (sm, client(&url).await)
+    let client = Client::new(&shared::aws::local_config(&url).await);
+    (sm, url, client)
 }
 
-async fn keys(client: &Client, refresh: Duration) -> Keys {
-    Keys::from_secrets_manager(client.clone(), ARN.into(), settings(), refresh)
-        .await
-        .unwrap()
+fn source(url: &str, token: &str, refresh: Duration) -> SecretSource {
+    SecretSource::new(url, ARN, token.into(), settings(), refresh).unwrap()
+}
+
+fn keys(url: &str, refresh: Duration) -> Keys {
+    Keys::from_secret(source(url, SESSION_TOKEN, refresh))
 }
 
 async fn keytool(client: &Client, args: &str, now: u64) -> String {
@@ -45,9 +44,14 @@ async fn keytool(client: &Client, args: &str, now: u64) -> String {
 }
 
 #[tokio::test]
-async fn the_key_is_read_at_start_and_signs_like_the_same_secret_given_directly() {
-    let (sm, client) = stand_in(SECRET, 0).await;
-    let keys = keys(&client, ONCE).await;
+async fn the_key_is_read_at_the_first_request_and_signs_like_the_same_secret_given_directly() {
+    let (sm, url, _) = stand_in(SECRET, 0).await;
+    let keys = keys(&url, ONCE);
+    assert_eq!(
+        sm.reads.load(Ordering::SeqCst),
+        0,
+        "the extension does not answer during init"
+    );
     let direct = TokenKeys::new(settings().with_secret(SECRET.into()).unwrap());
     let token = keys.get().await.unwrap().issue_access("u-1", "alice", shared::now());
     assert!(direct.verify_access(&token).is_ok());
@@ -56,33 +60,51 @@ async fn the_key_is_read_at_start_and_signs_like_the_same_secret_given_directly(
 }
 
 #[tokio::test]
+async fn an_extension_not_ready_yet_is_asked_again_within_the_request() {
+    let (sm, url, _) = stand_in(SECRET, 0).await;
+    sm.not_ready_next(3);
+    let keys = keys(&url, ONCE);
+    assert!(keys.get().await.is_ok());
+    assert_eq!(sm.reads.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
 async fn while_secrets_manager_is_down_requests_get_503_and_it_is_read_once_it_is_back() {
-    // Three attempts at start (the SDK retries), three for the first request: all fail.
-    let (_sm, client) = stand_in(SECRET, 6).await;
-    let keys = keys(&client, ONCE).await;
-    assert!(keys.loaded().is_none());
+    let (_sm, url, _) = stand_in(SECRET, 1).await;
+    let keys = keys(&url, ONCE);
     assert_eq!(keys.get().await.err(), Some(ApiError::Unavailable));
+    assert!(keys.loaded().is_none());
     assert!(keys.get().await.is_ok(), "read once Secrets Manager answers");
 }
 
 #[tokio::test]
-async fn an_unreachable_secrets_manager_is_503_not_a_crash() {
-    let keys = keys(&client("http://127.0.0.1:9").await, ONCE).await;
+async fn an_unreachable_extension_is_503_not_a_crash() {
+    let keys = keys("http://127.0.0.1:9", ONCE);
     assert_eq!(keys.get().await.err(), Some(ApiError::Unavailable));
 }
 
 #[tokio::test]
-async fn a_weak_secret_in_secrets_manager_stops_the_function_at_start() {
-    let (_sm, client) = stand_in("too-short", 0).await;
-    let result = Keys::from_secrets_manager(client, ARN.into(), settings(), ONCE).await;
-    let error = result.err().expect("a weak key is a startup error").to_string();
-    assert!(error.contains("JWT_SECRET") && error.contains("at least 32"), "{error}");
+async fn the_extension_refuses_a_read_without_the_session_token_and_that_is_503() {
+    let (sm, url, _) = stand_in(SECRET, 0).await;
+    let keys = Keys::from_secret(source(&url, "another-environment", ONCE));
+    assert_eq!(keys.get().await.err(), Some(ApiError::Unavailable));
+    assert_eq!(sm.reads.load(Ordering::SeqCst), 0, "nothing was served");
+}
+
+#[tokio::test]
+async fn a_weak_secret_is_never_used_requests_get_503_until_it_is_replaced() {
+    let (sm, url, _) = stand_in("too-short", 0).await;
+    let keys = keys(&url, ONCE);
+    assert_eq!(keys.get().await.err(), Some(ApiError::Unavailable));
+    assert!(keys.loaded().is_none());
+    sm.put(ARN, SECRET);
+    assert!(keys.get().await.is_ok());
 }
 
 #[tokio::test]
 async fn a_warm_function_reads_the_secret_again_after_the_refresh_interval_and_learns_a_rotation() {
-    let (sm, client) = stand_in(SECRET, 0).await;
-    let keys = keys(&client, Duration::from_millis(300)).await;
+    let (sm, url, client) = stand_in(SECRET, 0).await;
+    let keys = keys(&url, Duration::from_millis(300));
     let first = keys.get().await.unwrap().kid().to_owned();
     keytool(&client, &format!("rotate --secret-id {ARN} --alg EdDSA"), shared::now()).await;
     assert_eq!(
@@ -101,14 +123,14 @@ async fn a_warm_function_reads_the_secret_again_after_the_refresh_interval_and_l
     assert_eq!(
         sm.reads.load(Ordering::SeqCst),
         3,
-        "start, refresh, and keytool's own read"
+        "first request, refresh, and keytool's own read"
     );
 }
 
 #[tokio::test]
 async fn a_warm_function_keeps_the_keys_it_has_while_secrets_manager_is_down_or_holds_an_unusable_value() {
-    let (sm, client) = stand_in(SECRET, 0).await;
-    let keys = keys(&client, Duration::from_millis(300)).await;
+    let (sm, url, _) = stand_in(SECRET, 0).await;
+    let keys = keys(&url, Duration::from_millis(300));
     let first = keys.get().await.unwrap().kid().to_owned();
     sm.fail_next(usize::MAX);
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -127,9 +149,9 @@ async fn a_warm_function_keeps_the_keys_it_has_while_secrets_manager_is_down_or_
 /// are real.
 #[tokio::test]
 async fn keytool_walks_a_whole_rotation_in_secrets_manager_without_rejecting_a_valid_token() {
-    let (sm, client) = stand_in(SECRET, 0).await;
+    let (sm, url, client) = stand_in(SECRET, 0).await;
     let refresh = Duration::from_millis(300);
-    let instances = [keys(&client, refresh).await, keys(&client, refresh).await];
+    let instances = [keys(&url, refresh), keys(&url, refresh)];
     let mut tokens = Vec::new();
     let mut clock = shared::now();
     let rotate = format!("rotate --secret-id {ARN} --propagation 600 --max-token-lifetime 3600");

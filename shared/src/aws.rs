@@ -2,7 +2,7 @@
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
+use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use std::time::Duration;
@@ -55,12 +55,13 @@ pub async fn config_from_env() -> SdkConfig {
 /// The configuration for a local stand-in at `endpoint` (DynamoDB Local, a
 /// test server), with the dummy region and credentials it accepts and the
 /// same timeouts as in production.
+#[cfg(feature = "dynamodb")]
 pub async fn local_config(endpoint: &str) -> SdkConfig {
     loader()
         .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
+        .region(aws_config::Region::new("us-east-1"))
         // DynamoDB Local accepts any key made of letters and digits only.
-        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "dynamodblocal",
             "dynamodblocal",
             None,

@@ -2,6 +2,7 @@
 //! hashing, token issue and verification, the user/session store and the
 //! mapping of errors to HTTP responses.
 
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
 pub mod credentials;

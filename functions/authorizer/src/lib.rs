@@ -200,12 +200,16 @@ mod tests {
 
     #[tokio::test]
     async fn unreadable_keys_are_an_error_that_api_gateway_does_not_cache_not_a_denial() {
-        let unreachable = shared::aws::local_config("http://127.0.0.1:9").await;
-        let client = aws_sdk_secretsmanager::Client::new(&unreachable);
         let settings = shared::config::TokenConfig::settings_from_lookup(|_| None).unwrap();
-        let keys = Keys::from_secrets_manager(client, "arn:secret".into(), settings, std::time::Duration::MAX)
-            .await
-            .unwrap();
+        let unreachable = shared::keys::SecretSource::new(
+            "http://127.0.0.1:9",
+            "arn:secret",
+            "token".into(),
+            settings,
+            std::time::Duration::MAX,
+        )
+        .unwrap();
+        let keys = Keys::from_secret(unreachable);
         let token = dev_keys().issue_access("u-42", "alice", shared::now());
         assert!(handle(&keys, event("authorizer-ok", Some(&token))).await.is_err());
     }
