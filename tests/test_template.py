@@ -44,6 +44,8 @@ class Template(unittest.TestCase):
         self.assertEqual(set(self.functions()), crates)
         for binary, (name, f) in self.functions().items():
             self.assertEqual(f["Metadata"]["BuildMethod"], "rust-cargolambda", name)
+            # Built in its crate's directory, cargo resolves the features of that crate alone.
+            self.assertEqual(f["Properties"]["CodeUri"], f"functions/{binary}", name)
 
     def test_each_role_allows_exactly_the_calls_its_function_makes_on_the_one_table_and_secret(self):
         for binary, (name, f) in self.functions().items():
