@@ -128,7 +128,7 @@ class Template(unittest.TestCase):
             function["Layers"],
             ["{{resolve:ssm:/aws/service/aws-parameters-and-secrets-lambda-extension/arm64/latest}}"],
         )
-        self.assertEqual(function["Environment"]["Variables"]["SECRETS_MANAGER_TTL"], 0)
+        self.assertEqual(function["Environment"]["Variables"]["SECRETS_MANAGER_TTL"], "0")
         for binary, (name, f) in self.functions().items():
             for own in ("Layers", "Architectures"):
                 self.assertNotIn(own, f["Properties"], f"{name} must keep the global {own}")

@@ -6,7 +6,7 @@ use aws_sdk_secretsmanager::Client;
 use integration::secretsmanager::{SESSION_TOKEN, SecretsManager};
 use shared::config::TokenConfig;
 use shared::http::ApiError;
-use shared::keys::{Keys, SecretSource};
+use shared::keys::{Keys, LoadError, SecretSource};
 use shared::keyset::{Alg, KeySet};
 use shared::token::TokenKeys;
 use std::sync::atomic::Ordering;
@@ -92,13 +92,49 @@ async fn the_extension_refuses_a_read_without_the_session_token_and_that_is_503(
 }
 
 #[tokio::test]
-async fn a_weak_secret_is_never_used_requests_get_503_until_it_is_replaced() {
-    let (sm, url, _) = stand_in("too-short", 0).await;
+async fn an_extension_that_never_gets_ready_is_503_after_a_second_of_asking() {
+    let (sm, url, _) = stand_in(SECRET, 0).await;
+    sm.not_ready_next(usize::MAX);
     let keys = keys(&url, ONCE);
+    let started = std::time::Instant::now();
     assert_eq!(keys.get().await.err(), Some(ApiError::Unavailable));
-    assert!(keys.loaded().is_none());
-    sm.put(ARN, SECRET);
-    assert!(keys.get().await.is_ok());
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_extension_that_takes_the_request_and_never_answers_is_503_within_the_read_budget() {
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", hung.local_addr().unwrap());
+    // Accepts, holds the connection open, never writes.
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = hung.accept().await {
+            held.push(socket);
+        }
+    });
+    let keys = keys(&url, ONCE);
+    let started = std::time::Instant::now();
+    assert_eq!(keys.get().await.err(), Some(ApiError::Unavailable));
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+}
+
+/// Read at the first request, a weak key set stops the function as a weak
+/// `JWT_SECRET` does at start (`Keys::get` exits on this error when it has no
+/// keys yet); read later, it leaves the keys in use as they are (below).
+#[tokio::test]
+async fn a_weak_secret_in_secrets_manager_is_unusable_not_unavailable() {
+    let (_sm, url, _) = stand_in("too-short", 0).await;
+    let error = source(&url, SESSION_TOKEN, ONCE).load().await.err().unwrap();
+    assert!(matches!(error, LoadError::Unusable(_)), "{error}");
+    let text = error.to_string();
+    assert!(
+        text.contains("Secrets Manager") && text.contains("at least 32"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

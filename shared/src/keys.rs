@@ -17,7 +17,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use lambda_http::Body;
-use lambda_http::http::{Request, Uri};
+use lambda_http::http::{HeaderValue, Request, Uri};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -58,6 +58,15 @@ impl SecretError {
     }
 }
 
+/// Why the keys could not be (re)loaded from the secret.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Unavailable(#[from] SecretError),
+    #[error("the signing keys in Secrets Manager are unusable: {0}")]
+    Unusable(ConfigError),
+}
+
 impl From<SecretError> for ApiError {
     fn from(error: SecretError) -> Self {
         tracing::error!(%error, "secret store unavailable");
@@ -83,7 +92,7 @@ pub struct SecretSource {
     http: Client<HttpConnector, Body>,
     url: Uri,
     /// `AWS_SESSION_TOKEN`: the extension serves only its own execution environment.
-    token: String,
+    token: HeaderValue,
     settings: TokenConfig,
     refresh: Duration,
 }
@@ -107,10 +116,17 @@ impl SecretSource {
         let url = format!("{endpoint}/secretsmanager/get?secretId={}", query_escape(secret_id))
             .parse()
             .map_err(|e| ConfigError::Invalid("JWT_SECRET_ARN", format!("not usable in a URL: {e}")))?;
+        let mut token = HeaderValue::try_from(token)
+            .map_err(|_| ConfigError::Invalid("AWS_SESSION_TOKEN", "not usable in an HTTP header".into()))?;
+        token.set_sensitive(true);
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_millis(500)));
         Ok(Self {
-            http: Client::builder(TokioExecutor::new()).build(connector),
+            // A fresh loopback connection per read (minutes apart), never an
+            // idle one the extension may have closed meanwhile.
+            http: Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(0)
+                .build(connector),
             url,
             token,
             settings,
@@ -142,6 +158,12 @@ impl SecretSource {
         Self::new(&format!("http://localhost:{port}"), &arn, token, settings, refresh).map(Some)
     }
 
+    /// Reads the secret and checks the key set in it.
+    pub async fn load(&self) -> Result<TokenConfig, LoadError> {
+        let secret = self.read().await?;
+        self.settings.clone().with_secret(secret).map_err(LoadError::Unusable)
+    }
+
     /// The secret's string, asking again while the extension is not serving yet.
     async fn read(&self) -> Result<String, SecretError> {
         let patient = async {
@@ -163,7 +185,7 @@ impl SecretSource {
     /// One request to the extension.
     async fn ask(&self) -> Result<String, SecretError> {
         let request = Request::get(self.url.clone())
-            .header("X-Aws-Parameters-Secrets-Token", &self.token)
+            .header("X-Aws-Parameters-Secrets-Token", self.token.clone())
             .body(Body::Empty)
             .expect("a GET of a parsed URL is a valid request");
         let response = self.http.request(request).await.map_err(|e| SecretError {
@@ -233,7 +255,9 @@ impl Keys {
     }
 
     /// Keys read from `source` when first needed. Until the secret can be
-    /// read and holds a usable key set, requests answer 503 and the log says why.
+    /// read, requests answer 503 and the log says why; if the first key set
+    /// read is weak or malformed, the function stops with the reason, as it
+    /// does for a weak `JWT_SECRET` at start.
     pub fn from_secret(source: SecretSource) -> Self {
         Self {
             loaded: RwLock::new(None),
@@ -264,7 +288,8 @@ impl Keys {
     /// The keys, reading the secret first if it has not been read yet or
     /// was read longer ago than the refresh interval. If it cannot be read
     /// again, or holds an unusable key set, the keys read before stay in use
-    /// (and the next try is one interval later); with none, 503.
+    /// (and the next try is one interval later). With none: 503 while it
+    /// cannot be read, and an exit with the reason if it is unusable.
     pub async fn get(&self) -> Result<Arc<TokenKeys>, ApiError> {
         if let Some(keys) = self.fresh() {
             return Ok(keys);
@@ -274,13 +299,7 @@ impl Keys {
             return Ok(keys);
         }
         let source = self.source.as_ref().expect("keys without a source are always fresh");
-        let read = match source.read().await {
-            Ok(secret) => source.settings.clone().with_secret(secret).map_err(|error| {
-                tracing::error!(%error, "the signing keys in Secrets Manager are unusable");
-                ApiError::Unavailable
-            }),
-            Err(error) => Err(ApiError::from(error)),
-        };
+        let read = source.load().await;
         let mut loaded = self.loaded.write().expect("never poisoned");
         match (read, loaded.as_mut()) {
             (Ok(config), _) => {
@@ -291,17 +310,19 @@ impl Keys {
                 });
                 Ok(keys)
             }
-            (Err(_), Some(stale)) => {
-                tracing::warn!("keeping the signing keys read before");
+            (Err(error), Some(stale)) => {
+                tracing::error!(%error, "keeping the signing keys read before");
                 stale.read_at = Instant::now();
                 Ok(stale.keys.clone())
             }
-            (Err(error), None) => Err(error),
+            // Like a weak `JWT_SECRET` at start: the function never serves with it.
+            (Err(error @ LoadError::Unusable(_)), None) => crate::or_exit(Err(error)),
+            (Err(LoadError::Unavailable(error)), None) => Err(ApiError::from(error)),
         }
     }
 }
 
-/// `KEYS_REFRESH_SECONDS`: how often a warm function reads the secret again (0 = only at cold start).
+/// `KEYS_REFRESH_SECONDS`: how often a warm function reads the secret again (0 = only at its first request).
 pub fn refresh_from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Duration, ConfigError> {
     match lookup("KEYS_REFRESH_SECONDS") {
         None => Ok(DEFAULT_REFRESH),
@@ -337,6 +358,7 @@ mod tests {
              arn%3Aaws%3Asecretsmanager%3Aeu-west-1%3A123456789012%3Asecret%3Aauth%2Fkeys%2Bv2%3Da-AbCdEf"
         );
         assert_eq!(source.token, "t");
+        assert!(source.token.is_sensitive());
     }
 
     #[test]
@@ -363,6 +385,13 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
+        assert!(error.contains("AWS_SESSION_TOKEN"), "{error}");
+    }
+
+    #[test]
+    fn a_session_token_that_cannot_be_a_header_is_a_startup_error_not_a_panic_per_request() {
+        let vars = [("JWT_SECRET_ARN", ARN), ("AWS_SESSION_TOKEN", "line\nbreak")];
+        let error = SecretSource::from_lookup(lookup(&vars)).err().unwrap().to_string();
         assert!(error.contains("AWS_SESSION_TOKEN"), "{error}");
     }
 
