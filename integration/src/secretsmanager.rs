@@ -5,6 +5,7 @@
 //! PutSecretValue of Secrets Manager's JSON protocol, which `keytool` rotates
 //! them with through the real SDK.
 
+use percent_encoding::percent_decode_str;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -109,10 +110,15 @@ impl SecretsManager {
         let id = query
             .split('&')
             .find_map(|pair| pair.strip_prefix("secretId="))
-            .map(percent_decode)
+            .map(|id| percent_decode_str(id).decode_utf8_lossy().into_owned())
             .unwrap_or_default();
+        self.get_secret_value(&id)
+    }
+
+    /// GetSecretValue's answer, which both faces give.
+    fn get_secret_value(&self, id: &str) -> (&'static str, String) {
         self.reads.fetch_add(1, Ordering::SeqCst);
-        match self.value(&id) {
+        match self.value(id) {
             Some(value) => (
                 "200 OK",
                 json!({"ARN": id, "Name": id, "SecretString": value}).to_string(),
@@ -127,25 +133,17 @@ impl SecretsManager {
             return ("500 Internal Server Error", error("InternalServiceError", "down"));
         }
         let id = body["SecretId"].as_str().unwrap_or_default().to_owned();
-        let mut secrets = self.secrets.lock().unwrap();
         match target {
-            "secretsmanager.GetSecretValue" => {
-                self.reads.fetch_add(1, Ordering::SeqCst);
-                match secrets.get(&id) {
-                    Some(value) => (
-                        "200 OK",
-                        json!({"ARN": id, "Name": id, "SecretString": value}).to_string(),
-                    ),
-                    None => ("400 Bad Request", error("ResourceNotFoundException", "no such secret")),
+            "secretsmanager.GetSecretValue" => self.get_secret_value(&id),
+            "secretsmanager.PutSecretValue" => {
+                match (self.secrets.lock().unwrap().get_mut(&id), body["SecretString"].as_str()) {
+                    (Some(value), Some(new)) => {
+                        *value = new.to_owned();
+                        ("200 OK", json!({"ARN": id, "Name": id}).to_string())
+                    }
+                    _ => ("400 Bad Request", error("ResourceNotFoundException", "no such secret")),
                 }
             }
-            "secretsmanager.PutSecretValue" => match (secrets.get_mut(&id), body["SecretString"].as_str()) {
-                (Some(value), Some(new)) => {
-                    *value = new.to_owned();
-                    ("200 OK", json!({"ARN": id, "Name": id}).to_string())
-                }
-                _ => ("400 Bad Request", error("ResourceNotFoundException", "no such secret")),
-            },
             _ => ("400 Bad Request", error("UnknownOperationException", target)),
         }
     }
@@ -159,28 +157,6 @@ fn error(kind: &str, message: &str) -> String {
 fn countdown(left: &AtomicUsize) -> bool {
     left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok()
-}
-
-fn percent_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// What the stand-in reads of a request.

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(300);
 
 /// Where the extension listens unless `PARAMETERS_SECRETS_EXTENSION_HTTP_PORT` says otherwise.
-pub const DEFAULT_EXTENSION_PORT: u16 = 2773;
+const DEFAULT_EXTENSION_PORT: u16 = 2773;
 
 /// One read, retries included; the extension itself asks Secrets Manager
 /// (the template turns its cache off), so this is a network call's budget.
