@@ -120,10 +120,7 @@ pub fn table_name_from_env() -> Result<String, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
-    }
+    use crate::testing::lookup;
 
     const GOOD: &str = "0123456789abcdef0123456789abcdef-good-secret";
 

@@ -340,10 +340,7 @@ pub fn refresh_from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Du
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn lookup<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
-    }
+    use crate::testing::lookup;
 
     const ARN: &str = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:auth/keys+v2=a-AbCdEf";
 

@@ -7,6 +7,11 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, crypto::sign};
 use lambda_http::Request;
 
+/// An environment of exactly these variables, for the `*_from_lookup` readers.
+pub fn lookup<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+    move |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+}
+
 /// Base64url without padding, as JWTs use.
 pub fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
