@@ -6,7 +6,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TOOLS="$ROOT/.tools"
 CARGO_LAMBDA_VERSION=1.9.2
-FUNCTIONS=(register login refresh protected logout jwks authorizer)
+# The Lambda functions: the crates under functions/, each named as its binary.
+FUNCTIONS=()
+for f in "$ROOT"/functions/*/Cargo.toml; do FUNCTIONS+=("$(basename "$(dirname "$f")")"); done
 export PATH="$TOOLS/venv/bin:$PATH"
 PIDS=()
 
@@ -106,10 +108,14 @@ build_functions() {
 }
 
 # The `cargo lambda watch` command line: every function on 127.0.0.1:<port>,
-# four instances each so that races are real, with the dev env file.
+# four instances each so that races are real, with the dev env file. It would
+# also serve and run every other binary of the workspace (keytool, the test
+# stand-ins) at /lambda-url/<name>: cargo runs each through scripts/run-function,
+# which runs only the functions and answers 404 for the rest.
 watch_command() { # port, extra args...
   local port=$1; shift
   port_free "$port" || die "port $port is already in use: stop what holds it (another 'make dev'? 'lsof -i :$port' tells), or pick another port."
   WATCH=(cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$port"
-    --env-file "$ROOT/dev.env" --concurrency 4 "$@")
+    --env-file "$ROOT/dev.env" --concurrency 4
+    --config "target.'cfg(all())'.runner=[\"$ROOT/scripts/run-function\"]" "$@")
 }
