@@ -1,5 +1,5 @@
 # The two commands: `make dev` runs the service locally, `make test` tests it.
-.PHONY: dev test lint check deploy smoke fuzz bench invoke rotate-keys
+.PHONY: dev test unit lint check deploy smoke fuzz bench invoke rotate-keys
 
 ## Start DynamoDB Local (:8000), create the table, serve every function on :9000. Ctrl-C stops it all.
 dev:
@@ -9,6 +9,10 @@ dev:
 test:
 	@scripts/test
 	@$(MAKE) --no-print-directory lint
+
+## Fast unit tests that need nothing started: every crate but `integration` (no DynamoDB Local, no running stack).
+unit:
+	cargo test --workspace --exclude integration
 
 ## The deploy path, offline: lint and test template.yaml, sam build every function for arm64.
 check:
@@ -34,10 +38,11 @@ fuzz:
 bench:
 	@scripts/bench
 
-## Formatting and clippy, warnings as errors.
+## Formatting and clippy, warnings as errors; the shared crate also without its HTTP edge, so no domain module can import it.
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets --all-features -- -D warnings
+	cargo clippy -p shared --no-default-features --lib -- -D warnings
 
 ## Invoke one function with a sample event against a running `make dev`: make invoke FN=login EVENT=login-ok
 invoke:

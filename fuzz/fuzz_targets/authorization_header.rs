@@ -6,7 +6,7 @@ use lambda_http::http::HeaderValue;
 use libfuzzer_sys::fuzz_target;
 use std::sync::LazyLock;
 
-static KEYS: LazyLock<shared::token::TokenKeys> = LazyLock::new(shared::testing::dev_keys);
+static KEYS: LazyLock<shared::token::TokenAuthority> = LazyLock::new(shared::testing::dev_authority);
 
 fuzz_target!(|data: &[u8]| {
     let Ok(value) = HeaderValue::from_bytes(data) else { return };
@@ -17,6 +17,6 @@ fuzz_target!(|data: &[u8]| {
         .body(Body::Empty)
         .expect("a request");
     if let Ok(Some(token)) = shared::http::bearer_token(&req) {
-        assert!(KEYS.verify_access(token).is_err(), "a random header is never a valid token");
+        assert!(KEYS.verify_access(token, shared::now()).is_err(), "a random header is never a valid token");
     }
 });

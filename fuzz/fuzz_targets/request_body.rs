@@ -8,7 +8,7 @@ use libfuzzer_sys::fuzz_target;
 use shared::http::{JsonObject, refresh_token};
 use std::sync::LazyLock;
 
-static KEYS: LazyLock<shared::token::TokenKeys> = LazyLock::new(shared::testing::dev_keys);
+static KEYS: LazyLock<shared::token::TokenAuthority> = LazyLock::new(shared::testing::dev_authority);
 
 fn request(data: &[u8]) -> Request {
     lambda_http::http::Request::builder()
@@ -21,15 +21,17 @@ fn request(data: &[u8]) -> Request {
 
 fuzz_target!(|data: &[u8]| {
     let req = request(data);
-    let _ = shared::credentials::from_request(&req);
+    let _ = shared::http::credentials(&req);
     if let Ok(body) = JsonObject::from_request(&req) {
-        let _ = refresh_token(&KEYS, &req, body.as_ref());
+        if let Ok(token) = refresh_token(&req, body.as_ref()) {
+            assert!(KEYS.verify_refresh(token, shared::now()).is_err(), "a random body never holds a valid token");
+        }
         if let Some(body) = body {
             let _ = body.flag("everywhere");
         }
     }
     if let Ok(text) = std::str::from_utf8(data) {
         let req = lambda_http::http::Request::builder().method("POST").uri("/x").body(Body::Text(text.into())).unwrap();
-        let _ = shared::credentials::from_request(&req);
+        let _ = shared::http::credentials(&req);
     }
 });

@@ -3,16 +3,17 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shared::testing::{b64, dev_env, dev_keys};
+use shared::testing::{b64, dev_authority, dev_env};
 use std::sync::LazyLock;
 
-static KEYS: LazyLock<shared::token::TokenKeys> = LazyLock::new(dev_keys);
+static KEYS: LazyLock<shared::token::TokenAuthority> = LazyLock::new(dev_authority);
 static SECRET: LazyLock<Vec<u8>> = LazyLock::new(|| dev_env("JWT_SECRET").unwrap().into_bytes());
 
 fuzz_target!(|data: &[u8]| {
+    let now = shared::now();
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = KEYS.verify_access(text);
-        let _ = KEYS.verify_refresh(text);
+        let _ = KEYS.verify_access(text, now);
+        let _ = KEYS.verify_refresh(text, now);
     }
     // Split the input into a header and claims, sign them with the real key.
     let cut = data.iter().position(|&b| b == 0).unwrap_or(data.len() / 2);
@@ -25,11 +26,10 @@ fuzz_target!(|data: &[u8]| {
     )
     .unwrap();
     let token = format!("{input}.{signature}");
-    if let Ok(claims) = KEYS.verify_access(&token) {
+    if let Ok(claims) = KEYS.verify_access(&token, now) {
         // Whatever got through must really be a live access token of ours.
-        let now = shared::now();
-        assert!(claims.exp + shared::token::LEEWAY >= now && claims.nbf <= now + shared::token::LEEWAY);
+        assert!(claims.exp + shared::limits::LEEWAY >= now && claims.nbf <= now + shared::limits::LEEWAY);
         assert_eq!(claims.token_use, shared::token::TokenUse::Access);
     }
-    let _ = KEYS.verify_refresh(&token);
+    let _ = KEYS.verify_refresh(&token, now);
 });

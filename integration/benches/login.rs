@@ -6,9 +6,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use integration::{fresh_store, request, status_and_json};
 use serde_json::json;
 use shared::credentials::{Password, Username};
-use shared::keys::Keys;
+use shared::key_cache::KeyCache;
 use shared::store::{SessionStore, UserStore};
-use shared::testing::dev_keys;
+use shared::testing::dev_authority;
 use std::time::{Duration, Instant};
 
 fn login(c: &mut Criterion) {
@@ -24,16 +24,16 @@ fn login(c: &mut Criterion) {
         .unwrap();
     assert_eq!(created.status(), 201);
     let state = login::State {
-        keys: Keys::ready(dev_keys()),
+        keys: KeyCache::ready(dev_authority()),
         store: store.clone(),
     };
     let password = Password::parse("correct horse battery staple").unwrap();
     let hash = rt.block_on(shared::password::hash(&password)).unwrap();
     let username = Username::parse("bench").unwrap();
     let user = rt.block_on(store.login_record(&username)).unwrap().user.unwrap();
-    let keys = dev_keys();
+    let keys = dev_authority();
     let write_session = || {
-        let session = shared::session::start(&keys, &user, shared::now());
+        let session = shared::service::sessions::start(&keys, &user, shared::now());
         rt.block_on(store.create_session(&session)).unwrap()
     };
     // DynamoDB Local is a JVM: until its JIT has compiled the Query and

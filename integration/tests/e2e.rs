@@ -507,7 +507,7 @@ fn claims(token_use: &str) -> serde_json::Value {
 }
 
 fn header() -> serde_json::Value {
-    json!({"alg": "HS256", "typ": "JWT", "kid": shared::testing::dev_keys().kid()})
+    json!({"alg": "HS256", "typ": "JWT", "kid": shared::testing::dev_authority().kid()})
 }
 
 fn secret() -> Vec<u8> {
@@ -534,7 +534,7 @@ async fn forged_tampered_expired_and_misaddressed_access_tokens_are_401() {
             forge(header(), claims("access"), b"another-secret-0123456789abcdefghij"),
         ),
         ("alg none", {
-            let h = json!({"alg": "none", "typ": "JWT", "kid": shared::testing::dev_keys().kid()});
+            let h = json!({"alg": "none", "typ": "JWT", "kid": shared::testing::dev_authority().kid()});
             let t = forge(h, claims("access"), &secret());
             format!("{}.", t.rsplit_once('.').unwrap().0)
         }),

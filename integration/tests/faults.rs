@@ -5,9 +5,9 @@
 
 use integration::{Fault, FaultProxy, fresh_store, request, status_and_json};
 use serde_json::json;
-use shared::keys::Keys;
+use shared::key_cache::KeyCache;
 use shared::store::dynamo::{DynamoStore, local_client};
-use shared::testing::dev_keys;
+use shared::testing::dev_authority;
 use std::time::{Duration, Instant};
 
 /// A fresh table reached through a fault proxy.
@@ -83,7 +83,7 @@ async fn a_refused_connection_is_503_on_every_route_that_stores() {
     let (store, proxy) = behind_proxy().await;
     assert_eq!(register(&store, "rita").await.0, 201);
     let state = login::State {
-        keys: Keys::ready(dev_keys()),
+        keys: KeyCache::ready(dev_authority()),
         store: store.clone(),
     };
     let (_, tokens) = login(&state, "rita").await;
@@ -91,12 +91,12 @@ async fn a_refused_connection_is_503_on_every_route_that_stores() {
     unavailable(&register(&store, "rita2").await);
     unavailable(&login(&state, "rita").await);
     let refresh_state = refresh::State {
-        keys: Keys::ready(dev_keys()),
+        keys: KeyCache::ready(dev_authority()),
         store: store.clone(),
     };
     unavailable(&refresh(&refresh_state, tokens["refresh_token"].as_str().unwrap()).await);
     let logout_state = logout::State {
-        keys: Keys::ready(dev_keys()),
+        keys: KeyCache::ready(dev_authority()),
         store,
     };
     let req = request("POST", "/logout", json!({ "refresh_token": tokens["refresh_token"] }));
@@ -108,7 +108,7 @@ async fn a_failed_rotation_leaves_the_old_token_valid() {
     let (store, proxy) = behind_proxy().await;
     register(&store, "otto").await;
     let state = login::State {
-        keys: Keys::ready(dev_keys()),
+        keys: KeyCache::ready(dev_authority()),
         store: store.clone(),
     };
     let token = login(&state, "otto").await.1["refresh_token"]
@@ -116,7 +116,7 @@ async fn a_failed_rotation_leaves_the_old_token_valid() {
         .unwrap()
         .to_owned();
     let refresh_state = refresh::State {
-        keys: Keys::ready(dev_keys()),
+        keys: KeyCache::ready(dev_authority()),
         store,
     };
     proxy.set(Fault::Throttle);
@@ -131,7 +131,7 @@ async fn a_rotation_whose_answer_is_lost_continues_one_lineage_on_retry() {
     let (store, proxy) = behind_proxy().await;
     register(&store, "lena").await;
     let state = login::State {
-        keys: Keys::ready(dev_keys()),
+        keys: KeyCache::ready(dev_authority()),
         store: store.clone(),
     };
     let first = login(&state, "lena").await.1["refresh_token"]
@@ -139,7 +139,7 @@ async fn a_rotation_whose_answer_is_lost_continues_one_lineage_on_retry() {
         .unwrap()
         .to_owned();
     let refresh_state = refresh::State {
-        keys: Keys::ready(dev_keys()),
+        keys: KeyCache::ready(dev_authority()),
         store,
     };
     proxy.set(Fault::LoseUpdateAnswer);
@@ -222,7 +222,7 @@ async fn dynamodb_local_stopped_mid_run_turns_every_call_into_503() {
     let store = DynamoStore::new(client, "auth");
     assert_eq!(register(&store, "stella").await.0, 201);
     let state = login::State {
-        keys: Keys::ready(dev_keys()),
+        keys: KeyCache::ready(dev_authority()),
         store: store.clone(),
     };
     let (status, tokens) = login(&state, "stella").await;
@@ -231,7 +231,7 @@ async fn dynamodb_local_stopped_mid_run_turns_every_call_into_503() {
     ddb.child.wait().unwrap();
     unavailable(&login(&state, "stella").await);
     let refresh_state = refresh::State {
-        keys: Keys::ready(dev_keys()),
+        keys: KeyCache::ready(dev_authority()),
         store,
     };
     unavailable(&refresh(&refresh_state, tokens["refresh_token"].as_str().unwrap()).await);

@@ -6,9 +6,9 @@ use aws_sdk_dynamodb::config::{ConfigBag, Intercept};
 use aws_sdk_dynamodb::error::BoxError;
 use integration::{fresh_store, request, required_env, status_and_json};
 use serde_json::json;
-use shared::keys::Keys;
+use shared::key_cache::KeyCache;
 use shared::store::dynamo::DynamoStore;
-use shared::testing::dev_keys;
+use shared::testing::dev_authority;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -68,7 +68,7 @@ async fn each_route_stays_within_its_dynamodb_round_trip_budget() {
     assert_eq!((answer.0, trips.take()), (201, 1), "register: one conditional PutItem");
 
     let login = login::State {
-        keys: Keys::ready(dev_keys()),
+        keys: KeyCache::ready(dev_authority()),
         store: store.clone(),
     };
     let (status, tokens) = status_and_json(
@@ -100,7 +100,7 @@ async fn each_route_stays_within_its_dynamodb_round_trip_budget() {
     assert_eq!((answer.0, trips.take()), (401, 2), "unknown user: the same two");
 
     let refresh = refresh::State {
-        keys: Keys::ready(dev_keys()),
+        keys: KeyCache::ready(dev_authority()),
         store: store.clone(),
     };
     let first = tokens["refresh_token"].clone();
@@ -119,7 +119,7 @@ async fn each_route_stays_within_its_dynamodb_round_trip_budget() {
     );
 
     let logout = logout::State {
-        keys: Keys::ready(dev_keys()),
+        keys: KeyCache::ready(dev_authority()),
         store,
     };
     let req = request("POST", "/logout", json!({ "refresh_token": rotated["refresh_token"] }));

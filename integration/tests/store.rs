@@ -2,7 +2,9 @@
 
 use integration::fresh_store;
 use shared::credentials::Username;
-use shared::store::{CreateUserError, FailedLogins, Rotation, Session, SessionKey, SessionStore, User, UserStore};
+use shared::lockout::FailedLogins;
+use shared::session::{Session, SessionKey};
+use shared::store::{CreateUserError, Rotation, SessionStore, User, UserStore};
 use std::sync::Arc;
 
 fn user(name: &str) -> User {

@@ -4,8 +4,8 @@
 
 use integration::{fresh_store, request, status_and_json};
 use serde_json::json;
-use shared::keys::Keys;
-use shared::testing::dev_keys;
+use shared::key_cache::KeyCache;
+use shared::testing::dev_authority;
 use std::time::{Duration, Instant};
 
 const SAMPLES: usize = 25;
@@ -28,7 +28,7 @@ async fn unknown_usernames_and_wrong_passwords_take_the_same_time() {
         assert_eq!(answer.0, 201);
     }
     let state = login::State {
-        keys: Keys::ready(dev_keys()),
+        keys: KeyCache::ready(dev_authority()),
         store,
     };
     let attempt = |name: String| {

@@ -110,7 +110,12 @@ pub async fn run(args: &[String], now: u64, secrets: &Client) -> Result<String, 
             set = KeySet::generate(alg, now);
             vec!["replaced every key with one new current key: every outstanding token is now refused".to_owned()]
         }
-        "rotate" => set.rotate(alg, policy, now).map_err(|e| e.to_string())?,
+        "rotate" => set
+            .rotate(alg, policy, now)
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
         _ => return Err(USAGE.into()),
     };
     if command == "rotate" {
@@ -125,7 +130,7 @@ fn describe(set: &KeySet) -> Result<Vec<String>, String> {
     Ok(set
         .keys
         .iter()
-        .zip(&loaded)
+        .zip(loaded.iter())
         .map(|(stored, key): (&StoredKey, _)| {
             let status = match stored.status {
                 Status::Next => "next",

@@ -4,19 +4,19 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, EncodingKey, crypto::sign};
 use shared::credentials::Password;
 use shared::keyset::{Alg, KeySet};
-use shared::testing::{dev_env, dev_keys};
-use shared::token::{AccessClaims, TokenKeys};
+use shared::testing::{dev_authority, dev_env};
+use shared::token::{AccessClaims, TokenAuthority};
 use std::hint::black_box;
 
 fn tokens(c: &mut Criterion) {
-    let keys = dev_keys();
+    let keys = dev_authority();
     let now = shared::now();
     let token = keys.issue_access("7d0c5d5e-0b6f-4a43-9d55-3f2f0f8c1a11", "alice", now);
     c.bench_function("access_token_issue", |b| {
         b.iter(|| keys.issue_access("u-1", black_box("alice"), now))
     });
     c.bench_function("access_token_verify", |b| {
-        b.iter(|| keys.verify_access(black_box(&token)).unwrap())
+        b.iter(|| keys.verify_access(black_box(&token), now).unwrap())
     });
 
     // The floor of any verify: one HMAC-SHA256 over the signing input, and the
@@ -40,16 +40,14 @@ fn tokens(c: &mut Criterion) {
 
     // The same with the asymmetric algorithms of a key set.
     for (name, alg) in [("eddsa", Alg::EdDSA), ("rs256", Alg::RS256)] {
-        let config = shared::testing::dev_config()
-            .with_secret(KeySet::generate(alg, 0).to_json())
-            .unwrap();
-        let keys = TokenKeys::new(config);
+        let keys =
+            TokenAuthority::from_secret(shared::testing::dev_settings(), &KeySet::generate(alg, 0).to_json()).unwrap();
         let token = keys.issue_access("7d0c5d5e-0b6f-4a43-9d55-3f2f0f8c1a11", "alice", now);
         c.bench_function(&format!("access_token_issue_{name}"), |b| {
             b.iter(|| keys.issue_access("u-1", black_box("alice"), now))
         });
         c.bench_function(&format!("access_token_verify_{name}"), |b| {
-            b.iter(|| keys.verify_access(black_box(&token)).unwrap())
+            b.iter(|| keys.verify_access(black_box(&token), now).unwrap())
         });
     }
 }

@@ -1,8 +1,5 @@
 //! Configuration read once per cold start from the environment.
 
-use crate::keyset::{KeySet, LoadedKey};
-use std::fmt;
-
 /// Why the function refuses to start.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -12,17 +9,12 @@ pub enum ConfigError {
     Invalid(&'static str, String),
 }
 
-/// Shortest HMAC secret accepted, in bytes (HS256 wants at least its output size).
-pub const MIN_SECRET_BYTES: usize = 32;
-
 const DAY: u64 = 24 * 3600;
 
-/// Everything the token layer needs: the keys, the claims to set and require,
-/// and the lifetimes.
-#[derive(Clone)]
-pub struct TokenConfig {
-    /// The signing key and the keys that verify (see `keyset`); empty until `with_secret`.
-    pub keys: Vec<LoadedKey>,
+/// What tokens say and how long they and their sessions live: everything
+/// about tokens but the keys, which come from elsewhere (`token::TokenAuthority`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSettings {
     pub issuer: String,
     pub audience: String,
     /// Access token lifetime, seconds.
@@ -35,47 +27,9 @@ pub struct TokenConfig {
     pub session_lifetime: u64,
 }
 
-// Never print key material, not even in a debug log: key ids only.
-impl fmt::Debug for TokenConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenConfig")
-            .field("kids", &self.keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>())
-            .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
-            .field("access_ttl", &self.access_ttl)
-            .field("refresh_ttl", &self.refresh_ttl)
-            .field("reuse_grace", &self.reuse_grace)
-            .field("session_lifetime", &self.session_lifetime)
-            .finish()
-    }
-}
-
-impl TokenConfig {
-    /// Reads the token configuration, keys included (`JWT_SECRET`), through
-    /// `lookup`, so tests need not touch the environment.
+impl TokenSettings {
+    /// Reads the settings through `lookup`, so tests need not touch the environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let secret = lookup("JWT_SECRET")
-            .filter(|s| !s.is_empty())
-            .ok_or(ConfigError::Missing(
-                "JWT_SECRET",
-                "set it to a random string of at least 32 bytes (e.g. `openssl rand -base64 48`) or a key set \
-             (`cargo run -p keytool -- new EdDSA`), or set JWT_SECRET_ARN to a Secrets Manager secret that holds one",
-            ))?;
-        Self::settings_from_lookup(lookup)?.with_secret(secret)
-    }
-
-    /// Sets the keys from a key set or a plain HS256 secret, once every key is
-    /// known to be well formed and strong enough.
-    pub fn with_secret(self, secret: String) -> Result<Self, ConfigError> {
-        Ok(Self {
-            keys: KeySet::parse(&secret)?.load()?,
-            ..self
-        })
-    }
-
-    /// Reads everything but the keys, which stay empty until `with_secret`:
-    /// for a secret that comes from Secrets Manager.
-    pub fn settings_from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let seconds = |name: &'static str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
             match lookup(name).filter(|v| !v.trim().is_empty()) {
                 None => Ok(default),
@@ -94,7 +48,6 @@ impl TokenConfig {
                 .unwrap_or_else(|| default.to_owned())
         };
         Ok(Self {
-            keys: Vec::new(),
             issuer: text("JWT_ISSUER", "lambda-jwt-auth"),
             audience: text("JWT_AUDIENCE", "lambda-jwt-auth"),
             access_ttl: seconds("ACCESS_TOKEN_TTL", 15 * 60, 1, DAY)?,
@@ -103,6 +56,18 @@ impl TokenConfig {
             reuse_grace: seconds("REFRESH_REUSE_GRACE", 10, 0, 60)?,
             session_lifetime: seconds("SESSION_MAX_LIFETIME", 90 * DAY, 1, 400 * DAY)?,
         })
+    }
+}
+
+/// Unwraps a start-up result, or prints the error as one clear sentence and
+/// exits, so Lambda reports an init failure instead of serving with a bad setup.
+pub fn or_exit<T, E: std::fmt::Display>(result: Result<T, E>) -> T {
+    match result {
+        Ok(value) => value,
+        Err(error) => {
+            eprintln!("startup error: {error}");
+            std::process::exit(1);
+        }
     }
 }
 
@@ -122,35 +87,22 @@ mod tests {
     use super::*;
     use crate::testing::lookup;
 
-    const GOOD: &str = "0123456789abcdef0123456789abcdef-good-secret";
-
-    #[test]
-    fn a_missing_secret_is_a_startup_error_that_says_what_to_do() {
-        let err = TokenConfig::from_lookup(lookup(&[])).unwrap_err();
-        assert!(err.to_string().contains("JWT_SECRET is not set"), "{err}");
-    }
-
-    #[test]
-    fn a_secret_shorter_than_32_bytes_is_rejected() {
-        let err = TokenConfig::from_lookup(lookup(&[("JWT_SECRET", "0123456789abcdef0123456789abcde")])).unwrap_err();
-        assert!(err.to_string().contains("31 bytes"), "{err}");
-    }
-
-    #[test]
-    fn a_long_secret_of_one_repeated_character_is_rejected() {
-        let secret = "a".repeat(64);
-        assert!(TokenConfig::from_lookup(lookup(&[("JWT_SECRET", &secret)])).is_err());
-    }
-
     #[test]
     fn defaults_follow_the_spec() {
-        let c = TokenConfig::from_lookup(lookup(&[("JWT_SECRET", GOOD)])).unwrap();
-        assert_eq!((c.access_ttl, c.refresh_ttl, c.reuse_grace), (900, 2_592_000, 10));
+        let c = TokenSettings::from_lookup(lookup(&[])).unwrap();
+        assert_eq!(
+            (c.access_ttl, c.refresh_ttl, c.reuse_grace, c.session_lifetime),
+            (900, 2_592_000, 10, 90 * DAY)
+        );
+        assert_eq!(
+            (c.issuer.as_str(), c.audience.as_str()),
+            ("lambda-jwt-auth", "lambda-jwt-auth")
+        );
     }
 
     #[test]
     fn a_non_numeric_lifetime_is_a_startup_error() {
-        let err = TokenConfig::from_lookup(lookup(&[("JWT_SECRET", GOOD), ("ACCESS_TOKEN_TTL", "15m")])).unwrap_err();
+        let err = TokenSettings::from_lookup(lookup(&[("ACCESS_TOKEN_TTL", "15m")])).unwrap_err();
         assert!(err.to_string().contains("ACCESS_TOKEN_TTL"), "{err}");
     }
 
@@ -163,20 +115,14 @@ mod tests {
             ("SESSION_MAX_LIFETIME", "99999999999"),
             ("REFRESH_TOKEN_TTL", "-5"),
         ] {
-            let err = TokenConfig::from_lookup(lookup(&[("JWT_SECRET", GOOD), (name, value)])).unwrap_err();
+            let err = TokenSettings::from_lookup(lookup(&[(name, value)])).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");
         }
     }
 
     #[test]
     fn a_zero_grace_means_strict_rotation() {
-        let c = TokenConfig::from_lookup(lookup(&[("JWT_SECRET", GOOD), ("REFRESH_REUSE_GRACE", "0")])).unwrap();
+        let c = TokenSettings::from_lookup(lookup(&[("REFRESH_REUSE_GRACE", "0")])).unwrap();
         assert_eq!(c.reuse_grace, 0);
-    }
-
-    #[test]
-    fn debug_output_never_shows_the_secret() {
-        let c = TokenConfig::from_lookup(lookup(&[("JWT_SECRET", GOOD)])).unwrap();
-        assert!(!format!("{c:?}").contains(GOOD));
     }
 }

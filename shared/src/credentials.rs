@@ -63,15 +63,6 @@ impl fmt::Debug for Password {
     }
 }
 
-/// The `{"username", "password"}` body of register and login, parsed.
-pub fn from_request(req: &lambda_http::Request) -> Result<(Username, Password), crate::http::ApiError> {
-    use crate::http::{ApiError, JsonObject};
-    let body = JsonObject::require(req)?;
-    let username = Username::parse(body.string("username")?).map_err(ApiError::invalid)?;
-    let password = Password::parse(body.string("password")?).map_err(ApiError::invalid)?;
-    Ok((username, password))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

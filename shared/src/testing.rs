@@ -1,11 +1,12 @@
 //! Test support shared by the crates' tests: hand-made tokens for attack
-//! cases, the committed sample events, and the keys of the dev env file.
+//! cases, the dev keys, user fixtures and the committed sample events
+//! (`http::testing` turns them into requests and reads the answers).
 
-use crate::config::TokenConfig;
-use crate::token::TokenKeys;
+use crate::config::TokenSettings;
+use crate::store::User;
+use crate::token::TokenAuthority;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, crypto::sign};
-use lambda_http::Request;
 
 /// An environment of exactly these variables, for the `*_from_lookup` readers.
 pub fn lookup<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
@@ -47,32 +48,49 @@ pub fn dev_env(name: &str) -> Option<String> {
         .map(|(_, v)| v.trim().to_owned())
 }
 
-/// The token configuration `make dev` runs with, which signed the tokens in `events/`.
-pub fn dev_config() -> TokenConfig {
-    TokenConfig::from_lookup(dev_env).expect("dev.env holds a valid token configuration")
+/// The token settings `make dev` runs with.
+pub fn dev_settings() -> TokenSettings {
+    TokenSettings::from_lookup(dev_env).expect("dev.env holds valid token settings")
 }
 
-/// Token keys built from `dev_config`.
-pub fn dev_keys() -> TokenKeys {
-    TokenKeys::new(dev_config())
+/// The token authority `make dev` runs with, which signed the tokens in `events/`.
+pub fn dev_authority() -> TokenAuthority {
+    TokenAuthority::from_lookup(dev_env).expect("dev.env holds a valid token configuration")
+}
+
+/// The dev authority with another refresh grace window, seconds.
+pub fn authority_with_grace(reuse_grace: u64) -> TokenAuthority {
+    let settings = TokenSettings {
+        reuse_grace,
+        ..dev_settings()
+    };
+    let secret = dev_env("JWT_SECRET").expect("dev.env sets JWT_SECRET");
+    TokenAuthority::from_secret(settings, &secret).expect("the dev secret is valid")
+}
+
+/// A user with no usable password (sessions and tokens only need the names).
+pub fn user(id: &str, username: &str) -> User {
+    User {
+        id: id.to_owned(),
+        username: username.to_owned(),
+        password_hash: String::new(),
+        created_at: 1,
+    }
+}
+
+/// A user whose password is `password`, hashed as register does.
+pub async fn user_with_password(id: &str, username: &str, password: &str) -> User {
+    let password = crate::credentials::Password::parse(password).expect("a password within the rules");
+    User {
+        password_hash: crate::password::hash(&password).await.expect("hashing works in tests"),
+        ..user(id, username)
+    }
 }
 
 /// The raw JSON of `events/<name>.json`.
 pub fn event_json(name: &str) -> String {
     let path = format!("{}/../events/{name}.json", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
-}
-
-/// `events/<name>.json` as the request a function receives, its
-/// `${REFRESH_TOKEN}` or `${ACCESS_TOKEN}` placeholder replaced by `token` when given.
-pub fn event(name: &str, token: Option<&str>) -> Request {
-    let mut json = event_json(name);
-    if let Some(token) = token {
-        json = json
-            .replace("${REFRESH_TOKEN}", token)
-            .replace("${ACCESS_TOKEN}", token);
-    }
-    lambda_http::request::from_str(&json).unwrap_or_else(|e| panic!("events/{name}.json is not an event: {e}"))
 }
 
 /// A DynamoDB store pointed at a closed port: every call fails like an unreachable DynamoDB.

@@ -2,24 +2,22 @@
 //! the dev HS256 key and with an RS256 key set.
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use shared::keys::Keys;
+use shared::key_cache::KeyCache;
 use shared::keyset::{Alg, KeySet};
-use shared::testing::{dev_config, event_json};
-use shared::token::TokenKeys;
+use shared::testing::{dev_authority, dev_settings, event_json};
+use shared::token::TokenAuthority;
 
 fn decide(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let rs256 = dev_config()
-        .with_secret(KeySet::generate(Alg::RS256, 0).to_json())
-        .unwrap();
-    for (name, config) in [
-        ("authorizer_decision", dev_config()),
+    let rs256 = TokenAuthority::from_secret(dev_settings(), &KeySet::generate(Alg::RS256, 0).to_json()).unwrap();
+    for (name, authority) in [
+        ("authorizer_decision", dev_authority()),
         ("authorizer_decision_rs256", rs256),
     ] {
-        let keys = Keys::ready(TokenKeys::new(config));
+        let keys = KeyCache::ready(authority);
         let token = rt
             .block_on(keys.get())
             .unwrap()

@@ -5,7 +5,7 @@
 //! Everything else is denied, which API Gateway answers with 403.
 
 use serde::{Deserialize, Serialize};
-use shared::keys::Keys;
+use shared::key_cache::KeyCache;
 use std::collections::HashMap;
 
 /// The part of the authorizer event this reads: the headers (and the identity
@@ -42,7 +42,7 @@ pub struct Context {
 pub struct Unavailable;
 
 /// Decides one request.
-pub async fn handle(keys: &Keys, event: Event) -> Result<Decision, lambda_runtime::Error> {
+pub async fn handle(keys: &KeyCache, event: Event) -> Result<Decision, lambda_runtime::Error> {
     let keys = keys.get().await.map_err(|_| Unavailable)?;
     let deny = Decision {
         is_authorized: false,
@@ -56,7 +56,7 @@ pub async fn handle(keys: &Keys, event: Event) -> Result<Decision, lambda_runtim
         tracing::info!("denied: not a bearer token");
         return Ok(deny);
     };
-    match keys.verify_access(token) {
+    match keys.verify_access(token, shared::now()) {
         Ok(claims) => {
             tracing::info!(user_id = %claims.sub, "allowed");
             Ok(Decision {
@@ -94,8 +94,9 @@ fn authorization(event: &Event) -> Option<&str> {
 mod tests {
     use super::*;
     use shared::keyset::{Alg, KeySet};
-    use shared::testing::{dev_config, dev_env, dev_keys, event_json, forge};
-    use shared::token::{SessionGeneration, TokenKeys};
+    use shared::session::SessionGeneration;
+    use shared::testing::{dev_authority, dev_env, dev_settings, event_json, forge};
+    use shared::token::TokenAuthority;
 
     fn event(name: &str, token: Option<&str>) -> Event {
         let mut json = event_json(name);
@@ -106,7 +107,7 @@ mod tests {
     }
 
     async fn decide(event: Event) -> Decision {
-        handle(&Keys::ready(dev_keys()), event).await.unwrap()
+        handle(&KeyCache::ready(dev_authority()), event).await.unwrap()
     }
 
     fn denied() -> Decision {
@@ -118,7 +119,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_valid_access_token_is_allowed_and_its_user_passed_on() {
-        let token = dev_keys().issue_access("u-42", "alice", shared::now());
+        let token = dev_authority().issue_access("u-42", "alice", shared::now());
         let decision = decide(event("authorizer-ok", Some(&token))).await;
         let context = Context {
             sub: "u-42".into(),
@@ -145,7 +146,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_tampered_token_is_denied() {
-        let token = dev_keys().issue_access("u-42", "alice", shared::now());
+        let token = dev_authority().issue_access("u-42", "alice", shared::now());
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
         let claims = serde_json::json!({
             "iss": dev_env("JWT_ISSUER"), "aud": dev_env("JWT_AUDIENCE"), "sub": "u-1", "username": "admin",
@@ -154,7 +155,7 @@ mod tests {
         parts[1] = shared::testing::b64(claims.to_string().as_bytes());
         assert_eq!(decide(event("authorizer-ok", Some(&parts.join(".")))).await, denied());
         let other_key = forge(
-            serde_json::json!({"alg": "HS256", "kid": dev_keys().kid()}),
+            serde_json::json!({"alg": "HS256", "kid": dev_authority().kid()}),
             claims,
             b"another-secret-0123456789abcdefghij",
         );
@@ -164,7 +165,7 @@ mod tests {
     #[tokio::test]
     async fn a_refresh_token_is_the_wrong_kind_and_denied() {
         let now = shared::now();
-        let refresh = dev_keys().issue_refresh(&SessionGeneration {
+        let refresh = dev_authority().issue_refresh(&SessionGeneration {
             session_id: "s-1",
             user_id: "u-42",
             username: "alice",
@@ -186,31 +187,22 @@ mod tests {
 
     #[tokio::test]
     async fn tokens_of_an_asymmetric_key_set_are_allowed_with_it() {
-        let config = dev_config()
-            .with_secret(KeySet::generate(Alg::EdDSA, 0).to_json())
-            .unwrap();
-        let keys = Keys::ready(TokenKeys::new(config));
+        let authority = TokenAuthority::from_secret(dev_settings(), &KeySet::generate(Alg::EdDSA, 0).to_json());
+        let keys = KeyCache::ready(authority.unwrap());
         let token = keys.get().await.unwrap().issue_access("u-7", "bob", shared::now());
         let decision = handle(&keys, event("authorizer-ok", Some(&token))).await.unwrap();
         assert!(decision.is_authorized);
-        let dev_token = dev_keys().issue_access("u-7", "bob", shared::now());
+        let dev_token = dev_authority().issue_access("u-7", "bob", shared::now());
         let decision = handle(&keys, event("authorizer-ok", Some(&dev_token))).await.unwrap();
         assert!(!decision.is_authorized, "a key it was not configured with");
     }
 
     #[tokio::test]
     async fn unreadable_keys_are_an_error_that_api_gateway_does_not_cache_not_a_denial() {
-        let settings = shared::config::TokenConfig::settings_from_lookup(|_| None).unwrap();
-        let unreachable = shared::keys::SecretSource::new(
-            "http://127.0.0.1:9",
-            "arn:secret",
-            "token".into(),
-            settings,
-            std::time::Duration::MAX,
-        )
-        .unwrap();
-        let keys = Keys::from_secret(unreachable);
-        let token = dev_keys().issue_access("u-42", "alice", shared::now());
+        let unreachable =
+            shared::secret::SecretSource::new("http://127.0.0.1:9", "arn:secret", "token".into()).unwrap();
+        let keys = KeyCache::from_secret(unreachable, dev_settings(), std::time::Duration::MAX);
+        let token = dev_authority().issue_access("u-42", "alice", shared::now());
         assert!(handle(&keys, event("authorizer-ok", Some(&token))).await.is_err());
     }
 }

@@ -2,10 +2,11 @@
 //! of an RS256 and an EdDSA key.
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use shared::keys::Keys;
+use shared::http::testing::event;
+use shared::key_cache::KeyCache;
 use shared::keyset::{Alg, KeySet, Status, StoredKey};
-use shared::testing::{dev_config, event};
-use shared::token::TokenKeys;
+use shared::testing::dev_settings;
+use shared::token::TokenAuthority;
 
 fn serve(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -14,7 +15,7 @@ fn serve(c: &mut Criterion) {
         .unwrap();
     let mut set = KeySet::generate(Alg::RS256, 0);
     set.keys.push(StoredKey::generate(Alg::EdDSA, Status::Next, 0));
-    let keys = Keys::ready(TokenKeys::new(dev_config().with_secret(set.to_json()).unwrap()));
+    let keys = KeyCache::ready(TokenAuthority::from_secret(dev_settings(), &set.to_json()).unwrap());
     c.bench_function("jwks_handler", |b| {
         b.iter_batched(
             || event("jwks", None),

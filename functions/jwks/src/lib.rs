@@ -7,18 +7,18 @@ use lambda_http::http::header::{CACHE_CONTROL, HOST};
 use lambda_http::http::{HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use shared::http::{ApiError, json, require_method, respond};
-use shared::keys::Keys;
+use shared::key_cache::KeyCache;
 
 /// How long a client may cache either document, seconds. A rotation waits
 /// this plus the functions' key refresh interval before a new key signs.
 pub const MAX_AGE: u64 = 300;
 
 /// Answers one request.
-pub async fn handle(keys: &Keys, req: Request) -> Result<Response<Body>, Error> {
+pub async fn handle(keys: &KeyCache, req: Request) -> Result<Response<Body>, Error> {
     respond(&req, discovery(keys, &req)).await
 }
 
-async fn discovery(keys: &Keys, req: &Request) -> Result<Response<Body>, ApiError> {
+async fn discovery(keys: &KeyCache, req: &Request) -> Result<Response<Body>, ApiError> {
     require_method(req, Method::GET)?;
     let keys = keys.get().await?;
     let jwks = keys.jwks();
@@ -35,8 +35,8 @@ async fn discovery(keys: &Keys, req: &Request) -> Result<Response<Body>, ApiErro
             }
         }
         serde_json::json!({
-            "issuer": keys.config().issuer,
-            "jwks_uri": jwks_uri(&keys.config().issuer, req),
+            "issuer": keys.settings().issuer,
+            "jwks_uri": jwks_uri(&keys.settings().issuer, req),
             "id_token_signing_alg_values_supported": algs,
         })
     } else {
@@ -74,12 +74,13 @@ fn jwks_uri(issuer: &str, req: &Request) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::http::testing::event;
     use shared::keyset::{Alg, KeySet, Status, StoredKey};
-    use shared::testing::{dev_config, event, event_json};
-    use shared::token::TokenKeys;
+    use shared::testing::{dev_authority, dev_settings, event_json};
+    use shared::token::TokenAuthority;
 
     /// Keys like a stack in mid-rotation: RS256 current, EdDSA next, the dev HS256 secret previous.
-    fn keys() -> (Keys, KeySet) {
+    fn keys() -> (KeyCache, KeySet) {
         let mut set = KeySet::generate(Alg::RS256, 0);
         set.keys.push(StoredKey::generate(Alg::EdDSA, Status::Next, 0));
         let mut dev = KeySet::parse(&shared::testing::dev_env("JWT_SECRET").unwrap())
@@ -87,17 +88,12 @@ mod tests {
             .keys;
         dev[0].status = Status::Previous;
         set.keys.extend(dev);
-        let config = dev_config().with_secret(set.to_json()).unwrap();
-        (Keys::ready(TokenKeys::new(config)), set)
+        let authority = TokenAuthority::from_secret(dev_settings(), &set.to_json()).unwrap();
+        (KeyCache::ready(authority), set)
     }
 
-    async fn call(keys: &Keys, req: Request) -> (Response<Body>, serde_json::Value) {
-        let response = handle(keys, req).await.unwrap();
-        let body = match response.body() {
-            Body::Text(t) => serde_json::from_str(t).unwrap(),
-            _ => serde_json::Value::Null,
-        };
-        (response, body)
+    async fn call(keys: &KeyCache, req: Request) -> (Response<Body>, serde_json::Value) {
+        shared::http::testing::call(handle(keys, req)).await
     }
 
     #[tokio::test]
@@ -141,7 +137,7 @@ mod tests {
         let mut set = KeySet::generate(Alg::RS256, 0);
         set.keys.push(StoredKey::generate(Alg::EdDSA, Status::Next, 0));
         set.keys.push(StoredKey::generate(Alg::RS256, Status::Previous, 0));
-        let keys = Keys::ready(TokenKeys::new(dev_config().with_secret(set.to_json()).unwrap()));
+        let keys = KeyCache::ready(TokenAuthority::from_secret(dev_settings(), &set.to_json()).unwrap());
         let (_, body) = call(&keys, event("openid-configuration", None)).await;
         assert_eq!(
             body["id_token_signing_alg_values_supported"],
@@ -151,16 +147,19 @@ mod tests {
 
     #[tokio::test]
     async fn an_https_issuer_is_where_the_jwks_is() {
-        let mut config = dev_config();
-        config.issuer = "https://auth.example.com/".into();
-        let keys = Keys::ready(TokenKeys::new(config));
+        let settings = shared::config::TokenSettings {
+            issuer: "https://auth.example.com/".into(),
+            ..dev_settings()
+        };
+        let secret = shared::testing::dev_env("JWT_SECRET").unwrap();
+        let keys = KeyCache::ready(TokenAuthority::from_secret(settings, &secret).unwrap());
         let (_, body) = call(&keys, event("openid-configuration", None)).await;
         assert_eq!(body["jwks_uri"], "https://auth.example.com/.well-known/jwks.json");
     }
 
     #[tokio::test]
     async fn a_plain_hs256_secret_publishes_an_empty_key_set() {
-        let keys = Keys::ready(TokenKeys::new(dev_config()));
+        let keys = KeyCache::ready(dev_authority());
         let (_, body) = call(&keys, event("jwks", None)).await;
         assert_eq!(body, serde_json::json!({"keys": []}));
     }

@@ -1,10 +1,10 @@
-//! Logout: revoke the session the refresh token belongs to, in one conditional
-//! write; with `"everywhere": true`, every session of the user.
+//! `POST /logout`: parse the refresh token (and `"everywhere"`), end the
+//! session or every session of the user, answer 204.
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, Response};
 use shared::http::{ApiError, JsonObject, no_content, refresh_token, require_method, respond};
-use shared::store::{Presented, SessionStore};
+use shared::store::SessionStore;
 
 pub use shared::State;
 
@@ -15,175 +15,101 @@ pub async fn handle<S: SessionStore>(state: &State<S>, req: Request) -> Result<R
 
 async fn logout<S: SessionStore>(state: &State<S>, req: &Request) -> Result<Response<Body>, ApiError> {
     require_method(req, Method::POST)?;
-    let keys = state.keys.get().await?;
-    let keys = keys.as_ref();
+    let authority = state.keys.get().await?;
     let body = JsonObject::from_request(req)?;
     let everywhere = body
         .as_ref()
         .map(|b| b.flag("everywhere"))
         .transpose()?
         .unwrap_or(false);
-    let (_, claims) = refresh_token(keys, req, body.as_ref())?;
-    let now = shared::now();
-    // Revoke first, in one write: whatever the token's generation, its session must end.
-    let session = state
-        .store
-        .revoke_session(&claims.session_key(), now)
-        .await?
-        .ok_or(ApiError::InvalidToken)?;
-    match session.classify(claims.generation, now, keys.config().reuse_grace) {
-        Presented::Live | Presented::Retry => {}
-        Presented::Reused | Presented::Unknown => {
-            tracing::warn!(session_id = %claims.sid, user_id = %claims.sub, "spent refresh token at logout: session revoked");
-            return Err(ApiError::InvalidToken);
-        }
-    }
-    if everywhere {
-        let others = state.store.revoke_all_sessions(&claims.username, now).await?;
-        tracing::info!(user_id = %claims.sub, others, "logged out everywhere");
-    } else {
-        tracing::info!(session_id = %claims.sid, user_id = %claims.sub, "logged out");
-    }
+    let token = refresh_token(req, body.as_ref())?;
+    shared::service::logout(&state.store, &authority, token, everywhere, shared::now()).await?;
     Ok(no_content())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::keys::Keys;
-    use shared::store::User;
+    use shared::http::testing::{call, event, event_with_body};
+    use shared::key_cache::KeyCache;
+    use shared::service::sessions;
+    use shared::session::Session;
     use shared::store::memory::MemoryStore;
-    use shared::testing::{dev_keys, event};
+    use shared::testing::{dev_authority, user};
 
-    async fn logged_in() -> (State<MemoryStore>, String) {
-        let state = State {
-            keys: Keys::ready(dev_keys()),
-            store: MemoryStore::default(),
-        };
-        let user = User {
-            id: "u-1".into(),
-            username: "alice".into(),
-            password_hash: String::new(),
-            created_at: 0,
-        };
-        let session = shared::session::start(&state.keys.loaded().unwrap(), &user, shared::now());
+    /// A state with one session of `username`, and its refresh token.
+    async fn logged_in(state: &State<MemoryStore>, username: &str) -> (Session, String) {
+        let authority = state.keys.loaded().unwrap();
+        let session = sessions::start(&authority, &user("u-1", username), shared::now());
         state.store.create_session(&session).await.unwrap();
-        let token = state.keys.loaded().unwrap().issue_refresh(&session.generation());
-        (state, token)
+        let token = authority.issue_refresh(&session.generation());
+        (session, token)
+    }
+
+    fn state() -> State<MemoryStore> {
+        State {
+            keys: KeyCache::ready(dev_authority()),
+            store: MemoryStore::default(),
+        }
     }
 
     #[tokio::test]
-    async fn logout_revokes_the_session_and_answers_204() {
-        let (state, token) = logged_in().await;
-        let response = handle(&state, event("logout-ok", Some(&token))).await.unwrap();
+    async fn logout_revokes_the_session_and_answers_204_then_401() {
+        let state = state();
+        let (session, token) = logged_in(&state, "alice").await;
+        let (response, _) = call(handle(&state, event("logout-ok", Some(&token)))).await;
         assert_eq!(response.status(), 204);
-        let sid = state
-            .keys
-            .loaded()
-            .unwrap()
-            .verify_refresh(&token)
-            .unwrap()
-            .session_key();
-        assert!(state.store.session_now(&sid).unwrap().revoked);
+        assert!(state.store.session_now(&session.key()).unwrap().revoked);
+        let (again, body) = call(handle(&state, event("logout-ok", Some(&token)))).await;
+        assert_eq!(
+            (again.status().as_u16(), body["error"].as_str()),
+            (401, Some("invalid_token"))
+        );
     }
 
     #[tokio::test]
-    async fn a_second_logout_with_the_same_token_is_401() {
-        let (state, token) = logged_in().await;
-        handle(&state, event("logout-ok", Some(&token))).await.unwrap();
-        let response = handle(&state, event("logout-ok", Some(&token))).await.unwrap();
-        assert_eq!(response.status(), 401);
-    }
-
-    #[tokio::test]
-    async fn logout_with_a_spent_generation_revokes_the_session_but_answers_401() {
-        let (state, first) = logged_in().await;
-        let sid = state
-            .keys
-            .loaded()
-            .unwrap()
-            .verify_refresh(&first)
-            .unwrap()
-            .session_key();
-        let session = state.store.session_now(&sid).unwrap();
-        let later = shared::now() + 3600;
-        let next = shared::session::next_generation(&state.keys.loaded().unwrap(), &session, later - 100);
-        state
-            .store
-            .rotate_session(&sid, 0, &next.token_hash, later - 100)
-            .await
-            .unwrap();
-        let next = shared::session::next_generation(&state.keys.loaded().unwrap(), &next, later);
-        state
-            .store
-            .rotate_session(&sid, 1, &next.token_hash, later)
-            .await
-            .unwrap();
-        let response = handle(&state, event("logout-ok", Some(&first))).await.unwrap();
-        assert_eq!(response.status(), 401);
-        assert!(state.store.session_now(&sid).unwrap().revoked);
-    }
-
-    #[tokio::test]
-    async fn logout_everywhere_revokes_every_session_of_the_user_and_no_one_elses() {
-        let (state, token) = logged_in().await;
-        let user = User {
-            id: "u-1".into(),
-            username: "Alice".into(),
-            password_hash: String::new(),
-            created_at: 0,
-        };
-        let keys = state.keys.loaded().unwrap();
-        let other_device = shared::session::start(&keys, &user, shared::now());
-        state.store.create_session(&other_device).await.unwrap();
-        let bob = User {
-            id: "u-2".into(),
-            username: "bob".into(),
-            password_hash: String::new(),
-            created_at: 0,
-        };
-        let bobs = shared::session::start(&keys, &bob, shared::now());
-        state.store.create_session(&bobs).await.unwrap();
-        let mut event: serde_json::Value = serde_json::from_str(&shared::testing::event_json("logout-ok")).unwrap();
-        event["body"] = serde_json::json!({"everywhere": true, "refresh_token": token})
-            .to_string()
-            .into();
-        let json = event.to_string();
-        let response = handle(&state, lambda_http::request::from_str(&json).unwrap())
-            .await
-            .unwrap();
+    async fn everywhere_in_the_body_revokes_every_session_of_the_user() {
+        let state = state();
+        let (_, token) = logged_in(&state, "alice").await;
+        let (other_device, _) = logged_in(&state, "Alice").await;
+        let body = serde_json::json!({"everywhere": true, "refresh_token": token});
+        let (response, _) = call(handle(&state, event_with_body("logout-ok", &body))).await;
         assert_eq!(response.status(), 204);
         assert!(state.store.session_now(&other_device.key()).unwrap().revoked);
-        assert!(!state.store.session_now(&bobs.key()).unwrap().revoked);
+    }
+
+    #[tokio::test]
+    async fn everywhere_that_is_not_a_boolean_is_400_and_revokes_nothing() {
+        let state = state();
+        let (session, token) = logged_in(&state, "alice").await;
+        let body = serde_json::json!({"everywhere": "yes", "refresh_token": token});
+        let (response, body) = call(handle(&state, event_with_body("logout-ok", &body))).await;
+        assert_eq!(
+            (response.status().as_u16(), body["error"].as_str()),
+            (400, Some("invalid_request"))
+        );
+        assert!(!state.store.session_now(&session.key()).unwrap().revoked);
     }
 
     #[tokio::test]
     async fn logout_without_a_token_is_401() {
-        let (state, _) = logged_in().await;
         assert_eq!(
-            handle(&state, event("logout-no-token", None)).await.unwrap().status(),
+            call(handle(&state(), event("logout-no-token", None))).await.0.status(),
             401
         );
     }
 
     #[tokio::test]
-    async fn an_unreachable_store_is_503() {
-        let (mut state, token) = logged_in().await;
-        state.store.unavailable = true;
-        assert_eq!(
-            handle(&state, event("logout-ok", Some(&token))).await.unwrap().status(),
-            503
-        );
-    }
-
-    #[tokio::test]
     async fn dynamodb_on_a_closed_port_is_503_unavailable() {
-        let (memory, token) = logged_in().await;
+        let memory = state();
+        let (_, token) = logged_in(&memory, "alice").await;
         let state = State {
             keys: memory.keys,
             store: shared::testing::unreachable_store().await,
         };
-        let response = handle(&state, event("logout-ok", Some(&token))).await.unwrap();
-        assert_eq!(response.status(), 503);
+        assert_eq!(
+            call(handle(&state, event("logout-ok", Some(&token)))).await.0.status(),
+            503
+        );
     }
 }

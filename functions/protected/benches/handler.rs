@@ -1,16 +1,17 @@
 //! The protected handler in process, on the committed sample event.
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use shared::keys::Keys;
-use shared::testing::{dev_keys, event};
+use shared::http::testing::event;
+use shared::key_cache::KeyCache;
+use shared::testing::dev_authority;
 
 fn handler(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let keys = Keys::ready(dev_keys());
-    let token = dev_keys().issue_access("7d0c5d5e-0b6f-4a43-9d55-3f2f0f8c1a11", "alice", shared::now());
+    let keys = KeyCache::ready(dev_authority());
+    let token = dev_authority().issue_access("7d0c5d5e-0b6f-4a43-9d55-3f2f0f8c1a11", "alice", shared::now());
     c.bench_function("protected_handler", |b| {
         b.iter_batched(
             || event("protected-ok", Some(&token)),
@@ -26,7 +27,7 @@ fn handler(c: &mut Criterion) {
 /// What lambda_http spends dropping the request it parsed, inside every call
 /// above (its parsing is not: it happens in the setup).
 fn request_teardown(c: &mut Criterion) {
-    let token = dev_keys().issue_access("7d0c5d5e-0b6f-4a43-9d55-3f2f0f8c1a11", "alice", shared::now());
+    let token = dev_authority().issue_access("7d0c5d5e-0b6f-4a43-9d55-3f2f0f8c1a11", "alice", shared::now());
     c.bench_function("protected_request_teardown", |b| {
         b.iter_batched(|| event("protected-ok", Some(&token)), drop, BatchSize::SmallInput)
     });

@@ -4,14 +4,14 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use serde::Serialize;
 use shared::http::{ApiError, authenticate, json, require_method, respond};
-use shared::keys::Keys;
+use shared::key_cache::KeyCache;
 
 /// Answers one request.
-pub async fn handle(keys: &Keys, req: Request) -> Result<Response<Body>, Error> {
+pub async fn handle(keys: &KeyCache, req: Request) -> Result<Response<Body>, Error> {
     respond(&req, protected(keys, &req)).await
 }
 
-async fn protected(keys: &Keys, req: &Request) -> Result<Response<Body>, ApiError> {
+async fn protected(keys: &KeyCache, req: &Request) -> Result<Response<Body>, ApiError> {
     require_method(req, Method::GET)?;
     let claims = authenticate(keys, req).await?;
     let me = Me {
@@ -33,19 +33,15 @@ struct Me<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::testing::{dev_keys, event};
+    use shared::http::testing::event;
+    use shared::testing::dev_authority;
 
     async fn call(req: Request) -> (Response<Body>, serde_json::Value) {
-        let response = handle(&Keys::ready(dev_keys()), req).await.unwrap();
-        let body = match response.body() {
-            Body::Text(t) => serde_json::from_str(t).unwrap(),
-            _ => serde_json::Value::Null,
-        };
-        (response, body)
+        shared::http::testing::call(handle(&KeyCache::ready(dev_authority()), req)).await
     }
 
     fn alices_token() -> String {
-        dev_keys().issue_access("7d0c5d5e-0b6f-4a43-9d55-3f2f0f8c1a11", "alice", shared::now())
+        dev_authority().issue_access("7d0c5d5e-0b6f-4a43-9d55-3f2f0f8c1a11", "alice", shared::now())
     }
 
     #[tokio::test]

@@ -1,10 +1,10 @@
-//! Registration: validate, hash, create the user with a conditional write.
+//! `POST /register`: parse the credentials, create the user, answer 201.
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use serde_json::json;
-use shared::http::{ApiError, require_method, respond};
-use shared::store::{CreateUserError, User, UserStore};
+use shared::http::{ApiError, credentials, json, require_method, respond};
+use shared::store::UserStore;
 
 /// Answers one request.
 pub async fn handle(store: &impl UserStore, req: Request) -> Result<Response<Body>, Error> {
@@ -13,20 +13,9 @@ pub async fn handle(store: &impl UserStore, req: Request) -> Result<Response<Bod
 
 async fn register(store: &impl UserStore, req: &Request) -> Result<Response<Body>, ApiError> {
     require_method(req, Method::POST)?;
-    let (username, password) = shared::credentials::from_request(req)?;
-    let user = User {
-        id: uuid::Uuid::new_v4().to_string(),
-        username: username.as_str().to_owned(),
-        password_hash: shared::password::hash(&password).await?,
-        created_at: shared::now(),
-    };
-    store.create_user(&user).await.map_err(|e| match e {
-        CreateUserError::Taken => ApiError::UsernameTaken,
-        CreateUserError::Store(e) => e.into(),
-    })?;
-    shared::http::record_user(&user.id);
-    tracing::info!("user registered");
-    Ok(shared::http::json(
+    let (username, password) = credentials(req)?;
+    let user = shared::service::register(store, &username, &password, shared::now()).await?;
+    Ok(json(
         StatusCode::CREATED,
         &json!({ "id": user.id, "username": user.username }),
     ))
@@ -35,23 +24,14 @@ async fn register(store: &impl UserStore, req: &Request) -> Result<Response<Body
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::http::testing::{call, event, event_with_body};
     use shared::store::memory::MemoryStore;
-    use shared::testing::event;
-
-    async fn call(store: &MemoryStore, req: Request) -> (u16, serde_json::Value) {
-        let response = handle(store, req).await.unwrap();
-        let body = match response.body() {
-            Body::Text(t) => serde_json::from_str(t).unwrap(),
-            _ => serde_json::Value::Null,
-        };
-        (response.status().as_u16(), body)
-    }
 
     #[tokio::test]
     async fn registering_returns_201_with_id_and_username_and_no_password() {
         let store = MemoryStore::default();
-        let (status, body) = call(&store, event("register-ok", None)).await;
-        assert_eq!(status, 201, "{body}");
+        let (response, body) = call(handle(&store, event("register-ok", None))).await;
+        assert_eq!(response.status(), 201, "{body}");
         assert_eq!(body["username"], "alice");
         assert!(body["id"].as_str().is_some_and(|id| id.len() == 36));
         assert_eq!(
@@ -63,36 +43,47 @@ mod tests {
 
     #[tokio::test]
     async fn a_rest_api_event_registers_too() {
-        let (status, body) = call(&MemoryStore::default(), event("register-rest-api", None)).await;
-        assert_eq!((status, body["username"].as_str()), (201, Some("bob.rest")));
+        let (response, body) = call(handle(&MemoryStore::default(), event("register-rest-api", None))).await;
+        assert_eq!(
+            (response.status().as_u16(), body["username"].as_str()),
+            (201, Some("bob.rest"))
+        );
     }
 
     #[tokio::test]
     async fn the_same_name_in_another_case_is_409() {
         let store = MemoryStore::default();
-        assert_eq!(call(&store, event("register-ok", None)).await.0, 201);
-        let json = shared::testing::event_json("register-ok").replace("\\\"alice\\\"", "\\\"ALICE\\\"");
-        let (status, body) = call(&store, lambda_http::request::from_str(&json).unwrap()).await;
-        assert_eq!((status, body["error"].as_str()), (409, Some("username_taken")));
+        assert_eq!(call(handle(&store, event("register-ok", None))).await.0.status(), 201);
+        let shouted = serde_json::json!({"username": "ALICE", "password": "correct horse battery staple"});
+        let (response, body) = call(handle(&store, event_with_body("register-ok", &shouted))).await;
+        assert_eq!(
+            (response.status().as_u16(), body["error"].as_str()),
+            (409, Some("username_taken"))
+        );
     }
 
     #[tokio::test]
     async fn names_and_passwords_outside_the_rules_are_400() {
-        let (status, body) = call(&MemoryStore::default(), event("register-invalid", None)).await;
-        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")));
+        let (response, body) = call(handle(&MemoryStore::default(), event("register-invalid", None))).await;
+        assert_eq!(
+            (response.status().as_u16(), body["error"].as_str()),
+            (400, Some("invalid_request"))
+        );
     }
 
     #[tokio::test]
     async fn a_form_encoded_body_is_400() {
-        let (status, _) = call(&MemoryStore::default(), event("register-not-json", None)).await;
-        assert_eq!(status, 400);
+        let (response, _) = call(handle(&MemoryStore::default(), event("register-not-json", None))).await;
+        assert_eq!(response.status(), 400);
     }
 
     #[tokio::test]
     async fn an_unreachable_store_is_503_with_no_internals() {
-        let store = MemoryStore::unreachable();
-        let (status, body) = call(&store, event("register-ok", None)).await;
-        assert_eq!((status, body["error"].as_str()), (503, Some("unavailable")));
+        let (response, body) = call(handle(&MemoryStore::unreachable(), event("register-ok", None))).await;
+        assert_eq!(
+            (response.status().as_u16(), body["error"].as_str()),
+            (503, Some("unavailable"))
+        );
         assert!(!body.to_string().contains("memory"), "{body}");
     }
 

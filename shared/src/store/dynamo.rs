@@ -9,11 +9,10 @@
 //! `ttl` (epoch seconds) is the table's TTL attribute; the code never relies on it
 //! and checks expiry itself.
 
-use super::{
-    CreateUserError, FailedLogins, LoginRecord, Rotation, Session, SessionKey, SessionStore, StoreError, User,
-    UserStore,
-};
+use super::{CreateUserError, LoginRecord, Rotation, SessionStore, StoreError, User, UserStore};
 use crate::credentials::Username;
+use crate::lockout::FailedLogins;
+use crate::session::{Session, SessionKey};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
@@ -342,7 +341,7 @@ impl UserStore for DynamoStore {
             .item(SK, s("LOCKOUT"))
             .item("failures", n(next.count))
             .item("last_failure_at", n(next.last_at))
-            .item(TTL, n(next.last_at + FailedLogins::QUIET_PERIOD));
+            .item(TTL, n(next.last_at.saturating_add(FailedLogins::QUIET_PERIOD)));
         // Compare-and-swap against the record as read: no item, or exactly `seen`.
         put = if seen == FailedLogins::default() {
             put.condition_expression("attribute_not_exists(pk)")
@@ -411,7 +410,7 @@ impl SessionStore for DynamoStore {
             .set_key(Some(session_key(key)))
             .update_expression("SET generation = :next, token_hash = :hash, issued_at = :now")
             .condition_expression("generation = :from AND revoked = :false AND expires_at > :now")
-            .expression_attribute_values(":next", n(from_generation + 1))
+            .expression_attribute_values(":next", n(from_generation.saturating_add(1)))
             .expression_attribute_values(":from", n(from_generation))
             .expression_attribute_values(":hash", s(new_token_hash))
             .expression_attribute_values(":now", n(now))

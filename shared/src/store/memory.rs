@@ -1,11 +1,10 @@
 //! An in-memory store with the DynamoDB adapter's semantics, for handler unit
 //! tests. Storage behaviour itself is tested against DynamoDB Local.
 
-use super::{
-    CreateUserError, FailedLogins, LoginRecord, Rotation, Session, SessionKey, SessionStore, StoreError, User,
-    UserStore,
-};
+use super::{CreateUserError, LoginRecord, Rotation, SessionStore, StoreError, User, UserStore};
 use crate::credentials::Username;
+use crate::lockout::FailedLogins;
+use crate::session::{Session, SessionKey};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -120,7 +119,7 @@ impl SessionStore for MemoryStore {
         let mut inner = self.lock()?;
         match inner.sessions.get_mut(key) {
             Some(s) if s.generation == from && s.is_live(now) => {
-                s.generation += 1;
+                s.generation = s.generation.saturating_add(1);
                 s.token_hash = new_token_hash.to_owned();
                 s.issued_at = now;
                 Ok(Rotation::Rotated)

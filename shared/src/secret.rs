@@ -1,28 +1,18 @@
-//! The keys: `JWT_SECRET` locally; deployed, the Secrets Manager secret that
-//! `JWT_SECRET_ARN` names, read at the first request and again every
-//! `KEYS_REFRESH_SECONDS` (default 300), so a rotation reaches warm functions
-//! without a redeploy (see `keyset` for the rotation itself).
-//!
-//! The secret is read through the AWS Parameters and Secrets Lambda Extension
-//! (a layer in the template): plain HTTP on loopback, so no function carries
-//! an SDK or a TLS stack for it, and those that only verify carry neither.
-//! The extension answers only in the invoke phase, never during init, hence
-//! the read at the first request rather than at cold start.
+//! The Secrets Manager secret that holds the signing keys, read through the
+//! AWS Parameters and Secrets Lambda Extension (a layer in the template):
+//! plain HTTP on loopback, so no function carries an SDK or a TLS stack for
+//! it, and those that only verify carry neither. The extension answers only
+//! in the invoke phase, never during init: `key_cache` reads at the first
+//! request.
 
-use crate::config::{ConfigError, TokenConfig};
-use crate::http::ApiError;
-use crate::token::TokenKeys;
-use http_body_util::BodyExt;
+use crate::config::ConfigError;
+use bytes::Bytes;
+use http::{HeaderValue, Request, Uri};
+use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use lambda_http::Body;
-use lambda_http::http::{HeaderValue, Request, Uri};
-use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
-
-/// How often a warm function reads the secret again, unless `KEYS_REFRESH_SECONDS` says otherwise.
-pub const DEFAULT_REFRESH: Duration = Duration::from_secs(300);
 
 /// Where the extension listens unless `PARAMETERS_SECRETS_EXTENSION_HTTP_PORT` says otherwise.
 const DEFAULT_EXTENSION_PORT: u16 = 2773;
@@ -58,43 +48,12 @@ impl SecretError {
     }
 }
 
-/// Why the keys could not be (re)loaded from the secret.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error(transparent)]
-    Unavailable(#[from] SecretError),
-    #[error("the signing keys in Secrets Manager are unusable: {0}")]
-    Unusable(ConfigError),
-}
-
-impl From<SecretError> for ApiError {
-    fn from(error: SecretError) -> Self {
-        tracing::error!(%error, "secret store unavailable");
-        Self::Unavailable
-    }
-}
-
-/// The token keys, ready or read (and read again) from Secrets Manager.
-pub struct Keys {
-    loaded: RwLock<Option<Loaded>>,
-    source: Option<SecretSource>,
-    /// One read of the secret at a time.
-    reading: tokio::sync::Mutex<()>,
-}
-
-struct Loaded {
-    keys: Arc<TokenKeys>,
-    read_at: Instant,
-}
-
-/// Where the secret is read from: the extension's endpoint for it, and what to make of it.
+/// Where the secret is read from: the extension's endpoint for it.
 pub struct SecretSource {
-    http: Client<HttpConnector, Body>,
+    http: Client<HttpConnector, Empty<Bytes>>,
     url: Uri,
     /// `AWS_SESSION_TOKEN`: the extension serves only its own execution environment.
     token: HeaderValue,
-    settings: TokenConfig,
-    refresh: Duration,
 }
 
 /// The part of the extension's answer (Secrets Manager's `GetSecretValue`) that is used.
@@ -106,13 +65,7 @@ struct SecretValue {
 
 impl SecretSource {
     /// The secret `secret_id` through the extension at `endpoint` (`http://host:port`).
-    pub fn new(
-        endpoint: &str,
-        secret_id: &str,
-        token: String,
-        settings: TokenConfig,
-        refresh: Duration,
-    ) -> Result<Self, ConfigError> {
+    pub fn new(endpoint: &str, secret_id: &str, token: String) -> Result<Self, ConfigError> {
         let url = format!("{endpoint}/secretsmanager/get?secretId={}", query_escape(secret_id))
             .parse()
             .map_err(|e| ConfigError::Invalid("JWT_SECRET_ARN", format!("not usable in a URL: {e}")))?;
@@ -129,14 +82,12 @@ impl SecretSource {
                 .build(connector),
             url,
             token,
-            settings,
-            refresh,
         })
     }
 
     /// The source `JWT_SECRET_ARN` names (`None` when it is not set), with
     /// `AWS_SESSION_TOKEN` and the extension's port from the environment.
-    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, ConfigError> {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, ConfigError> {
         let Some(arn) = lookup("JWT_SECRET_ARN") else {
             return Ok(None);
         };
@@ -153,19 +104,11 @@ impl SecretSource {
             "AWS_SESSION_TOKEN",
             "Lambda sets it; the Parameters and Secrets extension answers only requests that carry it",
         ))?;
-        let settings = TokenConfig::settings_from_lookup(&lookup)?;
-        let refresh = refresh_from_lookup(&lookup)?;
-        Self::new(&format!("http://localhost:{port}"), &arn, token, settings, refresh).map(Some)
-    }
-
-    /// Reads the secret and checks the key set in it.
-    pub async fn load(&self) -> Result<TokenConfig, LoadError> {
-        let secret = self.read().await?;
-        self.settings.clone().with_secret(secret).map_err(LoadError::Unusable)
+        Self::new(&format!("http://localhost:{port}"), &arn, token).map(Some)
     }
 
     /// The secret's string, asking again while the extension is not serving yet.
-    async fn read(&self) -> Result<String, SecretError> {
+    pub async fn read(&self) -> Result<String, SecretError> {
         let patient = async {
             let started = Instant::now();
             loop {
@@ -186,7 +129,7 @@ impl SecretSource {
     async fn ask(&self) -> Result<String, SecretError> {
         let request = Request::get(self.url.clone())
             .header("X-Aws-Parameters-Secrets-Token", self.token.clone())
-            .body(Body::Empty)
+            .body(Empty::new())
             .expect("a GET of a parsed URL is a valid request");
         let response = self.http.request(request).await.map_err(|e| SecretError {
             reason: format!("the extension is unreachable: {e}"),
@@ -227,114 +170,6 @@ fn query_escape(value: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-impl Keys {
-    /// Keys that are already known, and never change.
-    pub fn ready(keys: TokenKeys) -> Self {
-        Self {
-            loaded: RwLock::new(Some(Loaded {
-                keys: Arc::new(keys),
-                read_at: Instant::now(),
-            })),
-            source: None,
-            reading: tokio::sync::Mutex::new(()),
-        }
-    }
-
-    /// The keys of this environment: from the secret `JWT_SECRET_ARN` names
-    /// when it is set (deployed; read at the first request), else from
-    /// `JWT_SECRET` (local). A missing or weak `JWT_SECRET`, or a bad setting,
-    /// stops the function with the reason.
-    pub fn from_env() -> Self {
-        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        match crate::or_exit(SecretSource::from_lookup(env)) {
-            Some(source) => Self::from_secret(source),
-            None => Self::ready(TokenKeys::new(crate::or_exit(TokenConfig::from_lookup(env)))),
-        }
-    }
-
-    /// Keys read from `source` when first needed. Until the secret can be
-    /// read, requests answer 503 and the log says why; if the first key set
-    /// read is weak or malformed, the function stops with the reason, as it
-    /// does for a weak `JWT_SECRET` at start.
-    pub fn from_secret(source: SecretSource) -> Self {
-        Self {
-            loaded: RwLock::new(None),
-            source: Some(source),
-            reading: tokio::sync::Mutex::new(()),
-        }
-    }
-
-    /// The keys if they have been read (tests use it to look inside).
-    pub fn loaded(&self) -> Option<Arc<TokenKeys>> {
-        self.loaded
-            .read()
-            .expect("never poisoned")
-            .as_ref()
-            .map(|l| l.keys.clone())
-    }
-
-    /// The keys read within the refresh interval, if any.
-    fn fresh(&self) -> Option<Arc<TokenKeys>> {
-        let loaded = self.loaded.read().expect("never poisoned");
-        let loaded = loaded.as_ref()?;
-        match &self.source {
-            Some(source) if loaded.read_at.elapsed() >= source.refresh => None,
-            _ => Some(loaded.keys.clone()),
-        }
-    }
-
-    /// The keys, reading the secret first if it has not been read yet or
-    /// was read longer ago than the refresh interval. If it cannot be read
-    /// again, or holds an unusable key set, the keys read before stay in use
-    /// (and the next try is one interval later). With none: 503 while it
-    /// cannot be read, and an exit with the reason if it is unusable.
-    pub async fn get(&self) -> Result<Arc<TokenKeys>, ApiError> {
-        if let Some(keys) = self.fresh() {
-            return Ok(keys);
-        }
-        let _one_reader = self.reading.lock().await;
-        if let Some(keys) = self.fresh() {
-            return Ok(keys);
-        }
-        let source = self.source.as_ref().expect("keys without a source are always fresh");
-        let read = source.load().await;
-        let mut loaded = self.loaded.write().expect("never poisoned");
-        match (read, loaded.as_mut()) {
-            (Ok(config), _) => {
-                let keys = Arc::new(TokenKeys::new(config));
-                *loaded = Some(Loaded {
-                    keys: keys.clone(),
-                    read_at: Instant::now(),
-                });
-                Ok(keys)
-            }
-            (Err(error), Some(stale)) => {
-                tracing::error!(%error, "keeping the signing keys read before");
-                stale.read_at = Instant::now();
-                Ok(stale.keys.clone())
-            }
-            // Like a weak `JWT_SECRET` at start: the function never serves with it.
-            (Err(error @ LoadError::Unusable(_)), None) => crate::or_exit(Err(error)),
-            (Err(LoadError::Unavailable(error)), None) => Err(ApiError::from(error)),
-        }
-    }
-}
-
-/// `KEYS_REFRESH_SECONDS`: how often a warm function reads the secret again (0 = only at its first request).
-pub fn refresh_from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Duration, ConfigError> {
-    match lookup("KEYS_REFRESH_SECONDS") {
-        None => Ok(DEFAULT_REFRESH),
-        Some(raw) => match raw.trim().parse::<u64>() {
-            Ok(0) => Ok(Duration::MAX),
-            Ok(seconds) if seconds <= 3600 => Ok(Duration::from_secs(seconds)),
-            _ => Err(ConfigError::Invalid(
-                "KEYS_REFRESH_SECONDS",
-                format!("expected a whole number of seconds from 0 to 3600, got {raw:?}"),
-            )),
-        },
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,256 @@
+//! Every error a client can get, and every domain error mapped to one: the
+//! status, code and headers of an answer are decided here and nowhere else.
+
+use super::response::json;
+use crate::password::HashError;
+use crate::secret::SecretError;
+use crate::service::{LoginError, RefreshError, RegisterError};
+use crate::store::StoreError;
+use lambda_http::http::{HeaderValue, Method, StatusCode, header};
+use lambda_http::{Body, Response};
+use serde::Serialize;
+
+/// The realm named in `WWW-Authenticate` challenges.
+pub const REALM: &str = "lambda-jwt-auth";
+
+/// Every error a client can get. The variant decides status, code and headers, here and nowhere else.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ApiError {
+    /// The body or a field is not what the route expects; the message says which and why.
+    InvalidRequest(String),
+    /// Wrong password or unknown username: one answer for both.
+    InvalidCredentials,
+    /// A token that is missing, malformed, badly signed, expired, of the wrong kind, revoked or reused.
+    InvalidToken,
+    /// Like `InvalidToken`, from a resource route: adds the RFC 6750 challenge.
+    BearerChallenge {
+        token_sent: bool,
+    },
+    MethodNotAllowed {
+        allow: Method,
+    },
+    UsernameTaken,
+    PayloadTooLarge,
+    TooManyAttempts {
+        retry_after: u64,
+    },
+    /// A dependency (DynamoDB, the secret store) is unreachable or throttling.
+    Unavailable,
+}
+
+/// The JSON body of every error.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: &'a str,
+}
+
+impl ApiError {
+    /// Shorthand for a `400 invalid_request` with a message for the client.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::InvalidRequest(message.into())
+    }
+
+    /// The response a client sees: status, `{"error", "message"}` and any headers the error needs.
+    pub fn into_response(self) -> Response<Body> {
+        let (status, code, message): (StatusCode, &str, &str) = match &self {
+            Self::InvalidRequest(m) => (StatusCode::BAD_REQUEST, "invalid_request", m),
+            Self::InvalidCredentials => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "username or password is incorrect",
+            ),
+            Self::InvalidToken | Self::BearerChallenge { .. } => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "the token is missing, invalid, expired or revoked",
+            ),
+            Self::MethodNotAllowed { .. } => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not answer that method",
+            ),
+            Self::UsernameTaken => (
+                StatusCode::CONFLICT,
+                "username_taken",
+                "that username is already registered",
+            ),
+            Self::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is larger than 16 KiB",
+            ),
+            Self::TooManyAttempts { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                "too many failed logins for this username; retry later",
+            ),
+            Self::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the service is temporarily unavailable; retry shortly",
+            ),
+        };
+        let mut response = json(status, &ErrorBody { error: code, message });
+        let headers = response.headers_mut();
+        match self {
+            Self::BearerChallenge { token_sent } => {
+                let challenge = if token_sent {
+                    format!("Bearer realm=\"{REALM}\", error=\"invalid_token\"")
+                } else {
+                    format!("Bearer realm=\"{REALM}\"")
+                };
+                headers.insert(header::WWW_AUTHENTICATE, header_value(&challenge));
+            }
+            Self::MethodNotAllowed { allow } => {
+                headers.insert(header::ALLOW, header_value(allow.as_str()));
+            }
+            Self::TooManyAttempts { retry_after } => {
+                headers.insert(header::RETRY_AFTER, header_value(&retry_after.max(1).to_string()));
+            }
+            Self::Unavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).expect("header values built here are ASCII")
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        tracing::error!(%error, "store unavailable");
+        Self::Unavailable
+    }
+}
+
+impl From<HashError> for ApiError {
+    fn from(error: HashError) -> Self {
+        tracing::error!(%error, "password hashing unavailable");
+        Self::Unavailable
+    }
+}
+
+impl From<SecretError> for ApiError {
+    fn from(error: SecretError) -> Self {
+        tracing::error!(%error, "secret store unavailable");
+        Self::Unavailable
+    }
+}
+
+impl From<LoginError> for ApiError {
+    fn from(error: LoginError) -> Self {
+        match error {
+            LoginError::InvalidCredentials => Self::InvalidCredentials,
+            LoginError::Locked { retry_after } => Self::TooManyAttempts { retry_after },
+            LoginError::Store(e) => e.into(),
+            LoginError::Hash(e) => e.into(),
+        }
+    }
+}
+
+impl From<RefreshError> for ApiError {
+    fn from(error: RefreshError) -> Self {
+        match error {
+            RefreshError::Invalid | RefreshError::Reused { .. } => Self::InvalidToken,
+            RefreshError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<RegisterError> for ApiError {
+    fn from(error: RegisterError) -> Self {
+        match error {
+            RegisterError::Taken => Self::UsernameTaken,
+            RegisterError::Store(e) => e.into(),
+            RegisterError::Hash(e) => e.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::testing::response_json;
+
+    #[test]
+    fn every_error_is_json_with_a_code_and_a_message() {
+        let all = [
+            ApiError::invalid("x"),
+            ApiError::InvalidCredentials,
+            ApiError::InvalidToken,
+            ApiError::BearerChallenge { token_sent: true },
+            ApiError::MethodNotAllowed { allow: Method::POST },
+            ApiError::UsernameTaken,
+            ApiError::PayloadTooLarge,
+            ApiError::TooManyAttempts { retry_after: 30 },
+            ApiError::Unavailable,
+        ];
+        for error in all {
+            let response = error.into_response();
+            assert!(response.status().is_client_error() || response.status().is_server_error());
+            assert_eq!(response.headers()["content-type"], "application/json");
+            let body = response_json(&response);
+            assert!(body["error"].is_string() && body["message"].is_string(), "{body}");
+        }
+    }
+
+    #[test]
+    fn status_codes_and_headers_follow_the_spec() {
+        let r = ApiError::MethodNotAllowed { allow: Method::GET }.into_response();
+        assert_eq!(
+            (r.status().as_u16(), &r.headers()["allow"]),
+            (405, &HeaderValue::from_static("GET"))
+        );
+        let r = ApiError::TooManyAttempts { retry_after: 42 }.into_response();
+        assert_eq!(
+            (r.status().as_u16(), &r.headers()["retry-after"]),
+            (429, &HeaderValue::from_static("42"))
+        );
+        let r = ApiError::TooManyAttempts { retry_after: 0 }.into_response();
+        assert_eq!(r.headers()["retry-after"], "1", "never 0");
+        let r = ApiError::Unavailable.into_response();
+        assert_eq!(
+            (r.status().as_u16(), &r.headers()["retry-after"]),
+            (503, &HeaderValue::from_static("1"))
+        );
+        assert_eq!(response_json(&r)["error"], "unavailable");
+        let r = ApiError::BearerChallenge { token_sent: false }.into_response();
+        assert_eq!(r.headers()["www-authenticate"], "Bearer realm=\"lambda-jwt-auth\"");
+        let r = ApiError::BearerChallenge { token_sent: true }.into_response();
+        assert_eq!(
+            r.headers()["www-authenticate"],
+            "Bearer realm=\"lambda-jwt-auth\", error=\"invalid_token\""
+        );
+    }
+
+    #[test]
+    fn domain_errors_map_to_their_answers() {
+        let store = || StoreError {
+            operation: "GetItem",
+            detail: "timeout".into(),
+        };
+        assert_eq!(
+            ApiError::from(LoginError::InvalidCredentials),
+            ApiError::InvalidCredentials
+        );
+        assert_eq!(
+            ApiError::from(LoginError::Locked { retry_after: 7 }),
+            ApiError::TooManyAttempts { retry_after: 7 }
+        );
+        assert_eq!(ApiError::from(LoginError::Store(store())), ApiError::Unavailable);
+        assert_eq!(ApiError::from(RefreshError::Invalid), ApiError::InvalidToken);
+        assert_eq!(
+            ApiError::from(RefreshError::Reused { session_id: "s".into() }),
+            ApiError::InvalidToken,
+            "a reuse looks like any invalid token to the client"
+        );
+        assert_eq!(ApiError::from(RefreshError::Store(store())), ApiError::Unavailable);
+        assert_eq!(ApiError::from(RegisterError::Taken), ApiError::UsernameTaken);
+        assert_eq!(ApiError::from(RegisterError::Store(store())), ApiError::Unavailable);
+    }
+}

@@ -1,0 +1,184 @@
+//! Reading a request: its method, its JSON body and the fields of it, never
+//! with a panic, whatever arrives.
+
+use super::bearer::bearer_token;
+use super::error::ApiError;
+use crate::credentials::{Password, Username};
+use lambda_http::http::Method;
+use lambda_http::{Body, Request};
+use serde_json::{Map, Value};
+
+/// Largest request body accepted; anything bigger is `413`.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// `405` unless the request uses the route's one method.
+pub fn require_method(req: &Request, allow: Method) -> Result<(), ApiError> {
+    if req.method() == allow {
+        Ok(())
+    } else {
+        Err(ApiError::MethodNotAllowed { allow })
+    }
+}
+
+/// A request body that parsed as a JSON object.
+#[derive(Debug)]
+pub struct JsonObject(Map<String, Value>);
+
+impl JsonObject {
+    /// Parses the body: `None` when it is empty, `400` when it is not a JSON
+    /// object, `413` when it is too large. Unknown fields are kept and ignored.
+    pub fn from_request(req: &Request) -> Result<Option<Self>, ApiError> {
+        let bytes: &[u8] = match req.body() {
+            Body::Empty => return Ok(None),
+            Body::Text(text) => text.as_bytes(),
+            Body::Binary(bytes) => bytes,
+            _ => return Err(ApiError::invalid("the request body could not be read")),
+        };
+        if bytes.len() > MAX_BODY_BYTES {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(Value::Object(map)) => Ok(Some(Self(map))),
+            _ => Err(ApiError::invalid("the request body must be a JSON object")),
+        }
+    }
+
+    /// Like `from_request`, for routes where a body is required.
+    pub fn require(req: &Request) -> Result<Self, ApiError> {
+        Self::from_request(req)?.ok_or_else(|| ApiError::invalid("the request body must be a JSON object"))
+    }
+
+    /// A required string field.
+    pub fn string(&self, field: &str) -> Result<&str, ApiError> {
+        self.optional_string(field)?
+            .ok_or_else(|| ApiError::invalid(format!("field \"{field}\" is required")))
+    }
+
+    /// A boolean field, `false` when absent (or `null`).
+    pub fn flag(&self, field: &str) -> Result<bool, ApiError> {
+        match self.0.get(field) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(ApiError::invalid(format!("field \"{field}\" must be true or false"))),
+        }
+    }
+
+    /// A string field that may be absent (or `null`), but is a string when present.
+    pub fn optional_string(&self, field: &str) -> Result<Option<&str>, ApiError> {
+        match self.0.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(ApiError::invalid(format!("field \"{field}\" must be a string"))),
+        }
+    }
+}
+
+/// The `{"username", "password"}` body of register and login, parsed.
+pub fn credentials(req: &Request) -> Result<(Username, Password), ApiError> {
+    let body = JsonObject::require(req)?;
+    let username = Username::parse(body.string("username")?).map_err(ApiError::invalid)?;
+    let password = Password::parse(body.string("password")?).map_err(ApiError::invalid)?;
+    Ok((username, password))
+}
+
+/// The refresh token of a refresh or logout request: the JSON body's
+/// `refresh_token`, else the bearer header. Missing is `401`.
+pub fn refresh_token<'r>(req: &'r Request, body: Option<&'r JsonObject>) -> Result<&'r str, ApiError> {
+    match body.map(|b| b.optional_string("refresh_token")).transpose()?.flatten() {
+        Some(token) => Ok(token),
+        None => bearer_token(req)?.ok_or(ApiError::InvalidToken),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambda_http::http::Request as HttpRequest;
+
+    fn request(body: Body) -> Request {
+        HttpRequest::builder().method("POST").uri("/x").body(body).unwrap()
+    }
+
+    #[test]
+    fn bodies_that_are_not_json_objects_are_rejected() {
+        for body in ["[]", "\"x\"", "1", "null", "{", "{\"a\":}", "{} {}"] {
+            let err = JsonObject::from_request(&request(Body::Text(body.into()))).unwrap_err();
+            assert!(matches!(err, ApiError::InvalidRequest(_)), "{body}");
+        }
+        let err = JsonObject::from_request(&request(Body::Binary(vec![b'{', 0xff, 0xfe, b'}']))).unwrap_err();
+        assert!(matches!(err, ApiError::InvalidRequest(_)), "non-UTF-8");
+    }
+
+    #[test]
+    fn an_empty_or_blank_body_is_no_body() {
+        assert!(JsonObject::from_request(&request(Body::Empty)).unwrap().is_none());
+        assert!(
+            JsonObject::from_request(&request(Body::Text(" \n".into())))
+                .unwrap()
+                .is_none()
+        );
+        assert!(matches!(
+            JsonObject::require(&request(Body::Empty)),
+            Err(ApiError::InvalidRequest(_))
+        ));
+    }
+
+    #[test]
+    fn a_body_of_16_kib_is_read_and_one_byte_more_is_413() {
+        let exact = format!("{{\"a\":\"{}\"}}", "x".repeat(MAX_BODY_BYTES - 8));
+        assert_eq!(exact.len(), MAX_BODY_BYTES);
+        assert!(JsonObject::from_request(&request(Body::Text(exact.clone()))).is_ok());
+        let over = format!("{exact} ");
+        assert_eq!(
+            JsonObject::from_request(&request(Body::Text(over))).unwrap_err(),
+            ApiError::PayloadTooLarge
+        );
+    }
+
+    #[test]
+    fn fields_must_be_present_and_of_their_type() {
+        let obj = JsonObject::require(&request(Body::Text(
+            r#"{"a": 1, "b": "x", "c": null, "t": true}"#.into(),
+        )))
+        .unwrap();
+        assert_eq!(obj.string("b").unwrap(), "x");
+        assert!(matches!(obj.string("a"), Err(ApiError::InvalidRequest(m)) if m.contains("must be a string")));
+        assert!(matches!(obj.string("c"), Err(ApiError::InvalidRequest(m)) if m.contains("is required")));
+        assert!(matches!(obj.string("zz"), Err(ApiError::InvalidRequest(m)) if m.contains("is required")));
+        assert_eq!(
+            (obj.flag("t"), obj.flag("c"), obj.flag("zz")),
+            (Ok(true), Ok(false), Ok(false))
+        );
+        assert!(matches!(obj.flag("b"), Err(ApiError::InvalidRequest(m)) if m.contains("true or false")));
+    }
+
+    #[test]
+    fn credentials_outside_the_rules_are_400_with_the_rule() {
+        let with = |body: &str| credentials(&request(Body::Text(body.into())));
+        assert!(with(r#"{"username": "alice", "password": "correct horse"}"#).is_ok());
+        assert!(
+            matches!(with(r#"{"username": "al", "password": "correct horse"}"#), Err(ApiError::InvalidRequest(m)) if m.contains("3 to 64"))
+        );
+        assert!(
+            matches!(with(r#"{"username": "alice", "password": "short"}"#), Err(ApiError::InvalidRequest(m)) if m.contains("8 to 1024"))
+        );
+        assert!(matches!(with(r#"{"username": "alice"}"#), Err(ApiError::InvalidRequest(m)) if m.contains("password")));
+    }
+
+    #[test]
+    fn the_refresh_token_comes_from_the_body_before_the_header() {
+        let req = HttpRequest::builder()
+            .method("POST")
+            .uri("/x")
+            .header("authorization", "Bearer from.header.x")
+            .body(Body::Text(r#"{"refresh_token": "from.body.x"}"#.into()))
+            .unwrap();
+        let body = JsonObject::from_request(&req).unwrap();
+        assert_eq!(refresh_token(&req, body.as_ref()), Ok("from.body.x"));
+        assert_eq!(refresh_token(&req, None), Ok("from.header.x"));
+        assert_eq!(refresh_token(&request(Body::Empty), None), Err(ApiError::InvalidToken));
+    }
+}

@@ -1,0 +1,318 @@
+//! Keys made usable: each parsed, checked and named by a `kid` derived from
+//! the key itself, and the set of them that signs and verifies.
+
+use super::stored::{Alg, KeySet, KeySetError, MAX_KEYS, RSA_BITS, Status, StoredKey};
+use crate::limits::MIN_SECRET_BYTES;
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use rsa::pkcs1::EncodeRsaPrivateKey;
+use rsa::pkcs8::DecodePrivateKey;
+use rsa::traits::PublicKeyParts;
+use sha2::{Digest, Sha256};
+
+impl KeySet {
+    /// Every key made usable, after checking the set: exactly one current
+    /// key, distinct key ids, strong secrets, well-formed private keys.
+    pub fn load(&self) -> Result<SigningKeys, KeySetError> {
+        if self.keys.len() > MAX_KEYS {
+            return Err(KeySetError(format!("it holds more than {MAX_KEYS} keys")));
+        }
+        let keys = self.keys.iter().map(LoadedKey::new).collect::<Result<Vec<_>, _>>()?;
+        SigningKeys::new(keys)
+    }
+}
+
+/// The keys of one set, checked: exactly one current key that signs, every
+/// `kid` distinct. The only way to get one is `KeySet::load`.
+#[derive(Clone)]
+pub struct SigningKeys {
+    keys: Vec<LoadedKey>,
+    /// Index of the current key in `keys`.
+    current: usize,
+}
+
+impl SigningKeys {
+    fn new(keys: Vec<LoadedKey>) -> Result<Self, KeySetError> {
+        let current: Vec<usize> = (0..keys.len()).filter(|&i| keys[i].status == Status::Current).collect();
+        let [current] = current[..] else {
+            return Err(KeySetError(format!(
+                "it must hold exactly one current key, not {}",
+                current.len()
+            )));
+        };
+        for (i, key) in keys.iter().enumerate() {
+            if keys[..i].iter().any(|k| k.kid == key.kid) {
+                return Err(KeySetError(format!("key {} is in it twice", key.kid)));
+            }
+        }
+        Ok(Self { keys, current })
+    }
+
+    /// The key that signs.
+    pub fn current(&self) -> &LoadedKey {
+        &self.keys[self.current]
+    }
+
+    /// The key a token's `kid` names, among these keys only.
+    pub fn find(&self, kid: &str) -> Option<&LoadedKey> {
+        self.keys.iter().find(|k| k.kid == kid)
+    }
+
+    /// Every key, in the order of the set.
+    pub fn iter(&self) -> impl Iterator<Item = &LoadedKey> {
+        self.keys.iter()
+    }
+
+    /// The public keys, as a JSON Web Key Set: never an HMAC secret.
+    pub fn jwks(&self) -> serde_json::Value {
+        let keys: Vec<_> = self.keys.iter().filter_map(|k| k.public_jwk.clone()).collect();
+        serde_json::json!({ "keys": keys })
+    }
+}
+
+// Never print key material: key ids only.
+impl std::fmt::Debug for SigningKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.keys.iter().map(|k| &k.kid)).finish()
+    }
+}
+
+/// A key ready to sign (if current) and verify.
+#[derive(Clone)]
+pub struct LoadedKey {
+    pub kid: String,
+    pub alg: Alg,
+    pub status: Status,
+    pub(crate) encoding: EncodingKey,
+    pub(crate) decoding: DecodingKey,
+    /// The public JWK (`kty`, key parameters, `kid`, `alg`, `use`); none for HS256.
+    pub public_jwk: Option<serde_json::Value>,
+}
+
+impl LoadedKey {
+    pub(super) fn new(stored: &StoredKey) -> Result<Self, KeySetError> {
+        let invalid = KeySetError;
+        let der = || {
+            STANDARD
+                .decode(stored.key.trim())
+                .map_err(|_| invalid(format!("an {} key is not base64 PKCS#8 DER", stored.alg.name())))
+        };
+        let (kid, encoding, decoding, public) = match stored.alg {
+            Alg::HS256 => {
+                check_secret_strength(stored.key.as_bytes())?;
+                let secret = stored.key.as_bytes();
+                (
+                    hmac_key_id(secret),
+                    EncodingKey::from_secret(secret),
+                    DecodingKey::from_secret(secret),
+                    None,
+                )
+            }
+            Alg::EdDSA => {
+                let der = der()?;
+                let key = ed25519_dalek::SigningKey::from_pkcs8_der(&der)
+                    .map_err(|_| invalid("an EdDSA key is not an Ed25519 PKCS#8 private key".into()))?;
+                let x = URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes());
+                let jwk = serde_json::json!({"crv": "Ed25519", "kty": "OKP", "x": x});
+                let decoding = DecodingKey::from_ed_components(&x).expect("a valid public key decodes");
+                (thumbprint(&jwk), EncodingKey::from_ed_der(&der), decoding, Some(jwk))
+            }
+            Alg::RS256 => {
+                let key = rsa::RsaPrivateKey::from_pkcs8_der(&der()?)
+                    .map_err(|_| invalid("an RS256 key is not an RSA PKCS#8 private key".into()))?;
+                if key.size() * 8 < RSA_BITS {
+                    return Err(invalid(format!("an RS256 key is shorter than {RSA_BITS} bits")));
+                }
+                let (n, e) = (key.n().to_bytes_be(), key.e().to_bytes_be());
+                let jwk =
+                    serde_json::json!({"e": URL_SAFE_NO_PAD.encode(&e), "kty": "RSA", "n": URL_SAFE_NO_PAD.encode(&n)});
+                let pkcs1 = key.to_pkcs1_der().expect("an RSA key encodes");
+                (
+                    thumbprint(&jwk),
+                    EncodingKey::from_rsa_der(pkcs1.as_bytes()),
+                    DecodingKey::from_rsa_raw_components(&n, &e),
+                    Some(jwk),
+                )
+            }
+        };
+        let public_jwk = public.map(|mut jwk| {
+            jwk["kid"] = kid.clone().into();
+            jwk["alg"] = stored.alg.name().into();
+            jwk["use"] = "sig".into();
+            jwk
+        });
+        Ok(Self {
+            kid,
+            alg: stored.alg,
+            status: stored.status,
+            encoding,
+            decoding,
+            public_jwk,
+        })
+    }
+
+    /// The algorithm of the key, the only one its tokens may name.
+    pub(crate) fn algorithm(&self) -> Algorithm {
+        self.alg.algorithm()
+    }
+}
+
+/// The RFC 7638 thumbprint of a public JWK (its required members, in
+/// lexicographic order, as `json!` keeps them): a kid anyone can recompute.
+fn thumbprint(required_members: &serde_json::Value) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(required_members.to_string().as_bytes()))
+}
+
+/// A public, stable name for an HMAC secret: a truncated SHA-256 of it, so
+/// a new secret gets a new `kid` and the secret itself is never revealed.
+fn hmac_key_id(secret: &[u8]) -> String {
+    let digest = Sha256::digest([b"kid:".as_slice(), secret].concat());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Rejects secrets that are short or obviously not random.
+fn check_secret_strength(secret: &[u8]) -> Result<(), KeySetError> {
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(KeySetError(format!(
+            "it is {} bytes; use at least {MIN_SECRET_BYTES} random bytes",
+            secret.len()
+        )));
+    }
+    let mut seen = [false; 256];
+    secret.iter().for_each(|&b| seen[b as usize] = true);
+    if seen.iter().filter(|&&s| s).count() < 8 {
+        return Err(KeySetError(
+            "it repeats too few distinct characters to be random".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_string_is_one_hs256_key_with_the_kid_it_always_had() {
+        let set = KeySet::parse("unit-test-secret-0123456789abcdefghijklmnop").unwrap();
+        let keys = set.load().unwrap();
+        let only: Vec<_> = keys.iter().collect();
+        assert_eq!(
+            (only.len(), only[0].alg, only[0].status),
+            (1, Alg::HS256, Status::Current)
+        );
+        assert_eq!(only[0].kid, hmac_key_id(b"unit-test-secret-0123456789abcdefghijklmnop"));
+        assert_eq!(only[0].kid.len(), 16);
+    }
+
+    #[test]
+    fn the_jwks_holds_public_keys_only_with_rfc_7638_thumbprints_as_kids() {
+        let mut set = KeySet::generate(Alg::RS256, 0);
+        set.keys.push(StoredKey::generate(Alg::EdDSA, Status::Next, 0));
+        set.keys.push(StoredKey::generate(Alg::HS256, Status::Previous, 0));
+        let jwks = set.load().unwrap().jwks();
+        let published = jwks["keys"].as_array().unwrap();
+        assert_eq!(published.len(), 2, "the HS256 secret is never published: {jwks}");
+        let text = jwks.to_string();
+        for stored in &set.keys {
+            assert!(!text.contains(&stored.key), "no key material in the JWKS");
+        }
+        for jwk in published {
+            let members: Vec<&str> = jwk.as_object().unwrap().keys().map(String::as_str).collect();
+            assert!(!members.contains(&"d") && !members.contains(&"p"), "{jwk}");
+            assert_eq!(jwk["use"], "sig");
+        }
+        assert_eq!(published[0]["kty"], "RSA");
+        assert_eq!(published[1]["kty"], "OKP");
+        assert_eq!(published[1]["crv"], "Ed25519");
+    }
+
+    #[test]
+    fn the_thumbprint_matches_the_example_of_rfc_7638() {
+        let jwk = serde_json::json!({
+            "e": "AQAB", "kty": "RSA",
+            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"
+        });
+        assert_eq!(thumbprint(&jwk), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+    }
+
+    #[test]
+    fn malformed_key_sets_are_refused_with_the_reason() {
+        let hs = StoredKey::generate(Alg::HS256, Status::Current, 0);
+        let ed = StoredKey::generate(Alg::EdDSA, Status::Current, 0);
+        let with = |keys: Vec<StoredKey>| KeySet { keys }.load().err().map(|e| e.to_string());
+        assert!(with(vec![]).unwrap().contains("exactly one current key, not 0"));
+        assert!(
+            with(vec![hs.clone(), ed.clone()])
+                .unwrap()
+                .contains("exactly one current key, not 2")
+        );
+        let twin = StoredKey {
+            status: Status::Previous,
+            ..hs.clone()
+        };
+        assert!(with(vec![hs.clone(), twin]).unwrap().contains("twice"));
+        let weak = StoredKey {
+            key: "short".into(),
+            ..hs.clone()
+        };
+        assert!(with(vec![weak]).unwrap().contains("at least 32"));
+        let repetitive = StoredKey {
+            key: "ab".repeat(32),
+            ..hs.clone()
+        };
+        assert!(with(vec![repetitive]).unwrap().contains("too few distinct"));
+        let just_enough = StoredKey {
+            key: "abcdefgh".repeat(4),
+            ..hs.clone()
+        };
+        assert_eq!(with(vec![just_enough]), None, "32 bytes of 8 distinct characters pass");
+        for key in ["not base64!", "AAAA", &hs.key] {
+            let bad = StoredKey {
+                key: key.into(),
+                ..ed.clone()
+            };
+            assert!(with(vec![bad]).is_some(), "{key}");
+        }
+        let ed_as_rsa = StoredKey {
+            alg: Alg::RS256,
+            ..ed.clone()
+        };
+        assert!(with(vec![ed_as_rsa]).unwrap().contains("RSA"));
+        let many = (0..9)
+            .map(|i| StoredKey::generate(Alg::HS256, if i == 0 { Status::Current } else { Status::Previous }, 0))
+            .collect();
+        assert!(with(many).unwrap().contains("more than 8"));
+        for text in [
+            "{",
+            r#"{"keys": [], "extra": 1}"#,
+            r#"{"keys": [{"alg": "none", "status": "current", "since": 0, "key": "x"}]}"#,
+        ] {
+            assert!(KeySet::parse(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_secret_shorter_than_32_bytes_is_refused_and_one_of_32_is_not() {
+        let error = KeySet::parse("0123456789abcdef0123456789abcde")
+            .unwrap()
+            .load()
+            .unwrap_err();
+        assert!(error.to_string().contains("31 bytes"), "{error}");
+        assert!(
+            KeySet::parse("0123456789abcdef0123456789abcdef")
+                .unwrap()
+                .load()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn debug_output_never_shows_key_material() {
+        let set = KeySet::generate(Alg::EdDSA, 0);
+        assert!(!format!("{set:?}").contains(&set.keys[0].key));
+        let loaded = set.load().unwrap();
+        assert_eq!(format!("{loaded:?}"), format!("[{:?}]", loaded.current().kid));
+    }
+}

@@ -1,0 +1,244 @@
+//! Logging in: the throttle, the password (or the dummy hash for an unknown
+//! name), a rehash when the parameters have grown, and a new session.
+
+use super::sessions::{self, TokenPair};
+use crate::credentials::{Password, Username};
+use crate::lockout::FailedLogins;
+use crate::password::{self, HashError, Verdict};
+use crate::store::{SessionStore, StoreError, UserStore};
+use crate::token::TokenAuthority;
+
+/// Why a login did not start a session.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// Wrong password or unknown username: one error for both.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// Too many recent failures on this name.
+    #[error("locked for {retry_after} s")]
+    Locked { retry_after: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Hash(#[from] HashError),
+}
+
+/// Checks `password` for `username` at `now` and, if it is right and the
+/// name is not locked, starts a session and returns its tokens.
+pub async fn login<S: UserStore + SessionStore>(
+    store: &S,
+    tokens: &TokenAuthority,
+    username: &Username,
+    password: &Password,
+    now: u64,
+) -> Result<TokenPair, LoginError> {
+    // In a cold instance, argon2's memory is made ready while the user is read.
+    let (record, ()) = tokio::join!(store.login_record(username), password::prepare());
+    let record = record?;
+    // A name with recent failures counts this attempt before the password is
+    // checked, so parallel guesses cannot all slip in under the limit; a
+    // name without any costs no extra write.
+    let suspect = !record.failures.is_stale(now);
+    if suspect {
+        count_attempt(store, username, record.failures, now).await?;
+    }
+    let stored_hash = record.user.as_ref().map(|u| u.password_hash.as_str());
+    let verdict = password::verify(password, stored_hash).await?;
+    let user = match (verdict, record.user) {
+        (Verdict::Valid | Verdict::ValidNeedsRehash, Some(user)) => user,
+        _ => {
+            if !suspect {
+                count_attempt(store, username, record.failures, now).await?;
+            }
+            tracing::info!("login failed");
+            return Err(LoginError::InvalidCredentials);
+        }
+    };
+    crate::log::record_user(&user.id);
+    if verdict == Verdict::ValidNeedsRehash {
+        let upgraded = password::hash(password).await?;
+        // The login stands even if the upgrade cannot be stored: it is retried next time.
+        if let Err(error) = store
+            .replace_password_hash(username, &user.password_hash, &upgraded)
+            .await
+        {
+            tracing::warn!(%error, "password hash upgrade not stored");
+        }
+    }
+    if record.failures.count > 0 {
+        store.clear_failed_logins(username).await?;
+    }
+    let session = sessions::start(tokens, &user, now);
+    store.create_session(&session).await?;
+    tracing::info!(user_id = %user.id, "login succeeded");
+    Ok(sessions::token_pair(tokens, &session, now))
+}
+
+/// Counts one attempt against `username`, or fails while the name is locked.
+async fn count_attempt(
+    store: &impl UserStore,
+    username: &Username,
+    mut seen: FailedLogins,
+    now: u64,
+) -> Result<(), LoginError> {
+    for _ in 0..5 {
+        if let Some(retry_after) = seen.locked_for(now) {
+            return Err(LoginError::Locked { retry_after });
+        }
+        if store.count_attempt(username, seen, now).await?.is_some() {
+            return Ok(());
+        }
+        seen = store.login_record(username).await?.failures;
+    }
+    // The record kept changing under us: many attempts at once on one name.
+    Err(LoginError::Locked {
+        retry_after: FailedLogins::BASE_LOCK,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+    use crate::testing::{dev_authority, user_with_password};
+    use crate::token::refresh_token_hash;
+
+    const RIGHT: &str = "correct horse battery staple";
+
+    fn name(raw: &str) -> Username {
+        Username::parse(raw).unwrap()
+    }
+
+    fn password(raw: &str) -> Password {
+        Password::parse(raw).unwrap()
+    }
+
+    async fn store_with_alice() -> MemoryStore {
+        let store = MemoryStore::default();
+        store
+            .create_user(&user_with_password("u-1", "Alice", RIGHT).await)
+            .await
+            .unwrap();
+        store
+    }
+
+    async fn attempt(store: &MemoryStore, raw: &str, now: u64) -> Result<TokenPair, LoginError> {
+        login(store, &dev_authority(), &name("alice"), &password(raw), now).await
+    }
+
+    #[tokio::test]
+    async fn the_right_password_starts_a_session_whose_live_token_is_the_one_returned() {
+        let store = store_with_alice().await;
+        let tokens = dev_authority();
+        let now = crate::clock::now();
+        let pair = login(&store, &tokens, &name("ALICE"), &password(RIGHT), now)
+            .await
+            .unwrap();
+        let access = tokens.verify_access(&pair.access_token, now).unwrap();
+        assert_eq!((access.sub.as_str(), access.username.as_str()), ("u-1", "Alice"));
+        let refresh = tokens.verify_refresh(&pair.refresh_token, now).unwrap();
+        let session = store.session_now(&refresh.session_key()).unwrap();
+        assert_eq!(session.token_hash, refresh_token_hash(&pair.refresh_token));
+    }
+
+    #[tokio::test]
+    async fn a_wrong_password_and_an_unknown_user_are_the_same_error() {
+        let store = store_with_alice().await;
+        let now = crate::clock::now();
+        assert!(matches!(
+            attempt(&store, "wrong password", now).await,
+            Err(LoginError::InvalidCredentials)
+        ));
+        let unknown = login(&store, &dev_authority(), &name("nobody"), &password(RIGHT), now).await;
+        assert!(matches!(unknown, Err(LoginError::InvalidCredentials)));
+    }
+
+    #[tokio::test]
+    async fn five_failures_lock_the_name_even_for_the_right_password() {
+        let store = store_with_alice().await;
+        let now = crate::clock::now();
+        for _ in 0..FailedLogins::LIMIT {
+            assert!(matches!(
+                attempt(&store, "wrong password", now).await,
+                Err(LoginError::InvalidCredentials)
+            ));
+        }
+        let locked = attempt(&store, RIGHT, now).await;
+        assert!(
+            matches!(locked, Err(LoginError::Locked { retry_after: 30 })),
+            "{locked:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn once_the_lock_has_expired_the_right_password_works_and_clears_the_count() {
+        let store = store_with_alice().await;
+        let now = crate::clock::now();
+        for _ in 0..FailedLogins::LIMIT {
+            let _ = attempt(&store, "wrong password", now).await;
+        }
+        assert!(attempt(&store, RIGHT, now + FailedLogins::BASE_LOCK - 1).await.is_err());
+        assert!(attempt(&store, RIGHT, now + FailedLogins::BASE_LOCK).await.is_ok());
+        assert_eq!(
+            store.login_record(&name("alice")).await.unwrap().failures,
+            FailedLogins::default()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn parallel_guesses_on_a_suspect_name_are_counted_before_checking_so_at_most_five_get_through() {
+        let store = std::sync::Arc::new(store_with_alice().await);
+        let now = crate::clock::now();
+        let _ = attempt(&store, "wrong password", now).await;
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { attempt(&store, "wrong password", now).await })
+            })
+            .collect();
+        let (mut checked, mut locked) = (0, 0);
+        for task in tasks {
+            match task.await.unwrap() {
+                Err(LoginError::InvalidCredentials) => checked += 1,
+                Err(LoginError::Locked { .. }) => locked += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!((checked, locked), (4, 16));
+    }
+
+    #[tokio::test]
+    async fn a_weak_hash_is_upgraded_on_a_good_login() {
+        use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
+        let weak = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(4096, 1, 1, None).unwrap(),
+        )
+        .hash_password(RIGHT.as_bytes())
+        .unwrap()
+        .to_string();
+        let store = MemoryStore::default();
+        let mut alice = crate::testing::user("u-1", "alice");
+        alice.password_hash = weak.clone();
+        store.create_user(&alice).await.unwrap();
+        attempt(&store, RIGHT, crate::clock::now()).await.unwrap();
+        let upgraded = store
+            .login_record(&name("alice"))
+            .await
+            .unwrap()
+            .user
+            .unwrap()
+            .password_hash;
+        assert!(upgraded.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{upgraded}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_store_is_a_store_error() {
+        let store = MemoryStore::unreachable();
+        assert!(matches!(
+            attempt(&store, RIGHT, crate::clock::now()).await,
+            Err(LoginError::Store(_))
+        ));
+    }
+}

@@ -1,0 +1,118 @@
+//! Logging out: revoke the session the refresh token belongs to, in one
+//! conditional write; everywhere: every session of the user.
+
+use super::refresh::{RefreshError, verified};
+use crate::session::Presented;
+use crate::store::SessionStore;
+use crate::token::TokenAuthority;
+
+/// Ends the session of `token` at `now` (and, `everywhere`, every session of
+/// its user). A spent generation still ends its session, but is refused like
+/// any reuse.
+pub async fn logout<S: SessionStore>(
+    store: &S,
+    tokens: &TokenAuthority,
+    token: &str,
+    everywhere: bool,
+    now: u64,
+) -> Result<(), RefreshError> {
+    let claims = verified(tokens, token, now)?;
+    // Revoke first, in one write: whatever the token's generation, its session must end.
+    let session = store
+        .revoke_session(&claims.session_key(), now)
+        .await?
+        .ok_or(RefreshError::Invalid)?;
+    match session.classify(claims.generation, now, tokens.settings().reuse_grace) {
+        Presented::Live | Presented::Retry => {}
+        Presented::Reused | Presented::Unknown => {
+            tracing::warn!(session_id = %claims.sid, user_id = %claims.sub, "spent refresh token at logout: session revoked");
+            return Err(RefreshError::Reused { session_id: claims.sid });
+        }
+    }
+    if everywhere {
+        let others = store.revoke_all_sessions(&claims.username, now).await?;
+        tracing::info!(user_id = %claims.sub, others, "logged out everywhere");
+    } else {
+        tracing::info!(session_id = %claims.sid, user_id = %claims.sub, "logged out");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::sessions;
+    use crate::session::Session;
+    use crate::store::memory::MemoryStore;
+    use crate::testing::{dev_authority, user};
+
+    async fn session_of(store: &MemoryStore, tokens: &TokenAuthority, username: &str, now: u64) -> (Session, String) {
+        let session = sessions::start(tokens, &user("u-1", username), now);
+        store.create_session(&session).await.unwrap();
+        let token = tokens.issue_refresh(&session.generation());
+        (session, token)
+    }
+
+    #[tokio::test]
+    async fn logout_revokes_the_session_once() {
+        let (store, tokens, now) = (MemoryStore::default(), dev_authority(), crate::clock::now());
+        let (session, token) = session_of(&store, &tokens, "alice", now).await;
+        logout(&store, &tokens, &token, false, now).await.unwrap();
+        assert!(store.session_now(&session.key()).unwrap().revoked);
+        assert!(matches!(
+            logout(&store, &tokens, &token, false, now).await,
+            Err(RefreshError::Invalid)
+        ));
+    }
+
+    #[tokio::test]
+    async fn logout_with_a_spent_generation_revokes_the_session_but_is_refused() {
+        let (store, tokens, now) = (MemoryStore::default(), dev_authority(), crate::clock::now());
+        let (session, first) = session_of(&store, &tokens, "alice", now).await;
+        let second = sessions::next_generation(&tokens, &session, now).unwrap();
+        store
+            .rotate_session(&session.key(), 0, &second.token_hash, now)
+            .await
+            .unwrap();
+        let third = sessions::next_generation(&tokens, &second, now).unwrap();
+        store
+            .rotate_session(&session.key(), 1, &third.token_hash, now)
+            .await
+            .unwrap();
+        let result = logout(&store, &tokens, &first, false, now).await;
+        assert!(matches!(result, Err(RefreshError::Reused { session_id }) if session_id == session.id));
+        assert!(store.session_now(&session.key()).unwrap().revoked);
+    }
+
+    #[tokio::test]
+    async fn the_token_consumed_last_within_the_grace_window_logs_out() {
+        let (store, tokens, now) = (MemoryStore::default(), dev_authority(), crate::clock::now());
+        let (session, first) = session_of(&store, &tokens, "alice", now).await;
+        let second = sessions::next_generation(&tokens, &session, now).unwrap();
+        store
+            .rotate_session(&session.key(), 0, &second.token_hash, now)
+            .await
+            .unwrap();
+        logout(&store, &tokens, &first, false, now).await.unwrap();
+        assert!(store.session_now(&session.key()).unwrap().revoked);
+    }
+
+    #[tokio::test]
+    async fn logout_everywhere_revokes_every_session_of_the_user_and_no_one_elses() {
+        let (store, tokens, now) = (MemoryStore::default(), dev_authority(), crate::clock::now());
+        let (_, token) = session_of(&store, &tokens, "alice", now).await;
+        let (other_device, _) = session_of(&store, &tokens, "Alice", now).await;
+        let (bobs, _) = session_of(&store, &tokens, "bob", now).await;
+        logout(&store, &tokens, &token, true, now).await.unwrap();
+        assert!(store.session_now(&other_device.key()).unwrap().revoked);
+        assert!(!store.session_now(&bobs.key()).unwrap().revoked);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_store_is_a_store_error() {
+        let (store, tokens, now) = (MemoryStore::default(), dev_authority(), crate::clock::now());
+        let (_, token) = session_of(&store, &tokens, "alice", now).await;
+        let result = logout(&MemoryStore::unreachable(), &tokens, &token, false, now).await;
+        assert!(matches!(result, Err(RefreshError::Store(_))));
+    }
+}

@@ -1,0 +1,15 @@
+//! The flows: register, log in, refresh, log out. Each takes parsed input,
+//! the store and the token authority, and returns a domain result or a
+//! domain error; none knows HTTP (`http` maps the errors to answers).
+
+pub mod login;
+pub mod logout;
+pub mod refresh;
+pub mod register;
+pub mod sessions;
+
+pub use login::{LoginError, login};
+pub use logout::logout;
+pub use refresh::{RefreshError, refresh};
+pub use register::{RegisterError, register};
+pub use sessions::TokenPair;

@@ -1,0 +1,138 @@
+//! Registering: hash the password, create the user with a conditional write.
+
+use crate::credentials::{Password, Username};
+use crate::password::{self, HashError};
+use crate::store::{CreateUserError, StoreError, User, UserStore};
+
+/// Why a user was not created.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// The name exists, in any case.
+    #[error("username is taken")]
+    Taken,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Hash(#[from] HashError),
+}
+
+/// Creates the user `username` with `password` at `now`.
+pub async fn register(
+    store: &impl UserStore,
+    username: &Username,
+    password: &Password,
+    now: u64,
+) -> Result<User, RegisterError> {
+    let user = User {
+        id: uuid::Uuid::new_v4().to_string(),
+        username: username.as_str().to_owned(),
+        password_hash: password::hash(password).await?,
+        created_at: now,
+    };
+    match store.create_user(&user).await {
+        Ok(()) => {}
+        // The SDK retries a write whose answer was lost; the retry then finds
+        // the name taken by this very request's first write: its user id says so.
+        Err(CreateUserError::Taken) if created_by(store, username, &user.id).await? => {}
+        Err(CreateUserError::Taken) => return Err(RegisterError::Taken),
+        Err(CreateUserError::Store(e)) => return Err(RegisterError::Store(e)),
+    }
+    crate::log::record_user(&user.id);
+    tracing::info!("user registered");
+    Ok(user)
+}
+
+/// Whether the user stored under `username` is the one of id `id`.
+async fn created_by(store: &impl UserStore, username: &Username, id: &str) -> Result<bool, StoreError> {
+    let record = store.login_record(username).await?;
+    Ok(record.user.is_some_and(|user| user.id == id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::password::Verdict;
+    use crate::store::memory::MemoryStore;
+
+    #[tokio::test]
+    async fn a_registered_user_keeps_the_name_as_typed_and_a_hash_of_the_password() {
+        let store = MemoryStore::default();
+        let password = Password::parse("correct horse battery staple").unwrap();
+        let user = register(&store, &Username::parse("Alice").unwrap(), &password, 7)
+            .await
+            .unwrap();
+        assert_eq!((user.username.as_str(), user.created_at), ("Alice", 7));
+        let stored = store
+            .login_record(&Username::parse("alice").unwrap())
+            .await
+            .unwrap()
+            .user
+            .unwrap();
+        assert_eq!(stored, user);
+        assert_eq!(
+            password::verify(&password, Some(&stored.password_hash)).await.unwrap(),
+            Verdict::Valid
+        );
+    }
+
+    /// A store whose first write lands but answers "taken", as DynamoDB does
+    /// to the SDK's retry of a conditional put whose answer was lost.
+    struct LostAnswer(MemoryStore);
+
+    impl UserStore for LostAnswer {
+        async fn create_user(&self, user: &User) -> Result<(), CreateUserError> {
+            self.0.create_user(user).await?;
+            Err(CreateUserError::Taken)
+        }
+        async fn login_record(&self, username: &Username) -> Result<crate::store::LoginRecord, StoreError> {
+            self.0.login_record(username).await
+        }
+        async fn replace_password_hash(&self, _: &Username, _: &str, _: &str) -> Result<(), StoreError> {
+            unreachable!()
+        }
+        async fn count_attempt(
+            &self,
+            _: &Username,
+            _: crate::lockout::FailedLogins,
+            _: u64,
+        ) -> Result<Option<crate::lockout::FailedLogins>, StoreError> {
+            unreachable!()
+        }
+        async fn clear_failed_logins(&self, _: &Username) -> Result<(), StoreError> {
+            unreachable!()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_retried_write_that_finds_its_own_user_is_a_registration_not_a_conflict() {
+        let store = LostAnswer(MemoryStore::default());
+        let password = Password::parse("correct horse battery staple").unwrap();
+        let user = register(&store, &Username::parse("alice").unwrap(), &password, 0)
+            .await
+            .unwrap();
+        let stored = store
+            .0
+            .login_record(&Username::parse("alice").unwrap())
+            .await
+            .unwrap()
+            .user
+            .unwrap();
+        assert_eq!(stored.id, user.id);
+        let again = register(&store, &Username::parse("Alice").unwrap(), &password, 0).await;
+        assert!(
+            matches!(again, Err(RegisterError::Taken)),
+            "another request's user is a conflict"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_same_name_in_another_case_is_taken() {
+        let store = MemoryStore::default();
+        let password = Password::parse("correct horse battery staple").unwrap();
+        register(&store, &Username::parse("alice").unwrap(), &password, 0)
+            .await
+            .unwrap();
+        let again = register(&store, &Username::parse("ALICE").unwrap(), &password, 0).await;
+        assert!(matches!(again, Err(RegisterError::Taken)));
+    }
+}
