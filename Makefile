@@ -1,5 +1,5 @@
 # The two commands: `make dev` runs the service locally, `make test` tests it.
-.PHONY: dev test unit lint check deploy smoke fuzz bench invoke rotate-keys
+.PHONY: dev test unit lint check deploy smoke fuzz bench mutants invoke rotate-keys
 
 ## Start DynamoDB Local (:8000), create the table, serve every function on :9000. Ctrl-C stops it all.
 dev:
@@ -33,6 +33,10 @@ smoke:
 ## Run each fuzz target for FUZZ_SECONDS (default 600): make fuzz FUZZ_SECONDS=60
 fuzz:
 	@scripts/fuzz
+
+## Mutation testing of the security logic (cargo-mutants; hours for all, minutes a file): make mutants [FILES=shared/src/session.rs]
+mutants:
+	@scripts/mutants
 
 ## Benchmarks and cold starts, printed as one table against the budgets (release builds: slow the first time).
 bench:

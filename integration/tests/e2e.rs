@@ -581,6 +581,24 @@ async fn forged_tampered_expired_and_misaddressed_access_tokens_are_401() {
     }
 }
 
+/// A validly signed refresh token of the largest generation a number holds:
+/// the session's arithmetic on it must neither panic (a 500) nor wrap around.
+#[tokio::test]
+async fn a_signed_refresh_token_of_generation_u64_max_is_401_at_refresh_and_ends_the_session_at_logout() {
+    let api = api();
+    let login = api.logged_in().await;
+    let real = login.field("refresh_token");
+    let payload = real.split('.').nth(1).unwrap();
+    let mut claims: serde_json::Value = serde_json::from_slice(&shared::testing::b64_decode(payload)).unwrap();
+    claims["generation"] = u64::MAX.into();
+    let forged = forge(header(), claims, &secret());
+    assert_error(&api.refresh(&forged).await, 401, "invalid_token");
+    assert_eq!(api.refresh(&real).await.status, 200, "refresh only read the session");
+    let r = api.post("/logout", json!({"refresh_token": forged})).await;
+    assert_error(&r, 401, "invalid_token");
+    assert_error(&api.refresh(&real).await, 401, "invalid_token");
+}
+
 #[tokio::test]
 async fn an_access_token_or_a_forged_token_is_refused_by_refresh_and_logout() {
     let api = api();

@@ -53,6 +53,16 @@ mod tests {
         (session, token)
     }
 
+    /// The session moved on one generation, as a refresh does.
+    async fn rotated(store: &MemoryStore, tokens: &TokenAuthority, session: &Session, now: u64) -> Session {
+        let next = sessions::next_generation(tokens, session, now).unwrap();
+        store
+            .rotate_session(&session.key(), session.generation, &next.token_hash, now)
+            .await
+            .unwrap();
+        next
+    }
+
     #[tokio::test]
     async fn logout_revokes_the_session_once() {
         let (store, tokens, now) = (MemoryStore::default(), dev_authority(), crate::clock::now());
@@ -69,16 +79,8 @@ mod tests {
     async fn logout_with_a_spent_generation_revokes_the_session_but_is_refused() {
         let (store, tokens, now) = (MemoryStore::default(), dev_authority(), crate::clock::now());
         let (session, first) = session_of(&store, &tokens, "alice", now).await;
-        let second = sessions::next_generation(&tokens, &session, now).unwrap();
-        store
-            .rotate_session(&session.key(), 0, &second.token_hash, now)
-            .await
-            .unwrap();
-        let third = sessions::next_generation(&tokens, &second, now).unwrap();
-        store
-            .rotate_session(&session.key(), 1, &third.token_hash, now)
-            .await
-            .unwrap();
+        let second = rotated(&store, &tokens, &session, now).await;
+        rotated(&store, &tokens, &second, now).await;
         let result = logout(&store, &tokens, &first, false, now).await;
         assert!(matches!(result, Err(RefreshError::Reused { session_id }) if session_id == session.id));
         assert!(store.session_now(&session.key()).unwrap().revoked);
@@ -88,11 +90,7 @@ mod tests {
     async fn the_token_consumed_last_within_the_grace_window_logs_out() {
         let (store, tokens, now) = (MemoryStore::default(), dev_authority(), crate::clock::now());
         let (session, first) = session_of(&store, &tokens, "alice", now).await;
-        let second = sessions::next_generation(&tokens, &session, now).unwrap();
-        store
-            .rotate_session(&session.key(), 0, &second.token_hash, now)
-            .await
-            .unwrap();
+        rotated(&store, &tokens, &session, now).await;
         logout(&store, &tokens, &first, false, now).await.unwrap();
         assert!(store.session_now(&session.key()).unwrap().revoked);
     }
@@ -106,6 +104,22 @@ mod tests {
         logout(&store, &tokens, &token, true, now).await.unwrap();
         assert!(store.session_now(&other_device.key()).unwrap().revoked);
         assert!(!store.session_now(&bobs.key()).unwrap().revoked);
+    }
+
+    #[tokio::test]
+    async fn a_token_of_the_largest_generation_ends_its_session_without_overflow() {
+        let (store, tokens, now) = (MemoryStore::default(), dev_authority(), crate::clock::now());
+        let (session, _) = session_of(&store, &tokens, "alice", now).await;
+        let forged = tokens.issue_refresh(
+            &Session {
+                generation: u64::MAX,
+                ..session.clone()
+            }
+            .generation(),
+        );
+        let result = logout(&store, &tokens, &forged, false, now).await;
+        assert!(matches!(result, Err(RefreshError::Reused { .. })), "{result:?}");
+        assert!(store.session_now(&session.key()).unwrap().revoked);
     }
 
     #[tokio::test]

@@ -62,17 +62,18 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((user.username.as_str(), user.created_at), ("Alice", 7));
-        let stored = store
-            .login_record(&Username::parse("alice").unwrap())
-            .await
-            .unwrap()
-            .user
-            .unwrap();
+        let stored = stored(&store, "alice").await;
         assert_eq!(stored, user);
         assert_eq!(
             password::verify(&password, Some(&stored.password_hash)).await.unwrap(),
             Verdict::Valid
         );
+    }
+
+    /// The user stored under `name`.
+    async fn stored(store: &MemoryStore, name: &str) -> User {
+        let record = store.login_record(&Username::parse(name).unwrap()).await.unwrap();
+        record.user.expect("a stored user")
     }
 
     /// A store whose first write lands but answers "taken", as DynamoDB does
@@ -110,14 +111,7 @@ mod tests {
         let user = register(&store, &Username::parse("alice").unwrap(), &password, 0)
             .await
             .unwrap();
-        let stored = store
-            .0
-            .login_record(&Username::parse("alice").unwrap())
-            .await
-            .unwrap()
-            .user
-            .unwrap();
-        assert_eq!(stored.id, user.id);
+        assert_eq!(stored(&store.0, "alice").await.id, user.id);
         let again = register(&store, &Username::parse("Alice").unwrap(), &password, 0).await;
         assert!(
             matches!(again, Err(RegisterError::Taken)),
