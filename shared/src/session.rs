@@ -1,6 +1,8 @@
 //! Login sessions as data: where one is stored, its live generation, and
 //! what a presented refresh token is to it. Pure: no I/O, no tokens.
 
+use std::cmp::Ordering;
+
 /// Where a session is found: under its user's normalized name, by its id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SessionKey {
@@ -49,19 +51,18 @@ impl Session {
 
     /// What a refresh token of `generation`, presented at `now`, is to this
     /// session. `generation` comes from a signed token, but is still a
-    /// client's number: no arithmetic on it can overflow.
+    /// client's number: no arithmetic on it may overflow.
     pub fn classify(&self, generation: u64, now: u64, grace: u64) -> Presented {
-        if generation == self.generation {
-            Presented::Live
-        } else if generation.checked_add(1) == Some(self.generation)
-            && grace > 0
-            && now <= self.issued_at.saturating_add(grace)
-        {
-            Presented::Retry
-        } else if generation < self.generation {
-            Presented::Reused
-        } else {
-            Presented::Unknown
+        match generation.cmp(&self.generation) {
+            Ordering::Equal => Presented::Live,
+            Ordering::Greater => Presented::Unknown,
+            // `generation` is below the session's, so `+ 1` cannot overflow.
+            Ordering::Less
+                if generation + 1 == self.generation && grace > 0 && now <= self.issued_at.saturating_add(grace) =>
+            {
+                Presented::Retry
+            }
+            Ordering::Less => Presented::Reused,
         }
     }
 

@@ -100,7 +100,6 @@ impl From<jsonwebtoken::errors::Error> for TokenError {
     fn from(error: jsonwebtoken::errors::Error) -> Self {
         match error.kind() {
             ErrorKind::InvalidSignature => Self::BadSignature,
-            ErrorKind::InvalidAlgorithm => Self::WrongAlgorithm,
             ErrorKind::InvalidIssuer => Self::WrongIssuer,
             ErrorKind::InvalidAudience => Self::WrongAudience,
             _ => Self::Malformed(error.to_string()),
