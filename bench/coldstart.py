@@ -112,7 +112,7 @@ def access_token(env):
     kid = hashlib.sha256(b"kid:" + secret).digest()[:8].hex()
     now = int(time.time())
     claims = {"iss": env["JWT_ISSUER"], "aud": env["JWT_AUDIENCE"], "sub": "u-1", "username": "alice",
-              "iat": now, "nbf": now, "exp": now + 900, "jti": "bench", "token_use": "access"}
+              "sid": "s-bench", "amr": ["pwd"], "iat": now, "nbf": now, "exp": now + 900, "jti": "bench", "token_use": "access"}
     head = b64(json.dumps({"typ": "JWT", "alg": "HS256", "kid": kid}).encode())
     body = b64(json.dumps(claims).encode())
     signature = b64(hmac.new(secret, f"{head}.{body}".encode(), hashlib.sha256).digest())
@@ -172,11 +172,11 @@ def run_once(binary, env, first_event, warm_event, warm_count=WARM, bodies=None)
     return init, first, statistics.median(warm), rss
 
 
-def refresh_tokens(target, env, login, count):
-    """`count` live refresh tokens, one session each, from the login binary."""
+def logins(target, env, login, count):
+    """`count` token responses, one session each, from the login binary."""
     bodies = []
     run_once(target / "login", env, login, login, count - 1, bodies)
-    return iter(json.loads(json.loads(raw)["body"])["refresh_token"] for raw in bodies)
+    return [json.loads(json.loads(raw)["body"]) for raw in bodies]
 
 
 def main():
@@ -196,7 +196,10 @@ def main():
     # refresh and logout spend a real session each time, so that their first
     # invocation pays for its DynamoDB round trips as a user's would.
     login = lambda: event("login-ok", login_user)
-    sessions = refresh_tokens(target, env, login, 2 * runs * (WARM + 1))
+    pairs = logins(target, env, login, 2 * runs * (WARM + 1))
+    sessions = iter(pair["refresh_token"] for pair in pairs)
+    # account and sessions read the user's own items: a real user's token.
+    user_access = pairs[0]["access_token"]
     cases = {
         "hello-floor": (lambda: event("protected-ok", token=access),) * 2,
         "protected": (lambda: event("protected-ok", token=access),) * 2,
@@ -204,6 +207,8 @@ def main():
         "login": (login,) * 2,
         "refresh": (lambda: event("refresh-ok", token=next(sessions)),) * 2,
         "logout": (lambda: event("logout-ok", token=next(sessions)),) * 2,
+        "account": (lambda: event("account-get", token=user_access),) * 2,
+        "sessions": (lambda: event("sessions-list", token=user_access),) * 2,
         "jwks": (lambda: event("jwks"),) * 2,
         "authorizer": (lambda: event("authorizer-ok", token=access),) * 2,
     }

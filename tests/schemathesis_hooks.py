@@ -1,11 +1,54 @@
-"""Schemathesis hooks for `make test`: skip request bodies that are not UTF-8.
+"""Schemathesis hooks for `make test`: skip request bodies that are not UTF-8,
+and give every operation that needs an access token a valid one.
 
 `cargo lambda watch` (the local stack) answers 500 to a body labelled JSON
 that is not UTF-8, before any function runs. Deployed, API Gateway passes
 such bodies on (base64) and the functions answer 400: that case is covered by
-events/login-not-utf8.json and the handler and end-to-end tests."""
+events/login-not-utf8.json and the handler and end-to-end tests.
+
+Access tokens: schemathesis sends a random `Authorization: Bearer ...` to the
+operations secured by `accessToken` in openapi.yaml (/protected, /account,
+/account/password, /sessions, /sessions/{id}), which only ever gets a 401.
+Just before such a call, `before_call` registers a new user, logs it in (twice
+for the /sessions routes, so that there is another session to list and to
+end) and puts the access token in place of the random one. A new user for
+each call that changes something, because those calls use their user up:
+DELETE /account deletes it, POST /account/password changes its password and
+ends its other sessions, DELETE /sessions/{id} ends a session, and every
+wrong password they are sent counts toward the user's login lock (429 after
+5), which would lock a shared user out of the very login that gets its
+tokens. GET calls change nothing: they share one user (per number of logins)
+for 10 minutes, well within the access token's 15. The users are left in the
+test table.
+
+So that the successes are exercised as well as the refusals, every other call
+of an operation gets the user's real password (`password` of DELETE /account,
+`current_password` of POST /account/password) or the id of its other session
+(DELETE /sessions/{id}) in place of the generated string. A call that
+schemathesis sends without the header, or with a header that is not a bearer
+token, or with its deliberately invalid one, is left as generated: those are
+the 401 cases.
+
+This runs at call time, not when the case is generated: a register and a login
+per case (argon2id each) inside Hypothesis' generation would trip its
+`too_slow` health check."""
+
+import base64
+import collections
+import json
+import secrets
+import time
+import urllib.error
+import urllib.request
 
 import schemathesis
+
+# What schemathesis sends when it probes with a credential that must be refused.
+INVALID_CREDENTIAL = "SCHEMATHESIS-INVALID-VALUE"
+_turns = collections.Counter()
+# Number of logins -> (until when, user) for the GET calls; seconds of time.monotonic().
+_shared = {}
+SHARED_FOR = 600
 
 
 def _utf8(body):
@@ -25,3 +68,99 @@ def _utf8(body):
 @schemathesis.hook
 def filter_body(ctx, body):
     return _utf8(body)
+
+
+def _call(base, method, path, body):
+    request = urllib.request.Request(
+        base + path,
+        data=json.dumps(body).encode(),
+        method=method,
+        headers={"content-type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, text = response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        status, text = error.code, error.read().decode()
+    return status, text
+
+
+def _expect(step, got, want):
+    status, text = got
+    if status != want:
+        raise RuntimeError(f"schemathesis hooks: {step} answered {status}, not {want}: {text}")
+    return json.loads(text) if text else None
+
+
+def _session_id(access_token):
+    """The `sid` claim of a JWT (read, not verified: the API verifies it)."""
+    payload = access_token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sid"]
+
+
+def _new_user(base, logins):
+    """A new user logged in `logins` times: (password, access token of the last login, session ids in login order)."""
+    user = {"username": f"st-{secrets.token_hex(8)}", "password": secrets.token_urlsafe(18)}
+    _expect("POST /register", _call(base, "POST", "/register", user), 201)
+    tokens = [_expect("POST /login", _call(base, "POST", "/login", user), 200) for _ in range(logins)]
+    return user["password"], tokens[-1]["access_token"], [_session_id(t["access_token"]) for t in tokens]
+
+
+def _user_for(base, method, logins):
+    if method != "GET":
+        return _new_user(base, logins)
+    until, user = _shared.get(logins, (0, None))
+    if time.monotonic() >= until:
+        user = _new_user(base, logins)
+        _shared[logins] = (time.monotonic() + SHARED_FOR, user)
+    return user
+
+
+def _needs_access_token(operation):
+    return any("accessToken" in requirement for requirement in operation.definition.raw.get("security", []))
+
+
+def _sends_bearer(headers):
+    values = [value for name, value in (headers or {}).items() if name.lower() == "authorization"]
+    return (
+        len(values) == 1
+        and isinstance(values[0], str)
+        and values[0].startswith("Bearer ")
+        and INVALID_CREDENTIAL not in values[0]
+    )
+
+
+def _real_turn(case):
+    """True on every other call of an operation, starting with the first."""
+    key = (case.method.upper(), case.path)
+    _turns[key] += 1
+    return _turns[key] % 2 == 1
+
+
+def _with(mapping, field, value):
+    """`mapping` with `field` set to `value` if it holds a string there (a wrong type stays as generated)."""
+    if isinstance(mapping, dict) and isinstance(mapping.get(field), str):
+        return {**mapping, field: value}
+    return mapping
+
+
+@schemathesis.hook
+def before_call(ctx, case, **kwargs):
+    if not _needs_access_token(case.operation) or not _sends_bearer(case.headers):
+        return
+    method, path = case.method.upper(), case.path
+    base = case.operation.schema.get_base_url().rstrip("/")
+    password, access_token, sessions = _user_for(base, method, 2 if path.startswith("/sessions") else 1)
+    headers = case.headers
+    for name in [name for name in headers if name.lower() == "authorization"]:
+        del headers[name]
+    headers["Authorization"] = f"Bearer {access_token}"
+    case.headers = headers
+    if not _real_turn(case):
+        return
+    if (method, path) == ("DELETE", "/account"):
+        case.body = _with(case.body, "password", password)
+    elif (method, path) == ("POST", "/account/password"):
+        case.body = _with(case.body, "current_password", password)
+    elif (method, path) == ("DELETE", "/sessions/{id}"):
+        case.path_parameters = _with(case.path_parameters, "id", sessions[0])

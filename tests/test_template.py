@@ -18,6 +18,15 @@ DYNAMODB_CALLS = {
     "refresh": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
     "protected": set(),
     "logout": {"dynamodb:UpdateItem", "dynamodb:Query"},
+    # TransactWriteItems (password change, deletion) is authorized per item: Update, Delete, ConditionCheck.
+    "account": {
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:UpdateItem",
+    },
+    "sessions": {"dynamodb:Query", "dynamodb:UpdateItem"},
     "jwks": set(),
     "authorizer": set(),
 }
@@ -98,6 +107,25 @@ class Template(unittest.TestCase):
         events = self.resources["JwksFunction"]["Properties"]["Events"]
         paths = sorted(e["Properties"]["Path"] for e in events.values())
         self.assertEqual(paths, ["/.well-known/jwks.json", "/.well-known/openid-configuration"])
+
+    def test_the_account_and_sessions_functions_serve_their_routes_for_any_method(self):
+        for name, expected in (
+            ("AccountFunction", ["/account", "/account/password"]),
+            ("SessionsFunction", ["/sessions", "/sessions/{id}"]),
+        ):
+            events = self.resources[name]["Properties"]["Events"]
+            self.assertEqual(sorted(e["Properties"]["Path"] for e in events.values()), expected, name)
+            for event in events.values():
+                self.assertEqual(event["Type"], "HttpApi", name)
+                self.assertEqual(event["Properties"]["ApiId"], {"Ref": "Api"}, name)
+                # The function answers 405 with Allow itself.
+                self.assertEqual(event["Properties"]["Method"], "ANY", name)
+                self.assertNotIn("Auth", event["Properties"], name)
+
+    def test_cors_allows_the_methods_the_browser_demo_uses(self):
+        _, cors, _ = self.resources["Api"]["Properties"]["CorsConfiguration"]["Fn::If"]
+        self.assertEqual(set(cors["AllowMethods"]), {"GET", "POST", "DELETE", "OPTIONS"})
+        self.assertEqual(set(cors["AllowHeaders"]), {"authorization", "content-type"})
 
     def test_the_table_has_ttl_backups_encryption_and_is_retained(self):
         table = self.resources["AuthTable"]

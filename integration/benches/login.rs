@@ -33,7 +33,7 @@ fn login(c: &mut Criterion) {
     let user = rt.block_on(store.login_record(&username)).unwrap().user.unwrap();
     let keys = dev_authority();
     let write_session = || {
-        let session = shared::service::sessions::start(&keys, &user, shared::now());
+        let session = shared::testing::password_session(&keys, &user, shared::now());
         rt.block_on(store.create_session(&session)).unwrap()
     };
     // DynamoDB Local is a JVM: until its JIT has compiled the Query and

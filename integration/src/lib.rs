@@ -115,9 +115,18 @@ impl Api {
 
     /// `GET` with an optional bearer token.
     pub async fn get(&self, path: &str, bearer: Option<&str>) -> Reply {
+        self.with_bearer(Method::GET, path, bearer, None).await
+    }
+
+    /// `method` with an optional bearer token and an optional JSON body.
+    pub async fn with_bearer(&self, method: Method, path: &str, bearer: Option<&str>, body: Option<Value>) -> Reply {
         let auth = bearer.map(|t| format!("Bearer {t}"));
-        let headers: Vec<(&str, &[u8])> = auth.iter().map(|a| ("authorization", a.as_bytes())).collect();
-        self.send(Method::GET, path, &headers, None).await
+        let mut headers: Vec<(&str, &[u8])> = auth.iter().map(|a| ("authorization", a.as_bytes())).collect();
+        if body.is_some() {
+            headers.push(("content-type", b"application/json"));
+        }
+        self.send(method, path, &headers, body.map(|b| b.to_string().into_bytes()))
+            .await
     }
 
     /// Registers a fresh user; returns its username and password.
@@ -168,6 +177,9 @@ pub enum Fault {
     /// Forward the next `UpdateItem`, so it takes effect, then lose its answer;
     /// everything else passes.
     LoseUpdateAnswer,
+    /// Forward this many more `TransactWriteItems`, then refuse the rest;
+    /// everything else passes: a multi-step write cut off between its steps.
+    RefuseTransactionsAfter(usize),
 }
 
 /// A TCP proxy in front of DynamoDB Local that injects faults, one HTTP request per connection.
@@ -209,7 +221,19 @@ async fn proxy_one(mut client: tokio::net::TcpStream, upstream: &str, fault: std
     let Some(request) = read_http_message(&mut client).await else {
         return;
     };
-    let mode = *fault.lock().unwrap();
+    let is_transaction = String::from_utf8_lossy(&request).contains("DynamoDB_20120810.TransactWriteItems");
+    let mode = {
+        let mut fault = fault.lock().unwrap();
+        match *fault {
+            Fault::RefuseTransactionsAfter(0) if is_transaction => Fault::Refuse,
+            Fault::RefuseTransactionsAfter(n) if is_transaction => {
+                *fault = Fault::RefuseTransactionsAfter(n - 1);
+                Fault::Pass
+            }
+            Fault::RefuseTransactionsAfter(_) => Fault::Pass,
+            other => other,
+        }
+    };
     match mode {
         Fault::Refuse => {}
         Fault::Hang => tokio::time::sleep(std::time::Duration::from_secs(600)).await,
@@ -221,7 +245,7 @@ async fn proxy_one(mut client: tokio::net::TcpStream, upstream: &str, fault: std
             );
             let _ = client.write_all(response.as_bytes()).await;
         }
-        Fault::Pass | Fault::LoseUpdateAnswer => {
+        Fault::Pass | Fault::LoseUpdateAnswer | Fault::RefuseTransactionsAfter(_) => {
             let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
                 return;
             };

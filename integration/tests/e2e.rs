@@ -501,8 +501,8 @@ async fn malformed_authorization_headers_are_401_with_a_challenge() {
 fn claims(token_use: &str) -> serde_json::Value {
     json!({
         "iss": dev_env("JWT_ISSUER").unwrap(), "aud": dev_env("JWT_AUDIENCE").unwrap(),
-        "sub": "u-1", "username": "mallory", "iat": now(), "nbf": now(), "exp": now() + 600,
-        "jti": "j-1", "token_use": token_use
+        "sub": "u-1", "username": "mallory", "sid": "s-1", "amr": ["pwd"],
+        "iat": now(), "nbf": now(), "exp": now() + 600, "jti": "j-1", "token_use": token_use
     })
 }
 

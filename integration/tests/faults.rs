@@ -236,3 +236,90 @@ async fn dynamodb_local_stopped_mid_run_turns_every_call_into_503() {
     };
     unavailable(&refresh(&refresh_state, tokens["refresh_token"].as_str().unwrap()).await);
 }
+
+/// `method path` with a bearer token and an optional JSON body.
+fn with_bearer(method: &str, path: &str, token: &str, body: Option<serde_json::Value>) -> lambda_http::Request {
+    let mut req = request(method, path, body.unwrap_or(serde_json::Value::Null));
+    if matches!(req.body(), lambda_http::Body::Text(t) if t == "null") {
+        *req.body_mut() = lambda_http::Body::Empty;
+    }
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req
+}
+
+/// Every route of `account` and `sessions`, DynamoDB refusing, then hanging:
+/// a 503 in seconds each time, and the account and its sessions as they were.
+#[tokio::test]
+async fn the_account_and_sessions_routes_answer_503_fast_when_dynamodb_refuses_or_hangs() {
+    let (store, proxy) = behind_proxy().await;
+    assert_eq!(register(&store, "ursula").await.0, 201);
+    let state = login::State {
+        keys: KeyCache::ready(dev_authority()),
+        store: store.clone(),
+    };
+    let (_, first) = login(&state, "ursula").await;
+    let (_, second) = login(&state, "ursula").await;
+    let access = first["access_token"].as_str().unwrap().to_owned();
+    let other_sid = {
+        let authority = dev_authority();
+        let claims = authority
+            .verify_refresh(second["refresh_token"].as_str().unwrap(), shared::now())
+            .unwrap();
+        claims.sid
+    };
+    let password = json!({"password": "correct horse battery staple"});
+    let change =
+        json!({"current_password": "correct horse battery staple", "new_password": "a new horse battery staple"});
+    for fault in [Fault::Refuse, Fault::Hang] {
+        proxy.set(fault);
+        let calls = [
+            ("GET /account", with_bearer("GET", "/account", &access, None)),
+            (
+                "DELETE /account",
+                with_bearer("DELETE", "/account", &access, Some(password.clone())),
+            ),
+            (
+                "POST /account/password",
+                with_bearer("POST", "/account/password", &access, Some(change.clone())),
+            ),
+        ];
+        for (label, req) in calls {
+            let started = Instant::now();
+            unavailable(&status_and_json(&account::handle(&state, req).await.unwrap()));
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{fault:?} {label}: {:?}",
+                started.elapsed()
+            );
+        }
+        for (label, req) in [
+            ("GET /sessions", with_bearer("GET", "/sessions", &access, None)),
+            (
+                "DELETE /sessions/{id}",
+                with_bearer("DELETE", &format!("/sessions/{other_sid}"), &access, None),
+            ),
+        ] {
+            let started = Instant::now();
+            unavailable(&status_and_json(&sessions::handle(&state, req).await.unwrap()));
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{fault:?} {label}: {:?}",
+                started.elapsed()
+            );
+        }
+    }
+    proxy.set(Fault::Pass);
+    let refresh_state = refresh::State {
+        keys: KeyCache::ready(dev_authority()),
+        store,
+    };
+    assert_eq!(
+        refresh(&refresh_state, second["refresh_token"].as_str().unwrap())
+            .await
+            .0,
+        200,
+        "nothing half-done"
+    );
+    assert_eq!(login(&state, "ursula").await.0, 200, "the password is as it was");
+}

@@ -126,3 +126,93 @@ async fn each_route_stays_within_its_dynamodb_round_trip_budget() {
     let answer = status_and_json(&logout::handle(&logout, req).await.unwrap());
     assert_eq!((answer.0, trips.take()), (204, 1), "logout: one conditional UpdateItem");
 }
+
+/// `method path` with a bearer token and a JSON body (`null`: none).
+fn with_bearer(method: &str, path: &str, token: &str, body: serde_json::Value) -> lambda_http::Request {
+    let mut req = request(method, path, body.clone());
+    if body.is_null() {
+        *req.body_mut() = lambda_http::Body::Empty;
+    }
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req
+}
+
+#[tokio::test]
+async fn the_account_and_sessions_routes_stay_within_their_round_trip_budgets() {
+    let (store, trips) = counted_store().await;
+    let password = "correct horse battery staple";
+    let good = creds("sasha", password);
+    register::handle(&store, request("POST", "/register", good.clone()))
+        .await
+        .unwrap();
+    let state = login::State {
+        keys: KeyCache::ready(dev_authority()),
+        store: store.clone(),
+    };
+    let mut logins = Vec::new();
+    for _ in 0..3 {
+        let (_, tokens) = status_and_json(
+            &login::handle(&state, request("POST", "/login", good.clone()))
+                .await
+                .unwrap(),
+        );
+        logins.push(tokens);
+    }
+    let access = logins[0]["access_token"].as_str().unwrap().to_owned();
+    let sid = |tokens: &serde_json::Value| {
+        dev_authority()
+            .verify_refresh(tokens["refresh_token"].as_str().unwrap(), shared::now())
+            .unwrap()
+            .sid
+    };
+    trips.take();
+
+    let answer = status_and_json(
+        &account::handle(&state, with_bearer("GET", "/account", &access, json!(null)))
+            .await
+            .unwrap(),
+    );
+    assert_eq!((answer.0, trips.take()), (200, 1), "GET /account: GetItem");
+
+    let answer = status_and_json(
+        &sessions::handle(&state, with_bearer("GET", "/sessions", &access, json!(null)))
+            .await
+            .unwrap(),
+    );
+    assert_eq!((answer.0, trips.take()), (200, 1), "GET /sessions: one Query");
+
+    let path = format!("/sessions/{}", sid(&logins[1]));
+    let answer = status_and_json(
+        &sessions::handle(&state, with_bearer("DELETE", &path, &access, json!(null)))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        (answer.0, trips.take()),
+        (204, 1),
+        "DELETE /sessions/{{id}}: one conditional UpdateItem"
+    );
+
+    let change = json!({"current_password": password, "new_password": "a new horse battery staple"});
+    let req = with_bearer("POST", "/account/password", &access, change);
+    let answer = status_and_json(&account::handle(&state, req).await.unwrap());
+    assert_eq!(
+        (answer.0, trips.take()),
+        (204, 3),
+        "password change: Query (user), Query (sessions), one transaction"
+    );
+
+    let req = with_bearer(
+        "DELETE",
+        "/account",
+        &access,
+        json!({"password": "a new horse battery staple"}),
+    );
+    let answer = status_and_json(&account::handle(&state, req).await.unwrap());
+    assert_eq!(
+        (answer.0, trips.take()),
+        (204, 3),
+        "deletion: Query (user), Query (partition), one transaction"
+    );
+}

@@ -59,7 +59,7 @@ async fn the_key_is_read_at_the_first_request_and_signs_like_the_same_secret_giv
         "the extension does not answer during init"
     );
     let direct = TokenAuthority::from_secret(settings(), SECRET).unwrap();
-    let token = keys.get().await.unwrap().issue_access("u-1", "alice", shared::now());
+    let token = shared::testing::access_token(&keys.get().await.unwrap(), "u-1", "alice", shared::now());
     assert!(direct.verify_access(&token, shared::now()).is_ok());
     keys.get().await.unwrap();
     assert_eq!(sm.reads.load(Ordering::SeqCst), 1, "read once while fresh");
@@ -207,13 +207,12 @@ async fn keytool_walks_a_whole_rotation_in_secrets_manager_without_rejecting_a_v
         said.push(keytool(&client, &args, clock).await);
         tokio::time::sleep(Duration::from_millis(400)).await;
         for instance in &instances {
-            tokens.push(
-                instance
-                    .get()
-                    .await
-                    .unwrap()
-                    .issue_access("u-1", "alice", shared::now()),
-            );
+            tokens.push(shared::testing::access_token(
+                &instance.get().await.unwrap(),
+                "u-1",
+                "alice",
+                shared::now(),
+            ));
         }
         for instance in &instances {
             let keys = instance.get().await.unwrap();

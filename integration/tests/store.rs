@@ -1,9 +1,9 @@
 //! The DynamoDB store against DynamoDB Local, each test on a table of its own.
 
 use integration::fresh_store;
-use shared::credentials::Username;
+use shared::credentials::{Password, Username};
 use shared::lockout::FailedLogins;
-use shared::session::{Session, SessionKey};
+use shared::session::{Origin, Session, SessionKey};
 use shared::store::{CreateUserError, Rotation, SessionStore, User, UserStore};
 use std::sync::Arc;
 
@@ -14,6 +14,7 @@ fn user(name: &str) -> User {
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
             .into(),
         created_at: 1_700_000_000,
+        deleting: false,
     }
 }
 
@@ -28,9 +29,15 @@ fn session(now: u64) -> Session {
         username: "alice".into(),
         generation: 0,
         token_hash: "h0".into(),
+        created_at: now,
         issued_at: now,
         expires_at: now + 3600,
         revoked: false,
+        amr: vec!["pwd".into()],
+        origin: Origin {
+            ip: "203.0.113.10".into(),
+            user_agent: "curl/8.5.0".into(),
+        },
     }
 }
 
@@ -298,7 +305,13 @@ async fn a_revoked_or_ended_session_cannot_rotate() {
     let (store, _) = fresh_store().await;
     let revoked = session(1000);
     store.create_session(&revoked).await.unwrap();
-    assert!(store.revoke_session(&revoked.key(), 1001).await.unwrap().is_some());
+    assert!(
+        store
+            .revoke_session(&revoked.key(), "u-1", 1001)
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert_eq!(
         store.rotate_session(&revoked.key(), 0, "h1", 1002).await.unwrap(),
         Rotation::Conflict
@@ -320,15 +333,15 @@ async fn revoking_returns_the_live_session_once_and_nothing_for_unknown_or_ended
     let s = session(1000);
     store.create_session(&s).await.unwrap();
     assert_eq!(
-        store.revoke_session(&s.key(), 1001).await.unwrap(),
+        store.revoke_session(&s.key(), "u-1", 1001).await.unwrap(),
         Some(s.clone()),
         "as it was before"
     );
-    assert_eq!(store.revoke_session(&s.key(), 1002).await.unwrap(), None);
+    assert_eq!(store.revoke_session(&s.key(), "u-1", 1002).await.unwrap(), None);
     assert!(store.session(&s.key()).await.unwrap().unwrap().revoked);
     assert_eq!(
         store
-            .revoke_session(&SessionKey::new("alice", "no-such-session"), 1000)
+            .revoke_session(&SessionKey::new("alice", "no-such-session"), "u-1", 1000)
             .await
             .unwrap(),
         None
@@ -336,7 +349,10 @@ async fn revoking_returns_the_live_session_once_and_nothing_for_unknown_or_ended
     let ended = session(1000);
     store.create_session(&ended).await.unwrap();
     assert_eq!(
-        store.revoke_session(&ended.key(), ended.expires_at + 1).await.unwrap(),
+        store
+            .revoke_session(&ended.key(), "u-1", ended.expires_at + 1)
+            .await
+            .unwrap(),
         None
     );
 }
@@ -389,9 +405,9 @@ async fn revoking_all_sessions_of_a_user_spares_other_users_and_the_login_read()
         ..session(1000)
     };
     store.create_session(&theirs).await.unwrap();
-    store.revoke_session(&mine[0].key(), 1001).await.unwrap();
+    store.revoke_session(&mine[0].key(), "u-1", 1001).await.unwrap();
     assert_eq!(
-        store.revoke_all_sessions("KIM", 1002).await.unwrap(),
+        store.revoke_all_sessions("KIM", "u-1", 1002).await.unwrap(),
         2,
         "the two still live"
     );
@@ -404,4 +420,316 @@ async fn revoking_all_sessions_of_a_user_spares_other_users_and_the_login_read()
         record.user.is_some(),
         "sessions in the user's partition do not disturb the login read"
     );
+}
+
+// ---- the account: sessions listed, password changed, user deleted ----------
+
+use shared::service::account;
+use shared::store::{AccountStore, Change};
+
+/// alice (`Alice` as registered, password RIGHT) and `n` live sessions of hers, created at `now`.
+async fn alice_with_sessions(store: &shared::store::dynamo::DynamoStore, n: usize, now: u64) -> (User, Vec<Session>) {
+    let alice = shared::testing::user_with_password("u-1", "Alice", RIGHT).await;
+    store.create_user(&alice).await.unwrap();
+    let tokens = shared::testing::dev_authority();
+    let mut sessions = Vec::new();
+    for _ in 0..n {
+        let s = shared::testing::password_session(&tokens, &alice, now);
+        store.create_session(&s).await.unwrap();
+        sessions.push(s);
+    }
+    (alice, sessions)
+}
+
+const RIGHT: &str = "correct horse battery staple";
+
+/// Every item under alice's name, raw.
+async fn partition(client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<String> {
+    let out = client
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", aws_sdk_dynamodb::types::AttributeValue::S("USER#alice".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    out.items().iter().map(|i| i["sk"].as_s().unwrap().clone()).collect()
+}
+
+#[tokio::test]
+async fn sessions_are_listed_with_their_metadata_and_nothing_else_of_the_partition() {
+    let (store, _) = fresh_store().await;
+    let (_, mine) = alice_with_sessions(&store, 2, 1000).await;
+    let theirs = Session {
+        username: "bob".into(),
+        ..session(1000)
+    };
+    store.create_session(&theirs).await.unwrap();
+    store
+        .count_attempt(&name("alice"), FailedLogins::default(), 1000)
+        .await
+        .unwrap();
+    let mut listed = store.sessions("ALICE").await.unwrap();
+    listed.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut expected = mine.clone();
+    expected.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(
+        listed, expected,
+        "every field read back as written; no profile, no lockout, no bob"
+    );
+    let full = session(1000);
+    store.create_session(&full).await.unwrap();
+    assert!(
+        store.sessions("alice").await.unwrap().contains(&full),
+        "origin and amr round-trip"
+    );
+}
+
+#[tokio::test]
+async fn a_session_stored_before_the_metadata_reads_as_a_password_login_begun_at_its_last_use() {
+    let (store, client) = fresh_store().await;
+    use aws_sdk_dynamodb::types::AttributeValue::{Bool, N, S};
+    client
+        .put_item()
+        .table_name(store.table())
+        .item("pk", S("USER#alice".into()))
+        .item("sk", S("SESSION#old-1".into()))
+        .item("user_id", S("u-1".into()))
+        .item("username", S("alice".into()))
+        .item("generation", N("3".into()))
+        .item("token_hash", S("h".into()))
+        .item("issued_at", N("1500".into()))
+        .item("expires_at", N("9000".into()))
+        .item("revoked", Bool(false))
+        .send()
+        .await
+        .unwrap();
+    let old = store
+        .session(&SessionKey::new("alice", "old-1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (old.created_at, old.amr.clone(), old.origin.clone()),
+        (1500, vec!["pwd".to_owned()], Origin::default())
+    );
+}
+
+#[tokio::test]
+async fn a_session_of_another_user_under_the_same_name_is_not_revoked() {
+    let (store, _) = fresh_store().await;
+    let s = session(1000);
+    store.create_session(&s).await.unwrap();
+    assert_eq!(store.revoke_session(&s.key(), "u-other", 1001).await.unwrap(), None);
+    assert!(!store.session(&s.key()).await.unwrap().unwrap().revoked);
+    assert_eq!(store.revoke_all_sessions("alice", "u-other", 1001).await.unwrap(), 0);
+    assert!(!store.session(&s.key()).await.unwrap().unwrap().revoked);
+}
+
+#[tokio::test]
+async fn the_user_is_read_by_name_in_one_call() {
+    let (store, _) = fresh_store().await;
+    assert_eq!(store.user(&name("alice")).await.unwrap(), None);
+    let (alice, _) = alice_with_sessions(&store, 0, 1000).await;
+    assert_eq!(store.user(&name("ALICE")).await.unwrap(), Some(alice));
+}
+
+#[tokio::test]
+async fn a_password_change_replaces_the_hash_and_revokes_the_listed_sessions_in_one_write() {
+    let (store, _) = fresh_store().await;
+    let (alice, sessions) = alice_with_sessions(&store, 3, 1000).await;
+    store
+        .count_attempt(&name("alice"), FailedLogins::default(), 1000)
+        .await
+        .unwrap();
+    let revoke: Vec<SessionKey> = sessions[1..].iter().map(Session::key).collect();
+    assert_eq!(
+        store.change_password(&alice, "new-hash", &revoke, true).await.unwrap(),
+        Change::Done
+    );
+    let record = store.login_record(&name("alice")).await.unwrap();
+    assert_eq!(record.user.unwrap().password_hash, "new-hash");
+    assert_eq!(record.failures, FailedLogins::default(), "the failures cleared with it");
+    assert!(!store.session(&sessions[0].key()).await.unwrap().unwrap().revoked);
+    for s in &sessions[1..] {
+        assert!(store.session(&s.key()).await.unwrap().unwrap().revoked);
+    }
+    // The hash as read is gone: a second change from the old read writes nothing.
+    assert_eq!(
+        store
+            .change_password(&alice, "other", &[sessions[0].key()], false)
+            .await
+            .unwrap(),
+        Change::Conflict
+    );
+    assert!(!store.session(&sessions[0].key()).await.unwrap().unwrap().revoked);
+    assert_eq!(
+        store.user(&name("alice")).await.unwrap().unwrap().password_hash,
+        "new-hash"
+    );
+}
+
+#[tokio::test]
+async fn a_password_change_with_more_sessions_than_one_transaction_holds_revokes_them_all() {
+    let (store, _) = fresh_store().await;
+    let (alice, sessions) = alice_with_sessions(&store, 130, 1000).await;
+    let revoke: Vec<SessionKey> = sessions.iter().map(Session::key).collect();
+    assert_eq!(
+        store.change_password(&alice, "new-hash", &revoke, false).await.unwrap(),
+        Change::Done
+    );
+    let listed = store.sessions("alice").await.unwrap();
+    assert_eq!(listed.len(), 130);
+    assert!(listed.iter().all(|s| s.revoked));
+}
+
+/// A refresh of session B and a password change from session A, at once,
+/// again and again: whichever lands first, B never survives the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_password_change_racing_a_refresh_of_another_session_never_leaves_that_session_alive() {
+    let tokens = Arc::new(shared::testing::dev_authority());
+    for round in 0..8 {
+        let (store, _) = fresh_store().await;
+        let store = Arc::new(store);
+        let now = shared::now();
+        let (_, sessions) = alice_with_sessions(&store, 2, now).await;
+        let claims = tokens
+            .verify_access(
+                &shared::service::sessions::token_pair(&tokens, &sessions[0], now).access_token,
+                now,
+            )
+            .unwrap();
+        let b_token = tokens.issue_refresh(&sessions[1].generation());
+        let refresh = {
+            let (store, tokens) = (store.clone(), tokens.clone());
+            tokio::spawn(async move { shared::service::refresh(&*store, &tokens, &b_token, now).await })
+        };
+        let change = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let (current, new) = (
+                    Password::parse(RIGHT).unwrap(),
+                    Password::parse("a new horse battery staple").unwrap(),
+                );
+                account::change_password(&*store, &claims, &current, &new, now).await
+            })
+        };
+        let refreshed = refresh.await.unwrap();
+        change.await.unwrap().unwrap();
+        let b = store.session(&sessions[1].key()).await.unwrap().unwrap();
+        assert!(
+            b.revoked,
+            "round {round}: session B is alive (its refresh: {refreshed:?})"
+        );
+        if let Ok(pair) = refreshed {
+            let again = shared::service::refresh(&*store, &tokens, &pair.refresh_token, now).await;
+            assert!(again.is_err(), "round {round}: the token B got is dead too");
+        }
+        assert!(!store.session(&sessions[0].key()).await.unwrap().unwrap().revoked);
+    }
+}
+
+#[tokio::test]
+async fn deleting_a_user_removes_every_item_of_the_name_in_one_transaction_and_frees_it() {
+    let (store, client) = fresh_store().await;
+    let (alice, _) = alice_with_sessions(&store, 3, 1000).await;
+    store
+        .count_attempt(&name("alice"), FailedLogins::default(), 1000)
+        .await
+        .unwrap();
+    assert_eq!(partition(&client, store.table()).await.len(), 5);
+    let other = User {
+        id: "u-other".into(),
+        ..alice.clone()
+    };
+    assert_eq!(
+        store.delete_user(&other).await.unwrap(),
+        Change::Conflict,
+        "not that user"
+    );
+    assert_eq!(partition(&client, store.table()).await.len(), 5, "nothing deleted");
+    assert_eq!(store.delete_user(&alice).await.unwrap(), Change::Done);
+    assert_eq!(partition(&client, store.table()).await, Vec::<String>::new());
+    store.create_user(&user("alice")).await.unwrap();
+}
+
+/// More items than one transaction holds, and the connection cut after the
+/// first transaction: the user is marked, cannot log in, and a retry (or a
+/// login with the right password) finishes the deletion.
+#[tokio::test]
+async fn a_deletion_interrupted_between_transactions_leaves_no_login_and_is_finished_by_a_retry() {
+    use integration::{Fault, FaultProxy};
+    let (direct, client) = fresh_store().await;
+    let now = shared::now();
+    let (alice, _) = alice_with_sessions(&direct, 150, now).await;
+    let proxy = FaultProxy::start().await;
+    let store =
+        shared::store::dynamo::DynamoStore::new(shared::store::dynamo::local_client(&proxy.url).await, direct.table());
+    proxy.set(Fault::RefuseTransactionsAfter(1));
+    assert!(
+        store.delete_user(&alice).await.is_err(),
+        "cut off after the first transaction"
+    );
+    proxy.set(Fault::Pass);
+    let left = direct
+        .user(&name("alice"))
+        .await
+        .unwrap()
+        .expect("the user is still there");
+    assert!(left.deleting, "marked as being deleted");
+    assert_eq!(direct.sessions("alice").await.unwrap().len(), 150 - 99);
+    let login = shared::service::login(
+        &direct,
+        &shared::testing::dev_authority(),
+        &name("alice"),
+        &Password::parse(RIGHT).unwrap(),
+        Origin::default(),
+        now,
+    )
+    .await;
+    assert!(
+        matches!(login, Err(shared::service::LoginError::InvalidCredentials)),
+        "{login:?}"
+    );
+    assert_eq!(
+        partition(&client, direct.table()).await,
+        Vec::<String>::new(),
+        "the login finished it"
+    );
+    assert!(direct.user(&name("alice")).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_deletion_retried_by_its_owner_after_an_interruption_finishes() {
+    use integration::{Fault, FaultProxy};
+    let (direct, client) = fresh_store().await;
+    let (alice, _) = alice_with_sessions(&direct, 120, 1000).await;
+    let proxy = FaultProxy::start().await;
+    let store =
+        shared::store::dynamo::DynamoStore::new(shared::store::dynamo::local_client(&proxy.url).await, direct.table());
+    proxy.set(Fault::RefuseTransactionsAfter(1));
+    assert!(store.delete_user(&alice).await.is_err());
+    proxy.set(Fault::Pass);
+    let marked = direct.user(&name("alice")).await.unwrap().unwrap();
+    assert_eq!(store.delete_user(&marked).await.unwrap(), Change::Done);
+    assert_eq!(partition(&client, direct.table()).await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_deletion_refused_at_its_only_transaction_changes_nothing() {
+    use integration::{Fault, FaultProxy};
+    let (direct, client) = fresh_store().await;
+    let (alice, _) = alice_with_sessions(&direct, 3, 1000).await;
+    let proxy = FaultProxy::start().await;
+    let store =
+        shared::store::dynamo::DynamoStore::new(shared::store::dynamo::local_client(&proxy.url).await, direct.table());
+    proxy.set(Fault::RefuseTransactionsAfter(0));
+    assert!(store.delete_user(&alice).await.is_err());
+    assert_eq!(
+        partition(&client, direct.table()).await.len(),
+        4,
+        "all there, none marked"
+    );
+    assert!(!direct.user(&name("alice")).await.unwrap().unwrap().deleting);
 }

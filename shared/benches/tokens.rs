@@ -11,9 +11,9 @@ use std::hint::black_box;
 fn tokens(c: &mut Criterion) {
     let keys = dev_authority();
     let now = shared::now();
-    let token = keys.issue_access("7d0c5d5e-0b6f-4a43-9d55-3f2f0f8c1a11", "alice", now);
+    let token = shared::testing::access_token(&keys, "7d0c5d5e-0b6f-4a43-9d55-3f2f0f8c1a11", "alice", now);
     c.bench_function("access_token_issue", |b| {
-        b.iter(|| keys.issue_access("u-1", black_box("alice"), now))
+        b.iter(|| shared::testing::access_token(&keys, "u-1", black_box("alice"), now))
     });
     c.bench_function("access_token_verify", |b| {
         b.iter(|| keys.verify_access(black_box(&token), now).unwrap())
@@ -42,9 +42,9 @@ fn tokens(c: &mut Criterion) {
     for (name, alg) in [("eddsa", Alg::EdDSA), ("rs256", Alg::RS256)] {
         let keys =
             TokenAuthority::from_secret(shared::testing::dev_settings(), &KeySet::generate(alg, 0).to_json()).unwrap();
-        let token = keys.issue_access("7d0c5d5e-0b6f-4a43-9d55-3f2f0f8c1a11", "alice", now);
+        let token = shared::testing::access_token(&keys, "7d0c5d5e-0b6f-4a43-9d55-3f2f0f8c1a11", "alice", now);
         c.bench_function(&format!("access_token_issue_{name}"), |b| {
-            b.iter(|| keys.issue_access("u-1", black_box("alice"), now))
+            b.iter(|| shared::testing::access_token(&keys, "u-1", black_box("alice"), now))
         });
         c.bench_function(&format!("access_token_verify_{name}"), |b| {
             b.iter(|| keys.verify_access(black_box(&token), now).unwrap())

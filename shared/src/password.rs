@@ -278,6 +278,36 @@ mod tests {
         );
     }
 
+    /// A PHC string of argon2 at exactly these settings.
+    fn phc(algorithm: Algorithm, m: u32, t: u32, p: u32) -> String {
+        Argon2::new(algorithm, Version::V0x13, Params::new(m, t, p, None).unwrap())
+            .hash_password(b"correct horse battery")
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn each_parameter_below_todays_asks_for_a_rehash_and_none_at_or_above_does() {
+        let rehash = |phc: &str| needs_rehash(&PasswordHash::new(phc).unwrap());
+        assert!(
+            !rehash(&phc(Algorithm::Argon2id, M_COST_KIB, T_COST, P_COST)),
+            "today's"
+        );
+        assert!(
+            !rehash(&phc(Algorithm::Argon2id, M_COST_KIB + 8, T_COST + 1, P_COST + 1)),
+            "stronger"
+        );
+        assert!(
+            rehash(&phc(Algorithm::Argon2id, M_COST_KIB - 8, T_COST, P_COST)),
+            "less memory"
+        );
+        assert!(
+            rehash(&phc(Algorithm::Argon2id, M_COST_KIB, T_COST - 1, P_COST)),
+            "fewer passes"
+        );
+        assert!(rehash(&phc(Algorithm::Argon2d, M_COST_KIB, T_COST, P_COST)), "argon2d");
+    }
+
     #[tokio::test]
     async fn a_corrupt_stored_hash_is_a_failed_login_not_a_crash() {
         assert_eq!(

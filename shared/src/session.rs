@@ -21,7 +21,19 @@ impl SessionKey {
     }
 }
 
-/// One login session: the live generation of its refresh token, and its end.
+/// Where a session was started from, as API Gateway saw the request (never a
+/// header a client can set). Empty where the event carries neither.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub ip: String,
+    pub user_agent: String,
+}
+
+/// The RFC 8176 `amr` value of a password login.
+pub const PASSWORD: &str = "pwd";
+
+/// One login session: the live generation of its refresh token, its end,
+/// and where and how it began.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     pub id: String,
@@ -31,11 +43,18 @@ pub struct Session {
     pub generation: u64,
     /// SHA-256 of the live refresh token: the token itself is never stored.
     pub token_hash: String,
-    /// When the live generation was issued (and so when the previous one was consumed).
+    /// When the session began (the login).
+    pub created_at: u64,
+    /// When the live generation was issued (and so when the previous one was
+    /// consumed): the session's last use.
     pub issued_at: u64,
     /// The session's absolute end, whatever the refreshes.
     pub expires_at: u64,
     pub revoked: bool,
+    /// How the user logged in (RFC 8176), carried by every token of the session.
+    pub amr: Vec<String>,
+    /// Where the login came from.
+    pub origin: Origin,
 }
 
 impl Session {
@@ -75,6 +94,7 @@ impl Session {
             generation: self.generation,
             issued_at: self.issued_at,
             session_expires_at: self.expires_at,
+            amr: &self.amr,
         }
     }
 }
@@ -90,6 +110,8 @@ pub struct SessionGeneration<'a> {
     pub issued_at: u64,
     /// The session's absolute end.
     pub session_expires_at: u64,
+    /// How the user logged in (RFC 8176).
+    pub amr: &'a [String],
 }
 
 /// A presented refresh token, as its session sees it.
@@ -116,9 +138,12 @@ mod tests {
             username: "a".into(),
             generation,
             token_hash: String::new(),
+            created_at: 1000,
             issued_at: 1000,
             expires_at: 9999,
             revoked: false,
+            amr: vec![super::PASSWORD.into()],
+            origin: super::Origin::default(),
         }
     }
 

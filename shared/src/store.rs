@@ -19,6 +19,9 @@ pub struct User {
     /// argon2id PHC string.
     pub password_hash: String,
     pub created_at: u64,
+    /// An account deletion has begun and was interrupted: nobody logs in
+    /// as this user any more, and a retry of the deletion finishes it.
+    pub deleting: bool,
 }
 
 /// What login needs, read in one round trip: the user, if any, and the failures on that name.
@@ -102,14 +105,56 @@ pub trait SessionStore: Send + Sync {
         now: u64,
     ) -> impl Future<Output = Result<Rotation, StoreError>> + Send;
 
-    /// Revokes a live session in one conditional write and returns it as it
-    /// was; `None` when it did not exist, was already revoked or had ended.
+    /// Revokes a live session of user `user_id` in one conditional write and
+    /// returns it as it was; `None` when it did not exist, belongs to another
+    /// user (a name registered again), was already revoked or had ended.
     fn revoke_session(
         &self,
         key: &SessionKey,
+        user_id: &str,
         now: u64,
     ) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send;
 
-    /// Revokes every live session of a user ("log out everywhere"); returns how many.
-    fn revoke_all_sessions(&self, username: &str, now: u64) -> impl Future<Output = Result<usize, StoreError>> + Send;
+    /// Every session stored under `username`, live or not, in one query.
+    fn sessions(&self, username: &str) -> impl Future<Output = Result<Vec<Session>, StoreError>> + Send;
+
+    /// Revokes every live session of user `user_id` under `username` ("log out everywhere"); returns how many.
+    fn revoke_all_sessions(
+        &self,
+        username: &str,
+        user_id: &str,
+        now: u64,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+}
+
+/// Whether a conditional change of an account went through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Done,
+    /// The user's record is no longer as read (another change got there first,
+    /// or the name now belongs to someone else): nothing was written.
+    Conflict,
+}
+
+/// The account as a whole: reading it, changing its password, deleting it.
+pub trait AccountStore: Send + Sync {
+    /// The user, read consistently.
+    fn user(&self, username: &Username) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
+
+    /// Replaces the password hash of `user` (still as read: same id, same
+    /// hash) by `new_hash` and revokes the sessions `revoke`, all at once;
+    /// with `clear_failures`, forgets the name's failed logins too.
+    fn change_password(
+        &self,
+        user: &User,
+        new_hash: &str,
+        revoke: &[SessionKey],
+        clear_failures: bool,
+    ) -> impl Future<Output = Result<Change, StoreError>> + Send;
+
+    /// Deletes `user` (still of the same id) and everything stored under
+    /// the name. Never leaves a user who can log in with some of that gone,
+    /// nor a live session without its user; an interrupted deletion leaves
+    /// the user marked `deleting` and is finished by calling this again.
+    fn delete_user(&self, user: &User) -> impl Future<Output = Result<Change, StoreError>> + Send;
 }

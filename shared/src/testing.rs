@@ -68,6 +68,28 @@ pub fn authority_with_grace(reuse_grace: u64) -> TokenAuthority {
     TokenAuthority::from_secret(settings, &secret).expect("the dev secret is valid")
 }
 
+/// An access token of `user_id`/`username` for a session `s-test` of a
+/// password login, as a login would issue it.
+pub fn access_token(authority: &TokenAuthority, user_id: &str, username: &str, now: u64) -> String {
+    let amr = [crate::session::PASSWORD.to_owned()];
+    let session = crate::session::SessionGeneration {
+        session_id: "s-test",
+        user_id,
+        username,
+        generation: 0,
+        issued_at: now,
+        session_expires_at: now.saturating_add(3600),
+        amr: &amr,
+    };
+    authority.issue_access(&session, now)
+}
+
+/// A new session of `user`, logged in by password at `now` from nowhere in particular.
+pub fn password_session(authority: &TokenAuthority, user: &User, now: u64) -> crate::session::Session {
+    let origin = crate::session::Origin::default();
+    crate::service::sessions::start(authority, user, &[crate::session::PASSWORD], origin, now)
+}
+
 /// A user with no usable password (sessions and tokens only need the names).
 pub fn user(id: &str, username: &str) -> User {
     User {
@@ -75,6 +97,7 @@ pub fn user(id: &str, username: &str) -> User {
         username: username.to_owned(),
         password_hash: String::new(),
         created_at: 1,
+        deleting: false,
     }
 }
 

@@ -32,6 +32,10 @@ pub struct AccessClaims {
     /// The user id.
     pub sub: String,
     pub username: String,
+    /// The session the token was issued for.
+    pub sid: String,
+    /// How the user logged in (RFC 8176): `["pwd"]` after a password.
+    pub amr: Vec<String>,
     pub iat: u64,
     pub nbf: u64,
     pub exp: u64,
@@ -50,11 +54,19 @@ pub struct RefreshClaims {
     pub sid: String,
     /// The session generation this token belongs to; each rotation adds one.
     pub generation: u64,
+    /// How the user logged in (RFC 8176), passed on to every access token of the session.
+    /// Sessions started before `amr` existed were all password logins.
+    #[serde(default = "password_login")]
+    pub amr: Vec<String>,
     pub iat: u64,
     pub nbf: u64,
     pub exp: u64,
     pub jti: String,
     pub token_use: TokenUse,
+}
+
+fn password_login() -> Vec<String> {
+    vec![crate::session::PASSWORD.to_owned()]
 }
 
 impl RefreshClaims {
@@ -163,13 +175,15 @@ impl TokenAuthority {
         encode(&header, claims, &key.encoding).expect("a loaded key signs plain claims")
     }
 
-    /// A fresh access token for the user, valid from `now` for the access lifetime.
-    pub fn issue_access(&self, user_id: &str, username: &str, now: u64) -> String {
+    /// A fresh access token for the user of session `s`, valid from `now` for the access lifetime.
+    pub fn issue_access(&self, s: &SessionGeneration<'_>, now: u64) -> String {
         self.sign(&AccessClaims {
             iss: self.settings.issuer.clone(),
             aud: self.settings.audience.clone(),
-            sub: user_id.to_owned(),
-            username: username.to_owned(),
+            sub: s.user_id.to_owned(),
+            username: s.username.to_owned(),
+            sid: s.session_id.to_owned(),
+            amr: s.amr.to_vec(),
             iat: now,
             nbf: now,
             exp: now.saturating_add(self.settings.access_ttl),
@@ -189,6 +203,7 @@ impl TokenAuthority {
             username: s.username.to_owned(),
             sid: s.session_id.to_owned(),
             generation: s.generation,
+            amr: s.amr.to_vec(),
             iat: s.issued_at,
             nbf: s.issued_at,
             exp: s
@@ -319,7 +334,7 @@ pub fn refresh_token_hash(token: &str) -> String {
 mod tests {
     use super::*;
     use crate::keyset::{Alg, KeySet, RotationPolicy, RotationStep, Status};
-    use crate::testing::{b64, forge};
+    use crate::testing::{access_token, b64, forge};
     use serde_json::{Value, json};
 
     const SECRET: &[u8] = b"unit-test-secret-0123456789abcdefghijklmnop";
@@ -342,7 +357,8 @@ mod tests {
     fn good_claims(now: u64) -> Value {
         json!({
             "iss": "https://issuer.test", "aud": "test-clients", "sub": "u1", "username": "alice",
-            "iat": now, "nbf": now, "exp": now + 600, "jti": "j1", "token_use": "access"
+            "sid": "s1", "amr": ["pwd"], "iat": now, "nbf": now, "exp": now + 600, "jti": "j1",
+            "token_use": "access"
         })
     }
 
@@ -376,21 +392,44 @@ mod tests {
             generation,
             issued_at,
             session_expires_at,
+            amr: &[],
         }
     }
 
     #[test]
     fn an_issued_access_token_verifies_with_all_its_claims() {
         let a = authority();
-        let token = a.issue_access("u1", "Alice", NOW);
+        let token = access_token(&a, "u1", "Alice", NOW);
         let claims = a.verify_access(&token, NOW).unwrap();
         assert_eq!((claims.sub.as_str(), claims.username.as_str()), ("u1", "Alice"));
         assert_eq!((claims.iat, claims.nbf, claims.exp), (NOW, NOW, NOW + 900));
         assert_eq!(claims.iss, "https://issuer.test");
         assert_eq!(claims.aud, "test-clients");
         assert_eq!(claims.token_use, TokenUse::Access);
+        assert_eq!(
+            (claims.sid.as_str(), claims.amr.as_slice()),
+            ("s-test", ["pwd".to_owned()].as_slice())
+        );
         let header = decode_header(&token).unwrap();
         assert_eq!(header.kid.as_deref(), Some(a.kid()));
+    }
+
+    #[test]
+    fn a_refresh_token_carries_the_sessions_amr_and_one_from_before_amr_is_a_password_login() {
+        let a = authority();
+        let amr = ["pwd".to_owned(), "otp".to_owned()];
+        let s = SessionGeneration {
+            amr: &amr,
+            ..session(0, NOW, NOW + 100)
+        };
+        assert_eq!(a.verify_refresh(&a.issue_refresh(&s), NOW).unwrap().amr, amr);
+        let old = json!({
+            "iss": "https://issuer.test", "aud": "test-clients", "sub": "u1", "username": "alice",
+            "sid": "s1", "generation": 0, "iat": NOW, "nbf": NOW, "exp": NOW + 60, "jti": "s1.0",
+            "token_use": "refresh"
+        });
+        let claims = a.verify_refresh(&forge(header(&a), old, SECRET), NOW).unwrap();
+        assert_eq!(claims.amr, ["pwd"]);
     }
 
     #[test]
@@ -403,8 +442,8 @@ mod tests {
     #[test]
     fn every_access_token_has_its_own_jti() {
         let a = authority();
-        let first = a.verify_access(&a.issue_access("u1", "a", NOW), NOW).unwrap();
-        let second = a.verify_access(&a.issue_access("u1", "a", NOW), NOW).unwrap();
+        let first = a.verify_access(&access_token(&a, "u1", "a", NOW), NOW).unwrap();
+        let second = a.verify_access(&access_token(&a, "u1", "a", NOW), NOW).unwrap();
         assert_ne!(first.jti, second.jti);
     }
 
@@ -418,7 +457,7 @@ mod tests {
             Err(TokenError::WrongUse)
         );
         assert_eq!(
-            a.verify_refresh(&a.issue_access("u1", "a", NOW), NOW)
+            a.verify_refresh(&access_token(&a, "u1", "a", NOW), NOW)
                 .err()
                 .map(|e| matches!(e, TokenError::Malformed(_))),
             Some(true),
@@ -456,9 +495,9 @@ mod tests {
     #[test]
     fn a_tampered_payload_or_signature_is_refused_as_a_bad_signature() {
         let a = authority();
-        let token = a.issue_access("u1", "alice", NOW);
+        let token = access_token(&a, "u1", "alice", NOW);
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
-        let other = a.issue_access("admin", "root", NOW);
+        let other = access_token(&a, "admin", "root", NOW);
         parts[1] = other.split('.').nth(1).unwrap().to_owned();
         assert_eq!(
             a.verify_access(&parts.join("."), NOW),
@@ -515,15 +554,18 @@ mod tests {
     #[test]
     fn a_token_of_exactly_the_longest_length_is_read_and_one_byte_more_is_not() {
         let a = authority();
-        let exact = (0..400)
+        let padded = |pad: usize, h: usize| {
+            let mut claims = good_claims(NOW);
+            claims["jti"] = "j".repeat(pad).into();
+            let mut head = header(&a);
+            head["x"] = "x".repeat(h).into();
+            forge(head, claims, SECRET)
+        };
+        // Base64 makes 4 characters of 3 bytes: pad to about the right length, then try around it.
+        let near = (MAX_TOKEN_LEN - padded(0, 0).len()) * 3 / 4;
+        let exact = (near - 8..near + 8)
             .flat_map(|pad| (0..4).map(move |h| (pad, h)))
-            .map(|(pad, h)| {
-                let mut claims = good_claims(NOW);
-                claims["jti"] = "j".repeat(2800 + pad).into();
-                let mut head = header(&a);
-                head["x"] = "x".repeat(h).into();
-                forge(head, claims, SECRET)
-            })
+            .map(|(pad, h)| padded(pad, h))
             .find(|t| t.len() == MAX_TOKEN_LEN)
             .expect("some padding reaches the exact length");
         assert!(a.verify_access(&exact, NOW).is_ok());
@@ -553,7 +595,19 @@ mod tests {
                 "{field}={value}"
             );
         }
-        for field in ["exp", "iss", "aud", "sub", "nbf", "iat", "jti", "token_use", "username"] {
+        for field in [
+            "exp",
+            "iss",
+            "aud",
+            "sub",
+            "nbf",
+            "iat",
+            "jti",
+            "token_use",
+            "username",
+            "sid",
+            "amr",
+        ] {
             let mut claims = good_claims(NOW);
             claims.as_object_mut().unwrap().remove(field);
             let result = a.verify_access(&forge(header(&a), claims, SECRET), NOW);
@@ -604,7 +658,7 @@ mod tests {
     #[test]
     fn attack_stripped_zeroed_and_flipped_signatures_are_refused() {
         let a = authority();
-        let token = a.issue_access("u1", "alice", NOW);
+        let token = access_token(&a, "u1", "alice", NOW);
         let (input, sig) = token.rsplit_once('.').unwrap();
         assert!(malformed(a.verify_access(input, NOW)), "no signature part");
         assert_eq!(
@@ -808,7 +862,7 @@ mod tests {
     fn generated_keys_of_each_algorithm_sign_tokens_that_carry_their_kid_and_verify() {
         for alg in [Alg::EdDSA, Alg::RS256, Alg::HS256] {
             let a = authority_of(&KeySet::generate(alg, 0));
-            let token = a.issue_access("u1", "alice", NOW);
+            let token = access_token(&a, "u1", "alice", NOW);
             let header = decode_header(&token).unwrap();
             assert_eq!((header.alg, header.kid.as_deref()), (alg.algorithm(), Some(a.kid())));
             assert_eq!(a.verify_access(&token, NOW).unwrap().username, "alice", "{alg:?}");
@@ -823,14 +877,15 @@ mod tests {
         let public = a.jwks()["keys"][0].clone();
         let claims = json!({
             "iss": "https://issuer.test", "aud": "test-clients", "sub": "u1", "username": "alice",
-            "iat": NOW, "nbf": NOW, "exp": NOW + 60, "jti": "j", "token_use": "access"
+            "sid": "s1", "amr": ["pwd"], "iat": NOW, "nbf": NOW, "exp": NOW + 60, "jti": "j",
+            "token_use": "access"
         });
         for secret in [public["x"].as_str().unwrap().as_bytes(), public.to_string().as_bytes()] {
             let token = forge(json!({"alg": "HS256", "kid": a.kid()}), claims.clone(), secret);
             assert_eq!(a.verify_access(&token, NOW), Err(TokenError::WrongAlgorithm));
         }
         // A valid signature by a key of another set, even under our kid.
-        let theirs = authority_of(&KeySet::generate(Alg::EdDSA, 0)).issue_access("u1", "alice", NOW);
+        let theirs = access_token(&authority_of(&KeySet::generate(Alg::EdDSA, 0)), "u1", "alice", NOW);
         assert_eq!(a.verify_access(&theirs, NOW), Err(TokenError::UnknownKey));
         let mut parts: Vec<String> = theirs.split('.').map(str::to_owned).collect();
         parts[0] = b64(json!({"alg": "EdDSA", "kid": a.kid()}).to_string().as_bytes());
@@ -886,7 +941,7 @@ mod tests {
                 jwks_cache = (secret.load().unwrap().jwks(), now);
             }
             for (i, instance) in instances.iter().enumerate() {
-                tokens.push((instance.authority.issue_access("u1", "alice", now), true, now + 900));
+                tokens.push((access_token(&instance.authority, "u1", "alice", now), true, now + 900));
                 let s = session(step * 4 + i as u64, now, now + 100_000);
                 tokens.push((instance.authority.issue_refresh(&s), false, now + 3600));
             }

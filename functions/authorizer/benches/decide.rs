@@ -18,10 +18,7 @@ fn decide(c: &mut Criterion) {
         ("authorizer_decision_rs256", rs256),
     ] {
         let keys = KeyCache::ready(authority);
-        let token = rt
-            .block_on(keys.get())
-            .unwrap()
-            .issue_access("u-1", "alice", shared::now());
+        let token = shared::testing::access_token(&rt.block_on(keys.get()).unwrap(), "u-1", "alice", shared::now());
         let json = event_json("authorizer-ok").replace("${ACCESS_TOKEN}", &token);
         c.bench_function(name, |b| {
             b.iter_batched(

@@ -119,7 +119,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_valid_access_token_is_allowed_and_its_user_passed_on() {
-        let token = dev_authority().issue_access("u-42", "alice", shared::now());
+        let token = shared::testing::access_token(&dev_authority(), "u-42", "alice", shared::now());
         let decision = decide(event("authorizer-ok", Some(&token))).await;
         let context = Context {
             sub: "u-42".into(),
@@ -146,10 +146,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_tampered_token_is_denied() {
-        let token = dev_authority().issue_access("u-42", "alice", shared::now());
+        let token = shared::testing::access_token(&dev_authority(), "u-42", "alice", shared::now());
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
         let claims = serde_json::json!({
-            "iss": dev_env("JWT_ISSUER"), "aud": dev_env("JWT_AUDIENCE"), "sub": "u-1", "username": "admin",
+            "iss": dev_env("JWT_ISSUER"), "aud": dev_env("JWT_AUDIENCE"), "sub": "u-1", "username": "admin", "sid": "s-1", "amr": ["pwd"],
             "iat": shared::now(), "nbf": shared::now(), "exp": shared::now() + 60, "jti": "j", "token_use": "access"
         });
         parts[1] = shared::testing::b64(claims.to_string().as_bytes());
@@ -172,6 +172,7 @@ mod tests {
             generation: 0,
             issued_at: now,
             session_expires_at: now + 3600,
+            amr: &["pwd".to_owned()],
         });
         assert_eq!(decide(event("authorizer-ok", Some(&refresh))).await, denied());
     }
@@ -189,10 +190,10 @@ mod tests {
     async fn tokens_of_an_asymmetric_key_set_are_allowed_with_it() {
         let authority = TokenAuthority::from_secret(dev_settings(), &KeySet::generate(Alg::EdDSA, 0).to_json());
         let keys = KeyCache::ready(authority.unwrap());
-        let token = keys.get().await.unwrap().issue_access("u-7", "bob", shared::now());
+        let token = shared::testing::access_token(&keys.get().await.unwrap(), "u-7", "bob", shared::now());
         let decision = handle(&keys, event("authorizer-ok", Some(&token))).await.unwrap();
         assert!(decision.is_authorized);
-        let dev_token = dev_authority().issue_access("u-7", "bob", shared::now());
+        let dev_token = shared::testing::access_token(&dev_authority(), "u-7", "bob", shared::now());
         let decision = handle(&keys, event("authorizer-ok", Some(&dev_token))).await.unwrap();
         assert!(!decision.is_authorized, "a key it was not configured with");
     }
@@ -202,7 +203,7 @@ mod tests {
         let unreachable =
             shared::secret::SecretSource::new("http://127.0.0.1:9", "arn:secret", "token".into()).unwrap();
         let keys = KeyCache::from_secret(unreachable, dev_settings(), std::time::Duration::MAX);
-        let token = dev_authority().issue_access("u-42", "alice", shared::now());
+        let token = shared::testing::access_token(&dev_authority(), "u-42", "alice", shared::now());
         assert!(handle(&keys, event("authorizer-ok", Some(&token))).await.is_err());
     }
 }

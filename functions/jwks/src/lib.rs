@@ -4,7 +4,7 @@
 //! without sharing a secret.
 
 use lambda_http::http::header::{CACHE_CONTROL, HOST};
-use lambda_http::http::{HeaderValue, Method, StatusCode};
+use lambda_http::http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use shared::http::{ApiError, json, require_method, respond};
 use shared::key_cache::KeyCache;
@@ -19,7 +19,7 @@ pub async fn handle(keys: &KeyCache, req: Request) -> Result<Response<Body>, Err
 }
 
 async fn discovery(keys: &KeyCache, req: &Request) -> Result<Response<Body>, ApiError> {
-    require_method(req, Method::GET)?;
+    require_method(req, "GET")?;
     let keys = keys.get().await?;
     let jwks = keys.jwks();
     let body = if req.uri().path().ends_with("/openid-configuration") {

@@ -1,22 +1,28 @@
 //! `POST /login`: parse the credentials, log in, answer with the tokens.
 
-use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, Response};
-use shared::http::{ApiError, credentials, require_method, respond, tokens};
-use shared::store::{SessionStore, UserStore};
+use shared::http::{ApiError, credentials, origin, require_method, respond, tokens};
+use shared::store::{AccountStore, SessionStore, UserStore};
 
 pub use shared::State;
 
 /// Answers one request.
-pub async fn handle<S: UserStore + SessionStore>(state: &State<S>, req: Request) -> Result<Response<Body>, Error> {
+pub async fn handle<S: UserStore + SessionStore + AccountStore>(
+    state: &State<S>,
+    req: Request,
+) -> Result<Response<Body>, Error> {
     respond(&req, login(state, &req)).await
 }
 
-async fn login<S: UserStore + SessionStore>(state: &State<S>, req: &Request) -> Result<Response<Body>, ApiError> {
-    require_method(req, Method::POST)?;
+async fn login<S: UserStore + SessionStore + AccountStore>(
+    state: &State<S>,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    require_method(req, "POST")?;
     let authority = state.keys.get().await?;
     let (username, password) = credentials(req)?;
-    let pair = shared::service::login(&state.store, &authority, &username, &password, shared::now()).await?;
+    let now = shared::now();
+    let pair = shared::service::login(&state.store, &authority, &username, &password, origin(req), now).await?;
     Ok(tokens(&pair))
 }
 

@@ -1,7 +1,6 @@
 //! `POST /logout`: parse the refresh token (and `"everywhere"`), end the
 //! session or every session of the user, answer 204.
 
-use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, Response};
 use shared::http::{ApiError, JsonObject, no_content, refresh_token, require_method, respond};
 use shared::store::SessionStore;
@@ -14,7 +13,7 @@ pub async fn handle<S: SessionStore>(state: &State<S>, req: Request) -> Result<R
 }
 
 async fn logout<S: SessionStore>(state: &State<S>, req: &Request) -> Result<Response<Body>, ApiError> {
-    require_method(req, Method::POST)?;
+    require_method(req, "POST")?;
     let authority = state.keys.get().await?;
     let body = JsonObject::from_request(req)?;
     let everywhere = body
@@ -32,7 +31,6 @@ mod tests {
     use super::*;
     use shared::http::testing::{call, event, event_with_body};
     use shared::key_cache::KeyCache;
-    use shared::service::sessions;
     use shared::session::Session;
     use shared::store::memory::MemoryStore;
     use shared::testing::{dev_authority, user};
@@ -40,7 +38,7 @@ mod tests {
     /// A state with one session of `username`, and its refresh token.
     async fn logged_in(state: &State<MemoryStore>, username: &str) -> (Session, String) {
         let authority = state.keys.loaded().unwrap();
-        let session = sessions::start(&authority, &user("u-1", username), shared::now());
+        let session = shared::testing::password_session(&authority, &user("u-1", username), shared::now());
         state.store.create_session(&session).await.unwrap();
         let token = authority.issue_refresh(&session.generation());
         (session, token)

@@ -11,7 +11,12 @@ fn handler(c: &mut Criterion) {
         .build()
         .unwrap();
     let keys = KeyCache::ready(dev_authority());
-    let token = dev_authority().issue_access("7d0c5d5e-0b6f-4a43-9d55-3f2f0f8c1a11", "alice", shared::now());
+    let token = shared::testing::access_token(
+        &dev_authority(),
+        "7d0c5d5e-0b6f-4a43-9d55-3f2f0f8c1a11",
+        "alice",
+        shared::now(),
+    );
     c.bench_function("protected_handler", |b| {
         b.iter_batched(
             || event("protected-ok", Some(&token)),
@@ -27,7 +32,12 @@ fn handler(c: &mut Criterion) {
 /// What lambda_http spends dropping the request it parsed, inside every call
 /// above (its parsing is not: it happens in the setup).
 fn request_teardown(c: &mut Criterion) {
-    let token = dev_authority().issue_access("7d0c5d5e-0b6f-4a43-9d55-3f2f0f8c1a11", "alice", shared::now());
+    let token = shared::testing::access_token(
+        &dev_authority(),
+        "7d0c5d5e-0b6f-4a43-9d55-3f2f0f8c1a11",
+        "alice",
+        shared::now(),
+    );
     c.bench_function("protected_request_teardown", |b| {
         b.iter_batched(|| event("protected-ok", Some(&token)), drop, BatchSize::SmallInput)
     });

@@ -1,6 +1,6 @@
 //! A protected resource: verifies the access token, reads nothing else.
 
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use serde::Serialize;
 use shared::http::{ApiError, authenticate, json, require_method, respond};
@@ -12,7 +12,7 @@ pub async fn handle(keys: &KeyCache, req: Request) -> Result<Response<Body>, Err
 }
 
 async fn protected(keys: &KeyCache, req: &Request) -> Result<Response<Body>, ApiError> {
-    require_method(req, Method::GET)?;
+    require_method(req, "GET")?;
     let claims = authenticate(keys, req).await?;
     let me = Me {
         id: &claims.sub,
@@ -41,7 +41,12 @@ mod tests {
     }
 
     fn alices_token() -> String {
-        dev_authority().issue_access("7d0c5d5e-0b6f-4a43-9d55-3f2f0f8c1a11", "alice", shared::now())
+        shared::testing::access_token(
+            &dev_authority(),
+            "7d0c5d5e-0b6f-4a43-9d55-3f2f0f8c1a11",
+            "alice",
+            shared::now(),
+        )
     }
 
     #[tokio::test]

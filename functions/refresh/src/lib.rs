@@ -1,6 +1,5 @@
 //! `POST /refresh`: parse the refresh token, rotate it, answer with the next pair.
 
-use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, Response};
 use shared::http::{ApiError, JsonObject, refresh_token, require_method, respond, tokens};
 use shared::store::SessionStore;
@@ -13,7 +12,7 @@ pub async fn handle<S: SessionStore>(state: &State<S>, req: Request) -> Result<R
 }
 
 async fn refresh<S: SessionStore>(state: &State<S>, req: &Request) -> Result<Response<Body>, ApiError> {
-    require_method(req, Method::POST)?;
+    require_method(req, "POST")?;
     let authority = state.keys.get().await?;
     let body = JsonObject::from_request(req)?;
     let token = refresh_token(req, body.as_ref())?;
@@ -26,7 +25,6 @@ mod tests {
     use super::*;
     use shared::http::testing::{call, event};
     use shared::key_cache::KeyCache;
-    use shared::service::sessions;
     use shared::store::memory::MemoryStore;
     use shared::testing::{dev_authority, user};
 
@@ -37,7 +35,7 @@ mod tests {
             store: MemoryStore::default(),
         };
         let authority = state.keys.loaded().unwrap();
-        let session = sessions::start(&authority, &user("u-1", "alice"), shared::now());
+        let session = shared::testing::password_session(&authority, &user("u-1", "alice"), shared::now());
         state.store.create_session(&session).await.unwrap();
         let token = authority.issue_refresh(&session.generation());
         (state, token)

@@ -1,6 +1,6 @@
 //! `POST /register`: parse the credentials, create the user, answer 201.
 
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use serde_json::json;
 use shared::http::{ApiError, credentials, json, require_method, respond};
@@ -12,7 +12,7 @@ pub async fn handle(store: &impl UserStore, req: Request) -> Result<Response<Bod
 }
 
 async fn register(store: &impl UserStore, req: &Request) -> Result<Response<Body>, ApiError> {
-    require_method(req, Method::POST)?;
+    require_method(req, "POST")?;
     let (username, password) = credentials(req)?;
     let user = shared::service::register(store, &username, &password, shared::now()).await?;
     Ok(json(

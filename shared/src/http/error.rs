@@ -4,9 +4,9 @@
 use super::response::json;
 use crate::password::HashError;
 use crate::secret::SecretError;
-use crate::service::{LoginError, RefreshError, RegisterError};
+use crate::service::{AccountError, EndError, LoginError, RefreshError, RegisterError};
 use crate::store::StoreError;
-use lambda_http::http::{HeaderValue, Method, StatusCode, header};
+use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Response};
 use serde::Serialize;
 
@@ -26,9 +26,12 @@ pub enum ApiError {
     BearerChallenge {
         token_sent: bool,
     },
+    /// The route answers other methods only: `allow` lists them (`"GET, DELETE"`).
     MethodNotAllowed {
-        allow: Method,
+        allow: &'static str,
     },
+    /// Nothing of the caller's is there (whether or not something of someone else's is).
+    NotFound,
     UsernameTaken,
     PayloadTooLarge,
     TooManyAttempts {
@@ -70,6 +73,7 @@ impl ApiError {
                 "method_not_allowed",
                 "this route does not answer that method",
             ),
+            Self::NotFound => (StatusCode::NOT_FOUND, "not_found", "there is nothing of yours there"),
             Self::UsernameTaken => (
                 StatusCode::CONFLICT,
                 "username_taken",
@@ -103,7 +107,7 @@ impl ApiError {
                 headers.insert(header::WWW_AUTHENTICATE, header_value(&challenge));
             }
             Self::MethodNotAllowed { allow } => {
-                headers.insert(header::ALLOW, header_value(allow.as_str()));
+                headers.insert(header::ALLOW, header_value(allow));
             }
             Self::TooManyAttempts { retry_after } => {
                 headers.insert(header::RETRY_AFTER, header_value(&retry_after.max(1).to_string()));
@@ -162,6 +166,28 @@ impl From<RefreshError> for ApiError {
     }
 }
 
+impl From<AccountError> for ApiError {
+    fn from(error: AccountError) -> Self {
+        match error {
+            AccountError::InvalidCredentials => Self::InvalidCredentials,
+            AccountError::Locked { retry_after } => Self::TooManyAttempts { retry_after },
+            // The token's user no longer exists: the token is no good.
+            AccountError::Gone => Self::BearerChallenge { token_sent: true },
+            AccountError::Store(e) => e.into(),
+            AccountError::Hash(e) => e.into(),
+        }
+    }
+}
+
+impl From<EndError> for ApiError {
+    fn from(error: EndError) -> Self {
+        match error {
+            EndError::NotFound => Self::NotFound,
+            EndError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<RegisterError> for ApiError {
     fn from(error: RegisterError) -> Self {
         match error {
@@ -184,7 +210,8 @@ mod tests {
             ApiError::InvalidCredentials,
             ApiError::InvalidToken,
             ApiError::BearerChallenge { token_sent: true },
-            ApiError::MethodNotAllowed { allow: Method::POST },
+            ApiError::MethodNotAllowed { allow: "POST" },
+            ApiError::NotFound,
             ApiError::UsernameTaken,
             ApiError::PayloadTooLarge,
             ApiError::TooManyAttempts { retry_after: 30 },
@@ -201,10 +228,15 @@ mod tests {
 
     #[test]
     fn status_codes_and_headers_follow_the_spec() {
-        let r = ApiError::MethodNotAllowed { allow: Method::GET }.into_response();
+        let r = ApiError::MethodNotAllowed { allow: "GET, DELETE" }.into_response();
         assert_eq!(
             (r.status().as_u16(), &r.headers()["allow"]),
-            (405, &HeaderValue::from_static("GET"))
+            (405, &HeaderValue::from_static("GET, DELETE"))
+        );
+        let r = ApiError::NotFound.into_response();
+        assert_eq!(
+            (r.status().as_u16(), response_json(&r)["error"].as_str()),
+            (404, Some("not_found"))
         );
         let r = ApiError::TooManyAttempts { retry_after: 42 }.into_response();
         assert_eq!(
@@ -251,6 +283,21 @@ mod tests {
         );
         assert_eq!(ApiError::from(RefreshError::Store(store())), ApiError::Unavailable);
         assert_eq!(ApiError::from(RegisterError::Taken), ApiError::UsernameTaken);
+        assert_eq!(
+            ApiError::from(AccountError::InvalidCredentials),
+            ApiError::InvalidCredentials
+        );
+        assert_eq!(
+            ApiError::from(AccountError::Locked { retry_after: 3 }),
+            ApiError::TooManyAttempts { retry_after: 3 }
+        );
+        assert_eq!(
+            ApiError::from(AccountError::Gone),
+            ApiError::BearerChallenge { token_sent: true }
+        );
+        assert_eq!(ApiError::from(AccountError::Store(store())), ApiError::Unavailable);
+        assert_eq!(ApiError::from(EndError::NotFound), ApiError::NotFound);
+        assert_eq!(ApiError::from(EndError::Store(store())), ApiError::Unavailable);
         assert_eq!(ApiError::from(RegisterError::Store(store())), ApiError::Unavailable);
     }
 }

@@ -4,20 +4,61 @@
 use super::bearer::bearer_token;
 use super::error::ApiError;
 use crate::credentials::{Password, Username};
-use lambda_http::http::Method;
-use lambda_http::{Body, Request};
+use crate::session::Origin;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt};
 use serde_json::{Map, Value};
 
 /// Largest request body accepted; anything bigger is `413`.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// `405` unless the request uses the route's one method.
-pub fn require_method(req: &Request, allow: Method) -> Result<(), ApiError> {
-    if req.method() == allow {
+/// `405` unless the request uses the route's one method (`"POST"`).
+pub fn require_method(req: &Request, allow: &'static str) -> Result<(), ApiError> {
+    if req.method().as_str() == allow {
         Ok(())
     } else {
         Err(ApiError::MethodNotAllowed { allow })
     }
+}
+
+/// Longest user agent kept with a session, in characters.
+const MAX_USER_AGENT: usize = 256;
+
+/// Where the request comes from, as API Gateway saw it (its request
+/// context), never a header the client sets; empty outside API Gateway.
+pub fn origin(req: &Request) -> Origin {
+    let (ip, user_agent) = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => (ctx.http.source_ip.clone(), ctx.http.user_agent.clone()),
+        Some(RequestContext::ApiGatewayV1(ctx)) => (ctx.identity.source_ip.clone(), ctx.identity.user_agent.clone()),
+        _ => (None, None),
+    };
+    Origin {
+        ip: ip.unwrap_or_default(),
+        user_agent: user_agent.unwrap_or_default().chars().take(MAX_USER_AGENT).collect(),
+    }
+}
+
+/// The last segment of the request's path (`/sessions/{id}` gives the id):
+/// the route's path parameter, else the path itself, percent-decoded.
+pub fn last_segment(req: &Request) -> Option<String> {
+    let raw = req.uri().path().trim_end_matches('/').rsplit('/').next()?;
+    let decoded = percent_decode(raw)?;
+    (!decoded.is_empty()).then_some(decoded)
+}
+
+/// `%XX`-decoded UTF-8, or `None` for a malformed escape or bytes that are not UTF-8.
+fn percent_decode(raw: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(raw.len());
+    let mut rest = raw.bytes();
+    while let Some(b) = rest.next() {
+        if b == b'%' {
+            let hex = [rest.next()?, rest.next()?];
+            bytes.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+        } else {
+            bytes.push(b);
+        }
+    }
+    String::from_utf8(bytes).ok()
 }
 
 /// A request body that parsed as a JSON object.
@@ -57,6 +98,11 @@ impl JsonObject {
             .ok_or_else(|| ApiError::invalid(format!("field \"{field}\" is required")))
     }
 
+    /// A required password field, within the password rules.
+    pub fn password(&self, field: &str) -> Result<Password, ApiError> {
+        Password::parse(self.string(field)?).map_err(|rule| ApiError::invalid(format!("{field}: {rule}")))
+    }
+
     /// A boolean field, `false` when absent (or `null`).
     pub fn flag(&self, field: &str) -> Result<bool, ApiError> {
         match self.0.get(field) {
@@ -80,7 +126,7 @@ impl JsonObject {
 pub fn credentials(req: &Request) -> Result<(Username, Password), ApiError> {
     let body = JsonObject::require(req)?;
     let username = Username::parse(body.string("username")?).map_err(ApiError::invalid)?;
-    let password = Password::parse(body.string("password")?).map_err(ApiError::invalid)?;
+    let password = body.password("password")?;
     Ok((username, password))
 }
 
@@ -96,6 +142,7 @@ pub fn refresh_token<'r>(req: &'r Request, body: Option<&'r JsonObject>) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::testing::event;
     use lambda_http::http::Request as HttpRequest;
 
     fn request(body: Body) -> Request {
@@ -180,5 +227,41 @@ mod tests {
         assert_eq!(refresh_token(&req, body.as_ref()), Ok("from.body.x"));
         assert_eq!(refresh_token(&req, None), Ok("from.header.x"));
         assert_eq!(refresh_token(&request(Body::Empty), None), Err(ApiError::InvalidToken));
+    }
+
+    #[test]
+    fn the_origin_comes_from_the_request_context_not_from_headers() {
+        let mut json: serde_json::Value = serde_json::from_str(&crate::testing::event_json("login-ok")).unwrap();
+        json["headers"]["user-agent"] = "set by the client".into();
+        json["headers"]["x-forwarded-for"] = "198.51.100.66".into();
+        let req = lambda_http::request::from_str(&json.to_string()).unwrap();
+        assert_eq!(
+            origin(&req),
+            Origin {
+                ip: "203.0.113.10".into(),
+                user_agent: "curl/8.5.0".into()
+            }
+        );
+        let rest = event("register-rest-api", None);
+        assert_eq!(
+            (origin(&rest).ip.as_str(), origin(&rest).user_agent.as_str()),
+            ("203.0.113.10", "curl/8.5.0")
+        );
+        let bare = request(Body::Empty);
+        assert_eq!(origin(&bare), Origin::default(), "no context, nothing made up");
+    }
+
+    #[test]
+    fn the_last_segment_is_the_id_of_the_path() {
+        let with = |path: &str| {
+            let req = HttpRequest::builder().uri(path).body(Body::Empty).unwrap();
+            last_segment(&req)
+        };
+        assert_eq!(with("/sessions/abc-1").as_deref(), Some("abc-1"));
+        assert_eq!(with("/lambda-url/sessions/abc-1/").as_deref(), Some("abc-1"));
+        assert_eq!(with("/sessions/a%20b").as_deref(), Some("a b"));
+        assert_eq!(with("/sessions/%zz"), None);
+        assert_eq!(with("/sessions/%ff"), None, "not UTF-8");
+        assert_eq!(with("/"), None);
     }
 }

@@ -5,7 +5,8 @@ use super::sessions::{self, TokenPair};
 use crate::credentials::{Password, Username};
 use crate::lockout::FailedLogins;
 use crate::password::{self, HashError, Verdict};
-use crate::store::{SessionStore, StoreError, UserStore};
+use crate::session::{Origin, PASSWORD};
+use crate::store::{AccountStore, SessionStore, StoreError, User, UserStore};
 use crate::token::TokenAuthority;
 
 /// Why a login did not start a session.
@@ -24,14 +25,62 @@ pub enum LoginError {
 }
 
 /// Checks `password` for `username` at `now` and, if it is right and the
-/// name is not locked, starts a session and returns its tokens.
-pub async fn login<S: UserStore + SessionStore>(
+/// name is not locked, starts a session from `origin` and returns its tokens.
+pub async fn login<S: UserStore + SessionStore + AccountStore>(
     store: &S,
     tokens: &TokenAuthority,
     username: &Username,
     password: &Password,
+    origin: Origin,
     now: u64,
 ) -> Result<TokenPair, LoginError> {
+    let checked = check_password(store, username, password, now).await?;
+    let user = checked.user;
+    if user.deleting {
+        // An interrupted deletion, confirmed again by the password: finish it.
+        // Without this, a deletion cut off after its access token expired
+        // would keep the name taken for good.
+        store.delete_user(&user).await?;
+        tracing::info!("interrupted account deletion finished at login");
+        return Err(LoginError::InvalidCredentials);
+    }
+    if checked.verdict == Verdict::ValidNeedsRehash {
+        let upgraded = password::hash(password).await?;
+        // The login stands even if the upgrade cannot be stored: it is retried next time.
+        if let Err(error) = store
+            .replace_password_hash(username, &user.password_hash, &upgraded)
+            .await
+        {
+            tracing::warn!(%error, "password hash upgrade not stored");
+        }
+    }
+    if checked.failures.count > 0 {
+        store.clear_failed_logins(username).await?;
+    }
+    let session = sessions::start(tokens, &user, &[PASSWORD], origin, now);
+    store.create_session(&session).await?;
+    tracing::info!(user_id = %user.id, "login succeeded");
+    Ok(sessions::token_pair(tokens, &session, now))
+}
+
+/// A password found right for its user.
+pub(super) struct Checked {
+    pub user: User,
+    pub verdict: Verdict,
+    /// The failures on the name before this attempt.
+    pub failures: FailedLogins,
+}
+
+/// The user `username` if `password` is theirs, behind the throttle: a name
+/// with recent failures counts the attempt before the hash is checked, a
+/// wrong password counts it after, and a locked name is not checked at all.
+/// An unknown name costs one hash, like a wrong password.
+pub(super) async fn check_password<S: UserStore>(
+    store: &S,
+    username: &Username,
+    password: &Password,
+    now: u64,
+) -> Result<Checked, LoginError> {
     // In a cold instance, argon2's memory is made ready while the user is read.
     let (record, ()) = tokio::join!(store.login_record(username), password::prepare());
     let record = record?;
@@ -44,34 +93,23 @@ pub async fn login<S: UserStore + SessionStore>(
     }
     let stored_hash = record.user.as_ref().map(|u| u.password_hash.as_str());
     let verdict = password::verify(password, stored_hash).await?;
-    let user = match (verdict, record.user) {
-        (Verdict::Valid | Verdict::ValidNeedsRehash, Some(user)) => user,
+    match (verdict, record.user) {
+        (Verdict::Valid | Verdict::ValidNeedsRehash, Some(user)) => {
+            crate::log::record_user(&user.id);
+            Ok(Checked {
+                user,
+                verdict,
+                failures: record.failures,
+            })
+        }
         _ => {
             if !suspect {
                 count_attempt(store, username, record.failures, now).await?;
             }
-            tracing::info!("login failed");
-            return Err(LoginError::InvalidCredentials);
-        }
-    };
-    crate::log::record_user(&user.id);
-    if verdict == Verdict::ValidNeedsRehash {
-        let upgraded = password::hash(password).await?;
-        // The login stands even if the upgrade cannot be stored: it is retried next time.
-        if let Err(error) = store
-            .replace_password_hash(username, &user.password_hash, &upgraded)
-            .await
-        {
-            tracing::warn!(%error, "password hash upgrade not stored");
+            tracing::info!("password check failed");
+            Err(LoginError::InvalidCredentials)
         }
     }
-    if record.failures.count > 0 {
-        store.clear_failed_logins(username).await?;
-    }
-    let session = sessions::start(tokens, &user, now);
-    store.create_session(&session).await?;
-    tracing::info!(user_id = %user.id, "login succeeded");
-    Ok(sessions::token_pair(tokens, &session, now))
 }
 
 /// Counts one attempt against `username`, or fails while the name is locked.
@@ -123,7 +161,15 @@ mod tests {
     }
 
     async fn attempt(store: &MemoryStore, raw: &str, now: u64) -> Result<TokenPair, LoginError> {
-        login(store, &dev_authority(), &name("alice"), &password(raw), now).await
+        login(
+            store,
+            &dev_authority(),
+            &name("alice"),
+            &password(raw),
+            Origin::default(),
+            now,
+        )
+        .await
     }
 
     #[tokio::test]
@@ -131,7 +177,11 @@ mod tests {
         let store = store_with_alice().await;
         let tokens = dev_authority();
         let now = crate::clock::now();
-        let pair = login(&store, &tokens, &name("ALICE"), &password(RIGHT), now)
+        let origin = Origin {
+            ip: "203.0.113.10".into(),
+            user_agent: "curl/8.5.0".into(),
+        };
+        let pair = login(&store, &tokens, &name("ALICE"), &password(RIGHT), origin.clone(), now)
             .await
             .unwrap();
         let access = tokens.verify_access(&pair.access_token, now).unwrap();
@@ -139,6 +189,25 @@ mod tests {
         let refresh = tokens.verify_refresh(&pair.refresh_token, now).unwrap();
         let session = store.session_now(&refresh.session_key()).unwrap();
         assert_eq!(session.token_hash, refresh_token_hash(&pair.refresh_token));
+        assert_eq!((session.origin, session.amr), (origin, vec!["pwd".to_owned()]));
+        assert_eq!((access.sid, access.amr), (session.id, vec!["pwd".to_owned()]));
+    }
+
+    #[tokio::test]
+    async fn a_good_login_on_a_name_without_failures_makes_two_round_trips_and_one_with_failures_three() {
+        let store = store_with_alice().await;
+        let now = crate::clock::now();
+        let before = store.calls();
+        attempt(&store, RIGHT, now).await.unwrap();
+        assert_eq!(store.calls() - before, 2, "the user read and the session write");
+        let _ = attempt(&store, "wrong password", now).await;
+        let before = store.calls();
+        attempt(&store, RIGHT, now).await.unwrap();
+        assert_eq!(
+            store.calls() - before,
+            4,
+            "read, the attempt counted first, the failures cleared, the session"
+        );
     }
 
     #[tokio::test]
@@ -149,7 +218,15 @@ mod tests {
             attempt(&store, "wrong password", now).await,
             Err(LoginError::InvalidCredentials)
         ));
-        let unknown = login(&store, &dev_authority(), &name("nobody"), &password(RIGHT), now).await;
+        let unknown = login(
+            &store,
+            &dev_authority(),
+            &name("nobody"),
+            &password(RIGHT),
+            Origin::default(),
+            now,
+        )
+        .await;
         assert!(matches!(unknown, Err(LoginError::InvalidCredentials)));
     }
 
@@ -231,6 +308,23 @@ mod tests {
             .unwrap()
             .password_hash;
         assert!(upgraded.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{upgraded}");
+    }
+
+    #[tokio::test]
+    async fn a_user_whose_deletion_was_interrupted_cannot_log_in_and_the_right_password_finishes_it() {
+        let store = MemoryStore::default();
+        let mut alice = user_with_password("u-1", "alice", RIGHT).await;
+        alice.deleting = true;
+        store.create_user(&alice).await.unwrap();
+        let wrong = attempt(&store, "wrong password", crate::clock::now()).await;
+        assert!(matches!(wrong, Err(LoginError::InvalidCredentials)), "{wrong:?}");
+        assert!(
+            store.user(&name("alice")).await.unwrap().is_some(),
+            "a guess deletes nothing"
+        );
+        let result = attempt(&store, RIGHT, crate::clock::now()).await;
+        assert!(matches!(result, Err(LoginError::InvalidCredentials)), "{result:?}");
+        assert_eq!(store.user(&name("alice")).await.unwrap(), None, "the name is free");
     }
 
     #[tokio::test]

@@ -19,7 +19,7 @@ pub async fn logout<S: SessionStore>(
     let claims = verified(tokens, token, now)?;
     // Revoke first, in one write: whatever the token's generation, its session must end.
     let session = store
-        .revoke_session(&claims.session_key(), now)
+        .revoke_session(&claims.session_key(), &claims.sub, now)
         .await?
         .ok_or(RefreshError::Invalid)?;
     match session.classify(claims.generation, now, tokens.settings().reuse_grace) {
@@ -30,7 +30,7 @@ pub async fn logout<S: SessionStore>(
         }
     }
     if everywhere {
-        let others = store.revoke_all_sessions(&claims.username, now).await?;
+        let others = store.revoke_all_sessions(&claims.username, &claims.sub, now).await?;
         tracing::info!(user_id = %claims.sub, others, "logged out everywhere");
     } else {
         tracing::info!(session_id = %claims.sid, user_id = %claims.sub, "logged out");
@@ -47,7 +47,7 @@ mod tests {
     use crate::testing::{dev_authority, user};
 
     async fn session_of(store: &MemoryStore, tokens: &TokenAuthority, username: &str, now: u64) -> (Session, String) {
-        let session = sessions::start(tokens, &user("u-1", username), now);
+        let session = crate::testing::password_session(tokens, &user("u-1", username), now);
         store.create_session(&session).await.unwrap();
         let token = tokens.issue_refresh(&session.generation());
         (session, token)

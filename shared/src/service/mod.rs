@@ -1,15 +1,18 @@
-//! The flows: register, log in, refresh, log out. Each takes parsed input,
+//! The flows: register, log in, refresh, log out; and the account: reading
+//! it, changing its password, deleting it, its sessions. Each takes parsed input,
 //! the store and the token authority, and returns a domain result or a
 //! domain error; none knows HTTP (`http` maps the errors to answers).
 
+pub mod account;
 pub mod login;
 pub mod logout;
 pub mod refresh;
 pub mod register;
 pub mod sessions;
 
+pub use account::AccountError;
 pub use login::{LoginError, login};
 pub use logout::logout;
 pub use refresh::{RefreshError, refresh};
 pub use register::{RegisterError, register};
-pub use sessions::TokenPair;
+pub use sessions::{EndError, TokenPair};

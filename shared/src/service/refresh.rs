@@ -62,7 +62,7 @@ pub async fn refresh<S: SessionStore>(
             // A retry or a second tab: the token of the live generation, not a new branch.
             Presented::Retry => return Ok(sessions::token_pair(tokens, &session, now)),
             Presented::Reused => {
-                store.revoke_session(&session.key(), now).await?;
+                store.revoke_session(&session.key(), &session.user_id, now).await?;
                 tracing::warn!(session_id = %session.id, user_id = %session.user_id, "refresh token reuse: session revoked");
                 return Err(RefreshError::Reused { session_id: session.id });
             }
@@ -85,7 +85,7 @@ mod tests {
     /// A store with one session of alice, started `age` seconds before `now`, and its first refresh token.
     async fn logged_in(tokens: &TokenAuthority, now: u64, age: u64) -> (MemoryStore, Session, String) {
         let store = MemoryStore::default();
-        let session = sessions::start(tokens, &user("u-1", "alice"), now - age);
+        let session = crate::testing::password_session(tokens, &user("u-1", "alice"), now - age);
         store.create_session(&session).await.unwrap();
         let token = tokens.issue_refresh(&session.generation());
         (store, session, token)
@@ -173,10 +173,12 @@ mod tests {
             .await
             .unwrap();
         assert!(tokens.verify_refresh(&token, now).is_ok(), "the token itself is valid");
+        let before = ended.calls();
         assert!(matches!(
             refresh(&ended, &tokens, &token, now).await,
             Err(RefreshError::Invalid)
         ));
+        assert_eq!(ended.calls() - before, 1, "refused on the read, no write tried");
         assert!(
             !ended.session_now(&session.key()).unwrap().revoked,
             "an ended session is not a theft"
@@ -197,10 +199,12 @@ mod tests {
             ..session.clone()
         };
         let theirs = tokens.issue_refresh(&forged.generation());
+        let before = store.calls();
         assert!(matches!(
             refresh(&store, &tokens, &theirs, now).await,
             Err(RefreshError::Invalid)
         ));
+        assert_eq!(store.calls() - before, 1, "refused on the read, no write tried");
         let gone = tokens.issue_refresh(
             &Session {
                 id: "gone".into(),
@@ -256,7 +260,7 @@ mod tests {
     async fn an_access_token_is_not_a_refresh_token() {
         let tokens = authority_with_grace(10);
         let now = crate::clock::now();
-        let access = tokens.issue_access("u-1", "alice", now);
+        let access = crate::testing::access_token(&tokens, "u-1", "alice", now);
         let result = refresh(&MemoryStore::default(), &tokens, &access, now).await;
         assert!(matches!(result, Err(RefreshError::Invalid)));
     }

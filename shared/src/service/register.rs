@@ -28,6 +28,7 @@ pub async fn register(
         username: username.as_str().to_owned(),
         password_hash: password::hash(password).await?,
         created_at: now,
+        deleting: false,
     };
     match store.create_user(&user).await {
         Ok(()) => {}

@@ -2,22 +2,24 @@
 //!
 //! | item        | pk                 | sk        | attributes                                              |
 //! |-------------|--------------------|-----------|---------------------------------------------------------|
-//! | user        | `USER#<lowercase>` | `PROFILE` | id, username, password_hash, created_at                 |
+//! | user        | `USER#<lowercase>` | `PROFILE` | id, username, password_hash, created_at, deleting (only while a deletion is interrupted) |
 //! | lockout     | `USER#<lowercase>` | `LOCKOUT` | failures, last_failure_at, ttl                          |
-//! | session     | `USER#<lowercase>` | `SESSION#<id>` | user_id, username, generation, token_hash, issued_at, expires_at, revoked, ttl |
+//! | session     | `USER#<lowercase>` | `SESSION#<id>` | user_id, username, generation, token_hash, created_at, issued_at, expires_at, revoked, amr, ip, user_agent, ttl |
 //!
-//! `ttl` (epoch seconds) is the table's TTL attribute; the code never relies on it
-//! and checks expiry itself.
+//! Everything that names a user lives in the user's partition, so one query
+//! finds it all (account deletion). `ttl` (epoch seconds) is the table's TTL
+//! attribute; the code never relies on it and checks expiry itself.
 
-use super::{CreateUserError, LoginRecord, Rotation, SessionStore, StoreError, User, UserStore};
+use super::{AccountStore, Change, CreateUserError, LoginRecord, Rotation, SessionStore, StoreError, User, UserStore};
 use crate::credentials::Username;
 use crate::lockout::FailedLogins;
 use crate::session::{Session, SessionKey};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue, ScalarAttributeType,
-    TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue, BillingMode, Delete, KeySchemaElement, KeyType, ReturnValue,
+    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
 };
 use std::collections::HashMap;
 
@@ -25,6 +27,8 @@ type Item = HashMap<String, AttributeValue>;
 
 const PK: &str = "pk";
 const SK: &str = "sk";
+/// Most items DynamoDB takes in one transaction.
+const TRANSACTION_ITEMS: usize = 100;
 /// The table's TTL attribute.
 pub const TTL: &str = "ttl";
 
@@ -184,6 +188,29 @@ impl Fields<'_> {
         }
     }
 
+    /// A string attribute written by a later version, absent from older items.
+    fn string_or(&self, name: &str, default: &str) -> Result<String, StoreError> {
+        match self.0.get(name) {
+            None => Ok(default.to_owned()),
+            _ => self.string(name),
+        }
+    }
+
+    /// A list of strings, absent from older items.
+    fn strings_or(&self, name: &str, default: &[&str]) -> Result<Vec<String>, StoreError> {
+        match self.0.get(name) {
+            None => Ok(default.iter().map(|d| (*d).to_owned()).collect()),
+            Some(AttributeValue::L(values)) => values
+                .iter()
+                .map(|v| match v {
+                    AttributeValue::S(s) => Ok(s.clone()),
+                    _ => Err(corrupt(self.1, name)),
+                })
+                .collect(),
+            _ => Err(corrupt(self.1, name)),
+        }
+    }
+
     fn boolean(&self, name: &str) -> Result<bool, StoreError> {
         match self.0.get(name) {
             Some(AttributeValue::Bool(v)) => Ok(*v),
@@ -206,13 +233,14 @@ impl User {
         ]))
     }
 
-    fn from_item(item: &Item) -> Result<Self, StoreError> {
-        let f = Fields(item, "Query");
+    fn from_item(item: &Item, operation: &'static str) -> Result<Self, StoreError> {
+        let f = Fields(item, operation);
         Ok(Self {
             id: f.string("id")?,
             username: f.string("username")?,
             password_hash: f.string("password_hash")?,
             created_at: f.number("created_at")?,
+            deleting: f.boolean("deleting")?,
         })
     }
 }
@@ -235,9 +263,13 @@ impl Session {
             ("username".into(), s(&self.username)),
             ("generation".into(), n(self.generation)),
             ("token_hash".into(), s(&self.token_hash)),
+            ("created_at".into(), n(self.created_at)),
             ("issued_at".into(), n(self.issued_at)),
             ("expires_at".into(), n(self.expires_at)),
             ("revoked".into(), AttributeValue::Bool(self.revoked)),
+            ("amr".into(), AttributeValue::L(self.amr.iter().map(s).collect())),
+            ("ip".into(), s(&self.origin.ip)),
+            ("user_agent".into(), s(&self.origin.user_agent)),
             (TTL.into(), n(self.expires_at)),
         ]);
         item
@@ -246,6 +278,12 @@ impl Session {
     fn from_item(item: &Item, operation: &'static str) -> Result<Self, StoreError> {
         let f = Fields(item, operation);
         let sk = f.string(SK)?;
+        let issued_at = f.number("issued_at")?;
+        // Sessions stored before the metadata: a password login, its start unknown.
+        let created_at = match item.get("created_at") {
+            None => issued_at,
+            Some(_) => f.number("created_at")?,
+        };
         Ok(Self {
             id: sk
                 .strip_prefix("SESSION#")
@@ -255,9 +293,15 @@ impl Session {
             username: f.string("username")?,
             generation: f.number("generation")?,
             token_hash: f.string("token_hash")?,
-            issued_at: f.number("issued_at")?,
+            created_at,
+            issued_at,
             expires_at: f.number("expires_at")?,
             revoked: f.boolean("revoked")?,
+            amr: f.strings_or("amr", &[crate::session::PASSWORD])?,
+            origin: crate::session::Origin {
+                ip: f.string_or("ip", "")?,
+                user_agent: f.string_or("user_agent", "")?,
+            },
         })
     }
 }
@@ -296,7 +340,7 @@ impl UserStore for DynamoStore {
         let mut record = LoginRecord::default();
         for item in out.items() {
             match item.get(SK) {
-                Some(AttributeValue::S(sk)) if sk == "PROFILE" => record.user = Some(User::from_item(item)?),
+                Some(AttributeValue::S(sk)) if sk == "PROFILE" => record.user = Some(User::from_item(item, "Query")?),
                 Some(AttributeValue::S(sk)) if sk == "LOCKOUT" => {
                     record.failures = FailedLogins::from_item(item, "Query")?
                 }
@@ -424,17 +468,18 @@ impl SessionStore for DynamoStore {
         }
     }
 
-    async fn revoke_session(&self, key: &SessionKey, now: u64) -> Result<Option<Session>, StoreError> {
+    async fn revoke_session(&self, key: &SessionKey, user_id: &str, now: u64) -> Result<Option<Session>, StoreError> {
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(session_key(key)))
             .update_expression("SET revoked = :true")
-            .condition_expression("revoked = :false AND expires_at > :now")
+            .condition_expression("revoked = :false AND expires_at > :now AND user_id = :user")
             .expression_attribute_values(":true", AttributeValue::Bool(true))
             .expression_attribute_values(":false", AttributeValue::Bool(false))
             .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":user", s(user_id))
             .return_values(ReturnValue::AllOld)
             .send()
             .await;
@@ -448,7 +493,7 @@ impl SessionStore for DynamoStore {
         }
     }
 
-    async fn revoke_all_sessions(&self, username: &str, now: u64) -> Result<usize, StoreError> {
+    async fn revoke_all_sessions(&self, username: &str, user_id: &str, now: u64) -> Result<usize, StoreError> {
         let user = SessionKey::new(username, "");
         let mut revoked = 0;
         let mut start = None;
@@ -458,11 +503,12 @@ impl SessionStore for DynamoStore {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk AND begins_with(sk, :session)")
-                .filter_expression("revoked = :false AND expires_at > :now")
+                .filter_expression("revoked = :false AND expires_at > :now AND user_id = :user")
                 .expression_attribute_values(":pk", s(format!("USER#{}", user.user)))
                 .expression_attribute_values(":session", s("SESSION#"))
                 .expression_attribute_values(":false", AttributeValue::Bool(false))
                 .expression_attribute_values(":now", n(now))
+                .expression_attribute_values(":user", s(user_id))
                 .projection_expression("sk")
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
@@ -472,12 +518,231 @@ impl SessionStore for DynamoStore {
             for item in page.items() {
                 let id = Fields(item, "Query").string(SK)?;
                 let key = SessionKey::new(username, id.trim_start_matches("SESSION#"));
-                revoked += self.revoke_session(&key, now).await?.is_some() as usize;
+                revoked += self.revoke_session(&key, user_id, now).await?.is_some() as usize;
             }
             start = page.last_evaluated_key().cloned();
             if start.is_none() {
                 return Ok(revoked);
             }
         }
+    }
+
+    async fn sessions(&self, username: &str) -> Result<Vec<Session>, StoreError> {
+        let pk = s(format!("USER#{}", SessionKey::new(username, "").user));
+        let items = self.partition(pk, Some("SESSION#"), None).await?;
+        items.iter().map(|item| Session::from_item(item, "Query")).collect()
+    }
+}
+
+impl DynamoStore {
+    /// Every item of partition `pk` (those whose sort key begins with
+    /// `prefix`, if given), read consistently, page after page; only the
+    /// attributes `projection` names, if given.
+    async fn partition(
+        &self,
+        pk: AttributeValue,
+        prefix: Option<&str>,
+        projection: Option<&str>,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .expression_attribute_values(":pk", pk.clone())
+                .set_projection_expression(projection.map(str::to_owned))
+                .consistent_read(true)
+                .set_exclusive_start_key(start);
+            query = match prefix {
+                Some(prefix) => query
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":prefix", s(prefix)),
+                None => query.key_condition_expression("pk = :pk"),
+            };
+            let page = query.send().await.map_err(|e| failed("Query", e))?;
+            items.extend(page.items().iter().cloned());
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
+    /// Runs one transaction; `Conflict` when a condition in it failed (nothing was written).
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Change, StoreError> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Change::Done),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), TransactWriteItemsError::TransactionCanceledException(c)
+                    if c.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed"))) =>
+            {
+                Ok(Change::Conflict)
+            }
+            Err(e) => Err(failed("TransactWriteItems", e)),
+        }
+    }
+
+    fn profile_key(&self, user: &User) -> Result<Item, StoreError> {
+        let username = Username::parse(&user.username).map_err(|_| corrupt("TransactWriteItems", "username"))?;
+        Ok(HashMap::from([
+            (PK.into(), user_pk(&username)),
+            (SK.into(), s("PROFILE")),
+        ]))
+    }
+
+    /// Sets `revoked` on an existing session (never creates one).
+    fn revoke(&self, key: Item) -> TransactWriteItem {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .update_expression("SET revoked = :true")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .build()
+            .expect("update fields are set");
+        TransactWriteItem::builder().update(update).build()
+    }
+
+    fn delete(&self, key: Item) -> TransactWriteItem {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .build()
+            .expect("delete fields are set");
+        TransactWriteItem::builder().delete(delete).build()
+    }
+}
+
+/// The user item as read: same id, same hash, still there.
+const AS_READ: &str = "id = :id AND password_hash = :hash";
+
+impl AccountStore for DynamoStore {
+    async fn user(&self, username: &Username) -> Result<Option<User>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, user_pk(username))
+            .key(SK, s("PROFILE"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| failed("GetItem", e))?;
+        out.item().map(|item| User::from_item(item, "GetItem")).transpose()
+    }
+
+    async fn change_password(
+        &self,
+        user: &User,
+        new_hash: &str,
+        revoke: &[SessionKey],
+        clear_failures: bool,
+    ) -> Result<Change, StoreError> {
+        let profile = self.profile_key(user)?;
+        let mut last = Vec::new();
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(profile.clone()))
+            .update_expression("SET password_hash = :new")
+            .condition_expression(AS_READ)
+            .expression_attribute_values(":new", s(new_hash))
+            .expression_attribute_values(":id", s(&user.id))
+            .expression_attribute_values(":hash", s(&user.password_hash))
+            .build()
+            .expect("update fields are set");
+        last.push(TransactWriteItem::builder().update(update).build());
+        if clear_failures {
+            let mut lockout = profile;
+            lockout.insert(SK.into(), s("LOCKOUT"));
+            last.push(self.delete(lockout));
+        }
+        // The sessions go first, in transactions of their own when there are
+        // too many for one: an interrupted change leaves the password as it
+        // was (the caller retries it), never a new password beside a live
+        // session of the old one.
+        let room = TRANSACTION_ITEMS - last.len();
+        let split = revoke.len().saturating_sub(room);
+        for chunk in revoke[..split].chunks(TRANSACTION_ITEMS) {
+            let items = chunk.iter().map(|k| self.revoke(session_key(k))).collect();
+            if self.transact(items).await? == Change::Conflict {
+                return Ok(Change::Conflict);
+            }
+        }
+        last.extend(revoke[split..].iter().map(|k| self.revoke(session_key(k))));
+        self.transact(last).await
+    }
+
+    async fn delete_user(&self, user: &User) -> Result<Change, StoreError> {
+        let profile = self.profile_key(user)?;
+        let pk = profile[PK].clone();
+        let mut others: Vec<Item> = self
+            .partition(pk, None, Some("pk, sk, revoked"))
+            .await?
+            .into_iter()
+            .filter(|item| item.get(SK) != Some(&s("PROFILE")))
+            .collect();
+        // Live sessions first, so that the first transaction ends as many as it can.
+        others.sort_by_key(|item| item.get("revoked") == Some(&AttributeValue::Bool(true)));
+        let keys: Vec<Item> = others
+            .into_iter()
+            .map(|mut item| {
+                item.retain(|name, _| name == PK || name == SK);
+                item
+            })
+            .collect();
+        let condition = |action: &str| -> Update {
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(profile.clone()))
+                .update_expression(action)
+                .condition_expression("id = :id")
+                .expression_attribute_values(":id", s(&user.id))
+                .expression_attribute_values(":true", AttributeValue::Bool(true))
+                .build()
+                .expect("update fields are set")
+        };
+        let delete_profile = || {
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(profile.clone()))
+                .condition_expression("id = :id")
+                .expression_attribute_values(":id", s(&user.id))
+                .build()
+                .expect("delete fields are set");
+            TransactWriteItem::builder().delete(delete).build()
+        };
+        if keys.len() < TRANSACTION_ITEMS {
+            // The usual case: everything at once.
+            let mut items = vec![delete_profile()];
+            items.extend(keys.into_iter().map(|k| self.delete(k)));
+            return self.transact(items).await;
+        }
+        // Too many for one transaction: first mark the user as being deleted
+        // (nobody logs in as them any more) with the first items, then the
+        // rest, and the user last. Interrupted, it is finished by a retry.
+        let mut chunks = keys.chunks(TRANSACTION_ITEMS - 1);
+        let first = chunks.next().expect("more than one transaction's worth");
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .update(condition("SET deleting = :true"))
+                .build(),
+        ];
+        items.extend(first.iter().cloned().map(|k| self.delete(k)));
+        if self.transact(items).await? == Change::Conflict {
+            return Ok(Change::Conflict);
+        }
+        for chunk in chunks {
+            self.transact(chunk.iter().cloned().map(|k| self.delete(k)).collect())
+                .await?;
+        }
+        self.transact(vec![delete_profile()]).await
     }
 }

@@ -1,7 +1,7 @@
 //! An in-memory store with the DynamoDB adapter's semantics, for handler unit
 //! tests. Storage behaviour itself is tested against DynamoDB Local.
 
-use super::{CreateUserError, LoginRecord, Rotation, SessionStore, StoreError, User, UserStore};
+use super::{AccountStore, Change, CreateUserError, LoginRecord, Rotation, SessionStore, StoreError, User, UserStore};
 use crate::credentials::Username;
 use crate::lockout::FailedLogins;
 use crate::session::{Session, SessionKey};
@@ -14,6 +14,8 @@ pub struct MemoryStore {
     inner: Mutex<Inner>,
     /// When set, every call fails as if DynamoDB were unreachable.
     pub unavailable: bool,
+    /// Calls made so far: each stands for one DynamoDB round trip.
+    calls: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Default)]
@@ -33,6 +35,7 @@ impl MemoryStore {
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Inner>, StoreError> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if self.unavailable {
             return Err(StoreError {
                 operation: "memory",
@@ -42,9 +45,16 @@ impl MemoryStore {
         Ok(self.inner.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// A copy of a session, for assertions.
+    /// A copy of a session, for assertions (not counted as a call).
     pub fn session_now(&self, key: &SessionKey) -> Option<Session> {
-        self.lock().ok()?.sessions.get(key).cloned()
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.sessions.get(key).cloned()
+    }
+
+    /// How many calls the store has answered (or refused): the round trips
+    /// the same calls would make to DynamoDB.
+    pub fn calls(&self) -> usize {
+        self.calls.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -128,10 +138,10 @@ impl SessionStore for MemoryStore {
         }
     }
 
-    async fn revoke_session(&self, key: &SessionKey, now: u64) -> Result<Option<Session>, StoreError> {
+    async fn revoke_session(&self, key: &SessionKey, user_id: &str, now: u64) -> Result<Option<Session>, StoreError> {
         let mut inner = self.lock()?;
         match inner.sessions.get_mut(key) {
-            Some(s) if s.is_live(now) => {
+            Some(s) if s.is_live(now) && s.user_id == user_id => {
                 let before = s.clone();
                 s.revoked = true;
                 Ok(Some(before))
@@ -140,13 +150,64 @@ impl SessionStore for MemoryStore {
         }
     }
 
-    async fn revoke_all_sessions(&self, username: &str, now: u64) -> Result<usize, StoreError> {
+    async fn revoke_all_sessions(&self, username: &str, user_id: &str, now: u64) -> Result<usize, StoreError> {
         let user = username.to_ascii_lowercase();
         let mut inner = self.lock()?;
         let live = inner
             .sessions
             .iter_mut()
-            .filter(|(k, s)| k.user == user && s.is_live(now));
+            .filter(|(k, s)| k.user == user && s.user_id == user_id && s.is_live(now));
         Ok(live.map(|(_, s)| s.revoked = true).count())
+    }
+
+    async fn sessions(&self, username: &str) -> Result<Vec<Session>, StoreError> {
+        let user = username.to_ascii_lowercase();
+        let inner = self.lock()?;
+        Ok(inner
+            .sessions
+            .values()
+            .filter(|s| s.key().user == user)
+            .cloned()
+            .collect())
+    }
+}
+
+impl AccountStore for MemoryStore {
+    async fn user(&self, username: &Username) -> Result<Option<User>, StoreError> {
+        Ok(self.lock()?.users.get(&username.normalized()).cloned())
+    }
+
+    async fn change_password(
+        &self,
+        user: &User,
+        new_hash: &str,
+        revoke: &[SessionKey],
+        clear_failures: bool,
+    ) -> Result<Change, StoreError> {
+        let key = user.username.to_ascii_lowercase();
+        let mut inner = self.lock()?;
+        if inner.users.get(&key) != Some(user) || revoke.iter().any(|k| !inner.sessions.contains_key(k)) {
+            return Ok(Change::Conflict);
+        }
+        for k in revoke {
+            inner.sessions.get_mut(k).expect("checked above").revoked = true;
+        }
+        if clear_failures {
+            inner.failures.remove(&key);
+        }
+        inner.users.get_mut(&key).expect("checked above").password_hash = new_hash.to_owned();
+        Ok(Change::Done)
+    }
+
+    async fn delete_user(&self, user: &User) -> Result<Change, StoreError> {
+        let key = user.username.to_ascii_lowercase();
+        let mut inner = self.lock()?;
+        if inner.users.get(&key).is_none_or(|u| u.id != user.id) {
+            return Ok(Change::Conflict);
+        }
+        inner.users.remove(&key);
+        inner.failures.remove(&key);
+        inner.sessions.retain(|k, _| k.user != key);
+        Ok(Change::Done)
     }
 }

@@ -1,0 +1,248 @@
+//! The caller's own account: `GET /account` reads it, `POST /account/password`
+//! changes the password (ending every other session), `DELETE /account`
+//! deletes it. Each needs a valid access token; the last two the password.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Error, Request, Response};
+use serde::Serialize;
+use shared::http::{ApiError, JsonObject, authenticate, json, last_segment, no_content, respond};
+use shared::service::account;
+use shared::store::{AccountStore, SessionStore, User, UserStore};
+
+pub use shared::State;
+
+/// Answers one request.
+pub async fn handle<S>(state: &State<S>, req: Request) -> Result<Response<Body>, Error>
+where
+    S: UserStore + SessionStore + AccountStore,
+{
+    respond(&req, route(state, &req)).await
+}
+
+async fn route<S>(state: &State<S>, req: &Request) -> Result<Response<Body>, ApiError>
+where
+    S: UserStore + SessionStore + AccountStore,
+{
+    let password_route = last_segment(req).as_deref() == Some("password");
+    let method = req.method().as_str();
+    let allow = if password_route { "POST" } else { "GET, DELETE" };
+    if !allow.split(", ").any(|m| m == method) {
+        return Err(ApiError::MethodNotAllowed { allow });
+    }
+    let claims = authenticate(&state.keys, req).await?;
+    let now = shared::now();
+    if password_route {
+        let body = JsonObject::require(req)?;
+        let current = body.password("current_password")?;
+        let new = body.password("new_password")?;
+        account::change_password(&state.store, &claims, &current, &new, now).await?;
+        Ok(no_content())
+    } else if method == "DELETE" {
+        let password = JsonObject::require(req)?.password("password")?;
+        account::delete_account(&state.store, &claims, &password, now).await?;
+        Ok(no_content())
+    } else {
+        let user = account::account(&state.store, &claims).await?;
+        Ok(json(StatusCode::OK, &Account::of(&user)))
+    }
+}
+
+/// The account as its owner sees it.
+#[derive(Serialize)]
+struct Account<'a> {
+    id: &'a str,
+    username: &'a str,
+    email: Option<&'a str>,
+    email_verified: bool,
+    /// Seconds since the epoch.
+    created_at: u64,
+    mfa: Factors,
+}
+
+/// The second factors of the account.
+#[derive(Serialize)]
+struct Factors {
+    totp: bool,
+    passkeys: u32,
+}
+
+impl<'a> Account<'a> {
+    fn of(user: &'a User) -> Self {
+        Self {
+            id: &user.id,
+            username: &user.username,
+            email: None,
+            email_verified: false,
+            created_at: user.created_at,
+            mfa: Factors {
+                totp: false,
+                passkeys: 0,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::credentials::Username;
+    use shared::http::testing::{call, event, event_with_body};
+    use shared::key_cache::KeyCache;
+    use shared::session::Session;
+    use shared::store::memory::MemoryStore;
+    use shared::testing::{dev_authority, password_session, user_with_password};
+
+    const RIGHT: &str = "correct horse battery staple";
+
+    /// alice with two sessions; the access token of the first.
+    async fn logged_in() -> (State<MemoryStore>, String, Session, Session) {
+        let state = State {
+            keys: KeyCache::ready(dev_authority()),
+            store: MemoryStore::default(),
+        };
+        let alice = user_with_password("u-1", "alice", RIGHT).await;
+        state.store.create_user(&alice).await.unwrap();
+        let authority = state.keys.loaded().unwrap();
+        let now = shared::now();
+        let (mine, other) = (
+            password_session(&authority, &alice, now),
+            password_session(&authority, &alice, now),
+        );
+        state.store.create_session(&mine).await.unwrap();
+        state.store.create_session(&other).await.unwrap();
+        let access = shared::service::sessions::token_pair(&authority, &mine, now).access_token;
+        (state, access, mine, other)
+    }
+
+    #[tokio::test]
+    async fn the_account_shows_the_user_and_no_secret() {
+        let (state, access, _, _) = logged_in().await;
+        let (response, body) = call(handle(&state, event("account-get", Some(&access)))).await;
+        assert_eq!(response.status(), 200, "{body}");
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "id": "u-1", "username": "alice", "email": null, "email_verified": false,
+                "created_at": 1, "mfa": {"totp": false, "passkeys": 0}
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn no_token_or_a_refresh_token_is_401_with_the_challenge() {
+        let (state, _, mine, _) = logged_in().await;
+        let (response, _) = call(handle(&state, event("account-no-token", None))).await;
+        assert_eq!(response.status(), 401);
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            "Bearer realm=\"lambda-jwt-auth\""
+        );
+        let refresh = state.keys.loaded().unwrap().issue_refresh(&mine.generation());
+        let (response, body) = call(handle(&state, event("account-get", Some(&refresh)))).await;
+        assert_eq!(
+            (response.status().as_u16(), body["error"].as_str()),
+            (401, Some("invalid_token"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_password_change_is_204_and_ends_the_other_session_only() {
+        let (state, access, mine, other) = logged_in().await;
+        let (response, body) = call(handle(&state, event("account-password", Some(&access)))).await;
+        assert_eq!(response.status(), 204, "{body}");
+        assert!(state.store.session_now(&other.key()).unwrap().revoked);
+        assert!(!state.store.session_now(&mine.key()).unwrap().revoked);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_current_password_is_401_and_a_short_new_one_400() {
+        let (state, access, _, _) = logged_in().await;
+        let wrong = serde_json::json!({"current_password": "wrong password", "new_password": "a new horse battery"});
+        let (response, body) = call(handle(
+            &state,
+            with_token(event_with_body("account-password", &wrong), &access),
+        ))
+        .await;
+        assert_eq!(
+            (response.status().as_u16(), body["error"].as_str()),
+            (401, Some("invalid_credentials"))
+        );
+        let short = serde_json::json!({"current_password": RIGHT, "new_password": "short"});
+        let (response, body) = call(handle(
+            &state,
+            with_token(event_with_body("account-password", &short), &access),
+        ))
+        .await;
+        assert_eq!(
+            (response.status().as_u16(), body["error"].as_str()),
+            (400, Some("invalid_request"))
+        );
+        assert!(body["message"].as_str().unwrap().contains("new_password"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn deleting_with_the_password_is_204_and_the_token_then_gets_401() {
+        let (state, access, mine, _) = logged_in().await;
+        let (response, _) = call(handle(&state, event("account-delete", Some(&access)))).await;
+        assert_eq!(response.status(), 204);
+        assert_eq!(state.store.session_now(&mine.key()), None);
+        assert_eq!(
+            state.store.user(&Username::parse("alice").unwrap()).await.unwrap(),
+            None
+        );
+        let (response, body) = call(handle(&state, event("account-get", Some(&access)))).await;
+        assert_eq!(
+            (response.status().as_u16(), body["error"].as_str()),
+            (401, Some("invalid_token"))
+        );
+    }
+
+    #[tokio::test]
+    async fn each_route_answers_its_methods_only() {
+        let (state, access, _, _) = logged_in().await;
+        let mut req = event("account-get", Some(&access));
+        *req.method_mut() = lambda_http::http::Method::POST;
+        let (response, _) = call(handle(&state, req)).await;
+        assert_eq!(
+            (
+                response.status().as_u16(),
+                response.headers()["allow"].to_str().unwrap()
+            ),
+            (405, "GET, DELETE")
+        );
+        let mut req = event("account-password", Some(&access));
+        *req.method_mut() = lambda_http::http::Method::GET;
+        let (response, _) = call(handle(&state, req)).await;
+        assert_eq!(
+            (
+                response.status().as_u16(),
+                response.headers()["allow"].to_str().unwrap()
+            ),
+            (405, "POST")
+        );
+    }
+
+    #[tokio::test]
+    async fn dynamodb_on_a_closed_port_is_503_unavailable() {
+        let (memory, access, _, _) = logged_in().await;
+        let state = State {
+            keys: memory.keys,
+            store: shared::testing::unreachable_store().await,
+        };
+        for name in ["account-get", "account-password", "account-delete"] {
+            let (response, body) = call(handle(&state, event(name, Some(&access)))).await;
+            assert_eq!(
+                (response.status().as_u16(), body["error"].as_str()),
+                (503, Some("unavailable")),
+                "{name}"
+            );
+        }
+    }
+
+    /// `req` with `Authorization: Bearer <token>`.
+    fn with_token(mut req: Request, token: &str) -> Request {
+        let value = format!("Bearer {token}").parse().unwrap();
+        req.headers_mut().insert("authorization", value);
+        req
+    }
+}

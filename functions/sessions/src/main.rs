@@ -1,0 +1,13 @@
+//! `GET /sessions`, `DELETE /sessions/{id}`: the caller's sessions.
+
+use lambda_http::{Error, run, service_fn};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let state = sessions::State {
+        keys: shared::key_cache::KeyCache::from_env(),
+        store: shared::store_from_env().await,
+    };
+    run(service_fn(|req| sessions::handle(&state, req))).await
+}
