@@ -310,6 +310,22 @@ pub fn request(method: &str, path: &str, body: Value) -> lambda_http::Request {
         .expect("a valid request")
 }
 
+/// `method path` as a function receives it, with `Authorization: Bearer
+/// <token>` and a JSON body if given.
+pub fn bearer_request(method: &str, path: &str, token: &str, body: Option<Value>) -> lambda_http::Request {
+    let mut req = match body {
+        Some(body) => request(method, path, body),
+        None => lambda_http::http::Request::builder()
+            .method(method)
+            .uri(format!("https://api.example.com{path}"))
+            .body(lambda_http::Body::Empty)
+            .expect("a valid request"),
+    };
+    let value = format!("Bearer {token}").parse().expect("a token is a header value");
+    req.headers_mut().insert("authorization", value);
+    req
+}
+
 /// Status and JSON body of a function's response.
 pub fn status_and_json(response: &lambda_http::Response<lambda_http::Body>) -> (u16, Value) {
     let json = match response.body() {

@@ -37,6 +37,12 @@ async fn two_sessions(api: &Api) -> (serde_json::Value, Reply, Reply) {
     (creds, first, second)
 }
 
+/// `DELETE /account` with the password in `body`.
+async fn delete_account(api: &Api, access: &str, body: serde_json::Value) -> Reply {
+    api.with_bearer(Method::DELETE, "/account", Some(access), Some(body))
+        .await
+}
+
 fn sid_of(access: &str) -> String {
     let payload = access.split('.').nth(1).unwrap();
     let claims: serde_json::Value = serde_json::from_slice(&shared::testing::b64_decode(payload)).unwrap();
@@ -241,24 +247,10 @@ async fn wrong_passwords_on_the_account_routes_count_toward_the_lockout() {
     let (creds, first, _) = two_sessions(&api).await;
     let access = first.field("access_token");
     for _ in 0..5 {
-        let r = api
-            .with_bearer(
-                Method::DELETE,
-                "/account",
-                Some(&access),
-                Some(json!({"password": "wrong password"})),
-            )
-            .await;
+        let r = delete_account(&api, &access, json!({"password": "wrong password"})).await;
         assert_error(&r, 401, "invalid_credentials");
     }
-    let r = api
-        .with_bearer(
-            Method::DELETE,
-            "/account",
-            Some(&access),
-            Some(json!({"password": creds["password"]})),
-        )
-        .await;
+    let r = delete_account(&api, &access, json!({"password": creds["password"]})).await;
     assert_error(&r, 429, "too_many_attempts");
     assert!(r.header("retry-after").parse::<u64>().is_ok_and(|s| s >= 1));
     assert_error(&api.post("/login", creds).await, 429, "too_many_attempts");
@@ -269,23 +261,9 @@ async fn deleting_the_account_ends_everything_and_frees_the_name() {
     let api = api();
     let (creds, first, second) = two_sessions(&api).await;
     let access = first.field("access_token");
-    let r = api
-        .with_bearer(
-            Method::DELETE,
-            "/account",
-            Some(&access),
-            Some(json!({"password": "wrong password"})),
-        )
-        .await;
+    let r = delete_account(&api, &access, json!({"password": "wrong password"})).await;
     assert_error(&r, 401, "invalid_credentials");
-    let r = api
-        .with_bearer(
-            Method::DELETE,
-            "/account",
-            Some(&access),
-            Some(json!({"password": creds["password"]})),
-        )
-        .await;
+    let r = delete_account(&api, &access, json!({"password": creds["password"]})).await;
     assert_eq!(r.status, 204, "{}", r.text);
     for token in [first.field("refresh_token"), second.field("refresh_token")] {
         assert_error(&api.refresh(&token).await, 401, "invalid_token");

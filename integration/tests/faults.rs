@@ -3,7 +3,7 @@
 //! Local stopped mid-run. The answer is always a quick 503 with Retry-After,
 //! and nothing is left half-written.
 
-use integration::{Fault, FaultProxy, fresh_store, request, status_and_json};
+use integration::{Fault, FaultProxy, bearer_request, fresh_store, request, status_and_json};
 use serde_json::json;
 use shared::key_cache::KeyCache;
 use shared::store::dynamo::{DynamoStore, local_client};
@@ -237,17 +237,6 @@ async fn dynamodb_local_stopped_mid_run_turns_every_call_into_503() {
     unavailable(&refresh(&refresh_state, tokens["refresh_token"].as_str().unwrap()).await);
 }
 
-/// `method path` with a bearer token and an optional JSON body.
-fn with_bearer(method: &str, path: &str, token: &str, body: Option<serde_json::Value>) -> lambda_http::Request {
-    let mut req = request(method, path, body.unwrap_or(serde_json::Value::Null));
-    if matches!(req.body(), lambda_http::Body::Text(t) if t == "null") {
-        *req.body_mut() = lambda_http::Body::Empty;
-    }
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    req
-}
-
 /// Every route of `account` and `sessions`, DynamoDB refusing, then hanging:
 /// a 503 in seconds each time, and the account and its sessions as they were.
 #[tokio::test]
@@ -274,14 +263,14 @@ async fn the_account_and_sessions_routes_answer_503_fast_when_dynamodb_refuses_o
     for fault in [Fault::Refuse, Fault::Hang] {
         proxy.set(fault);
         let calls = [
-            ("GET /account", with_bearer("GET", "/account", &access, None)),
+            ("GET /account", bearer_request("GET", "/account", &access, None)),
             (
                 "DELETE /account",
-                with_bearer("DELETE", "/account", &access, Some(password.clone())),
+                bearer_request("DELETE", "/account", &access, Some(password.clone())),
             ),
             (
                 "POST /account/password",
-                with_bearer("POST", "/account/password", &access, Some(change.clone())),
+                bearer_request("POST", "/account/password", &access, Some(change.clone())),
             ),
         ];
         for (label, req) in calls {
@@ -294,10 +283,10 @@ async fn the_account_and_sessions_routes_answer_503_fast_when_dynamodb_refuses_o
             );
         }
         for (label, req) in [
-            ("GET /sessions", with_bearer("GET", "/sessions", &access, None)),
+            ("GET /sessions", bearer_request("GET", "/sessions", &access, None)),
             (
                 "DELETE /sessions/{id}",
-                with_bearer("DELETE", &format!("/sessions/{other_sid}"), &access, None),
+                bearer_request("DELETE", &format!("/sessions/{other_sid}"), &access, None),
             ),
         ] {
             let started = Instant::now();

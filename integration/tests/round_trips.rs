@@ -4,7 +4,7 @@
 use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept};
 use aws_sdk_dynamodb::error::BoxError;
-use integration::{fresh_store, request, required_env, status_and_json};
+use integration::{bearer_request, fresh_store, request, required_env, status_and_json};
 use serde_json::json;
 use shared::key_cache::KeyCache;
 use shared::store::dynamo::DynamoStore;
@@ -127,17 +127,6 @@ async fn each_route_stays_within_its_dynamodb_round_trip_budget() {
     assert_eq!((answer.0, trips.take()), (204, 1), "logout: one conditional UpdateItem");
 }
 
-/// `method path` with a bearer token and a JSON body (`null`: none).
-fn with_bearer(method: &str, path: &str, token: &str, body: serde_json::Value) -> lambda_http::Request {
-    let mut req = request(method, path, body.clone());
-    if body.is_null() {
-        *req.body_mut() = lambda_http::Body::Empty;
-    }
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    req
-}
-
 #[tokio::test]
 async fn the_account_and_sessions_routes_stay_within_their_round_trip_budgets() {
     let (store, trips) = counted_store().await;
@@ -169,14 +158,14 @@ async fn the_account_and_sessions_routes_stay_within_their_round_trip_budgets() 
     trips.take();
 
     let answer = status_and_json(
-        &account::handle(&state, with_bearer("GET", "/account", &access, json!(null)))
+        &account::handle(&state, bearer_request("GET", "/account", &access, None))
             .await
             .unwrap(),
     );
     assert_eq!((answer.0, trips.take()), (200, 1), "GET /account: GetItem");
 
     let answer = status_and_json(
-        &sessions::handle(&state, with_bearer("GET", "/sessions", &access, json!(null)))
+        &sessions::handle(&state, bearer_request("GET", "/sessions", &access, None))
             .await
             .unwrap(),
     );
@@ -184,7 +173,7 @@ async fn the_account_and_sessions_routes_stay_within_their_round_trip_budgets() 
 
     let path = format!("/sessions/{}", sid(&logins[1]));
     let answer = status_and_json(
-        &sessions::handle(&state, with_bearer("DELETE", &path, &access, json!(null)))
+        &sessions::handle(&state, bearer_request("DELETE", &path, &access, None))
             .await
             .unwrap(),
     );
@@ -195,7 +184,7 @@ async fn the_account_and_sessions_routes_stay_within_their_round_trip_budgets() 
     );
 
     let change = json!({"current_password": password, "new_password": "a new horse battery staple"});
-    let req = with_bearer("POST", "/account/password", &access, change);
+    let req = bearer_request("POST", "/account/password", &access, Some(change));
     let answer = status_and_json(&account::handle(&state, req).await.unwrap());
     assert_eq!(
         (answer.0, trips.take()),
@@ -203,11 +192,11 @@ async fn the_account_and_sessions_routes_stay_within_their_round_trip_budgets() 
         "password change: Query (user), Query (sessions), one transaction"
     );
 
-    let req = with_bearer(
+    let req = bearer_request(
         "DELETE",
         "/account",
         &access,
-        json!({"password": "a new horse battery staple"}),
+        Some(json!({"password": "a new horse battery staple"})),
     );
     let answer = status_and_json(&account::handle(&state, req).await.unwrap());
     assert_eq!(

@@ -698,17 +698,6 @@ impl AccountStore for DynamoStore {
                 item
             })
             .collect();
-        let condition = |action: &str| -> Update {
-            Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(profile.clone()))
-                .update_expression(action)
-                .condition_expression("id = :id")
-                .expression_attribute_values(":id", s(&user.id))
-                .expression_attribute_values(":true", AttributeValue::Bool(true))
-                .build()
-                .expect("update fields are set")
-        };
         let delete_profile = || {
             let delete = Delete::builder()
                 .table_name(&self.table)
@@ -730,11 +719,16 @@ impl AccountStore for DynamoStore {
         // rest, and the user last. Interrupted, it is finished by a retry.
         let mut chunks = keys.chunks(TRANSACTION_ITEMS - 1);
         let first = chunks.next().expect("more than one transaction's worth");
-        let mut items = vec![
-            TransactWriteItem::builder()
-                .update(condition("SET deleting = :true"))
-                .build(),
-        ];
+        let mark = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(profile.clone()))
+            .update_expression("SET deleting = :true")
+            .condition_expression("id = :id")
+            .expression_attribute_values(":id", s(&user.id))
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .build()
+            .expect("update fields are set");
+        let mut items = vec![TransactWriteItem::builder().update(mark).build()];
         items.extend(first.iter().cloned().map(|k| self.delete(k)));
         if self.transact(items).await? == Change::Conflict {
             return Ok(Change::Conflict);
