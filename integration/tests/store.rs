@@ -545,7 +545,7 @@ async fn a_password_change_replaces_the_hash_and_revokes_the_listed_sessions_in_
         .unwrap();
     let revoke: Vec<SessionKey> = sessions[1..].iter().map(Session::key).collect();
     assert_eq!(
-        store.change_password(&alice, "new-hash", &revoke, true).await.unwrap(),
+        store.change_password(&alice, "new-hash", &revoke).await.unwrap(),
         Change::Done
     );
     let record = store.login_record(&name("alice")).await.unwrap();
@@ -558,7 +558,7 @@ async fn a_password_change_replaces_the_hash_and_revokes_the_listed_sessions_in_
     // The hash as read is gone: a second change from the old read writes nothing.
     assert_eq!(
         store
-            .change_password(&alice, "other", &[sessions[0].key()], false)
+            .change_password(&alice, "other", &[sessions[0].key()])
             .await
             .unwrap(),
         Change::Conflict
@@ -576,7 +576,7 @@ async fn a_password_change_with_more_sessions_than_one_transaction_holds_revokes
     let (alice, sessions) = alice_with_sessions(&store, 130, 1000).await;
     let revoke: Vec<SessionKey> = sessions.iter().map(Session::key).collect();
     assert_eq!(
-        store.change_password(&alice, "new-hash", &revoke, false).await.unwrap(),
+        store.change_password(&alice, "new-hash", &revoke).await.unwrap(),
         Change::Done
     );
     let listed = store.sessions("alice").await.unwrap();

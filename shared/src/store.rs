@@ -142,14 +142,13 @@ pub trait AccountStore: Send + Sync {
     fn user(&self, username: &Username) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
 
     /// Replaces the password hash of `user` (still as read: same id, same
-    /// hash) by `new_hash` and revokes the sessions `revoke`, all at once;
-    /// with `clear_failures`, forgets the name's failed logins too.
+    /// hash) by `new_hash`, revokes the sessions `revoke` and forgets the
+    /// name's failed logins, all at once.
     fn change_password(
         &self,
         user: &User,
         new_hash: &str,
         revoke: &[SessionKey],
-        clear_failures: bool,
     ) -> impl Future<Output = Result<Change, StoreError>> + Send;
 
     /// Deletes `user` (still of the same id) and everything stored under

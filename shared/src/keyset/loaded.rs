@@ -280,6 +280,13 @@ mod tests {
             ..ed.clone()
         };
         assert!(with(vec![ed_as_rsa]).unwrap().contains("RSA"));
+        let eight: Vec<StoredKey> = (0..8)
+            .map(|i| {
+                let status = if i == 0 { Status::Current } else { Status::Previous };
+                StoredKey::generate(Alg::HS256, status, 0)
+            })
+            .collect();
+        assert_eq!(with(eight), None, "eight keys are allowed");
         let many = (0..9)
             .map(|i| StoredKey::generate(Alg::HS256, if i == 0 { Status::Current } else { Status::Previous }, 0))
             .collect();

@@ -235,6 +235,24 @@ mod tests {
     }
 
     #[test]
+    fn the_wait_is_for_the_previous_key_and_a_new_key_takes_the_current_ones_algorithm() {
+        let mut set = KeySet::generate(Alg::HS256, 5000);
+        set.keys.push(StoredKey::generate(Alg::HS256, Status::Previous, 600));
+        let until = 600 + 600 + 3600 + LEEWAY;
+        assert_eq!(
+            set.rotate(None, POLICY, 1000).unwrap(),
+            vec![RotationStep::WaitingToRetire { until, now: 1000 }],
+            "the previous key's wait, not the current key's"
+        );
+        let mut alone = KeySet::generate(Alg::HS256, 0);
+        let added = alone.rotate(None, POLICY, 10).unwrap();
+        assert!(
+            matches!(&added[..], [RotationStep::Added { alg: Alg::HS256, .. }]),
+            "{added:?}"
+        );
+    }
+
+    #[test]
     fn each_step_prints_as_the_line_make_rotate_keys_shows() {
         let lines = [
             RotationStep::Added {

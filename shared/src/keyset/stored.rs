@@ -42,11 +42,6 @@ impl Alg {
             Self::EdDSA => "EdDSA",
         }
     }
-
-    /// Whether other parties can verify its tokens from a published public key.
-    pub fn is_public(self) -> bool {
-        self != Self::HS256
-    }
 }
 
 impl std::str::FromStr for Alg {
@@ -156,5 +151,30 @@ impl KeySet {
     /// The set as stored.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("a key set serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_set_reads_back_as_it_was_stored() {
+        let mut set = KeySet::generate(Alg::EdDSA, 7);
+        set.keys.push(StoredKey::generate(Alg::HS256, Status::Previous, 3));
+        let text = set.to_json();
+        assert_eq!(KeySet::parse(&text).unwrap(), set);
+        assert!(text.contains("\"status\": \"previous\""), "{text}");
+    }
+
+    #[test]
+    fn a_stored_key_debugs_as_its_algorithm_status_and_date_only() {
+        let key = StoredKey::generate(Alg::HS256, Status::Next, 42);
+        let shown = format!("{key:?}");
+        assert!(
+            shown.contains("HS256") && shown.contains("Next") && shown.contains("42"),
+            "{shown}"
+        );
+        assert!(!shown.contains(&key.key));
     }
 }

@@ -89,11 +89,7 @@ pub async fn change_password<S: UserStore + SessionStore + AccountStore>(
         .filter(|s| s.is_live(now) && s.user_id == checked.user.id && s.id != claims.sid)
         .map(|s| s.key())
         .collect();
-    let cleared = checked.failures.count > 0;
-    match store
-        .change_password(&checked.user, &new_hash, &others, cleared)
-        .await?
-    {
+    match store.change_password(&checked.user, &new_hash, &others).await? {
         Change::Done => {
             tracing::info!(revoked = others.len(), "password changed");
             Ok(())

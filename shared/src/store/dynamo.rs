@@ -639,13 +639,7 @@ impl AccountStore for DynamoStore {
         out.item().map(|item| User::from_item(item, "GetItem")).transpose()
     }
 
-    async fn change_password(
-        &self,
-        user: &User,
-        new_hash: &str,
-        revoke: &[SessionKey],
-        clear_failures: bool,
-    ) -> Result<Change, StoreError> {
+    async fn change_password(&self, user: &User, new_hash: &str, revoke: &[SessionKey]) -> Result<Change, StoreError> {
         let profile = self.profile_key(user)?;
         let mut last = Vec::new();
         let update = Update::builder()
@@ -659,11 +653,10 @@ impl AccountStore for DynamoStore {
             .build()
             .expect("update fields are set");
         last.push(TransactWriteItem::builder().update(update).build());
-        if clear_failures {
-            let mut lockout = profile;
-            lockout.insert(SK.into(), s("LOCKOUT"));
-            last.push(self.delete(lockout));
-        }
+        // A delete of a missing item is no write: the failures, if any, go.
+        let mut lockout = profile;
+        lockout.insert(SK.into(), s("LOCKOUT"));
+        last.push(self.delete(lockout));
         // The sessions go first, in transactions of their own when there are
         // too many for one: an interrupted change leaves the password as it
         // was (the caller retries it), never a new password beside a live

@@ -177,13 +177,7 @@ impl AccountStore for MemoryStore {
         Ok(self.lock()?.users.get(&username.normalized()).cloned())
     }
 
-    async fn change_password(
-        &self,
-        user: &User,
-        new_hash: &str,
-        revoke: &[SessionKey],
-        clear_failures: bool,
-    ) -> Result<Change, StoreError> {
+    async fn change_password(&self, user: &User, new_hash: &str, revoke: &[SessionKey]) -> Result<Change, StoreError> {
         let key = user.username.to_ascii_lowercase();
         let mut inner = self.lock()?;
         if inner.users.get(&key) != Some(user) || revoke.iter().any(|k| !inner.sessions.contains_key(k)) {
@@ -192,9 +186,7 @@ impl AccountStore for MemoryStore {
         for k in revoke {
             inner.sessions.get_mut(k).expect("checked above").revoked = true;
         }
-        if clear_failures {
-            inner.failures.remove(&key);
-        }
+        inner.failures.remove(&key);
         inner.users.get_mut(&key).expect("checked above").password_hash = new_hash.to_owned();
         Ok(Change::Done)
     }
