@@ -1,6 +1,6 @@
 //! The library every function shares. Domain modules know no HTTP and do no
 //! I/O of their own; `service` runs the flows over the store traits; `http`
-//! (feature `http`) is the only part that knows `lambda_http`. See the
+//! (feature `http`) is the only part that knows the Lambda HTTP event types. See the
 //! module map in the README.
 
 #[cfg(feature = "aws")]

@@ -124,12 +124,31 @@ impl From<jsonwebtoken::errors::Error> for TokenError {
 pub struct TokenAuthority {
     settings: TokenSettings,
     keys: SigningKeys,
+    /// The `Validation` of each algorithm of the keys, built once: `decode` reads it for every token.
+    validations: Vec<Validation>,
 }
 
 impl TokenAuthority {
     /// The authority of these settings and keys.
     pub fn new(settings: TokenSettings, keys: SigningKeys) -> Self {
-        Self { settings, keys }
+        let mut validations: Vec<Validation> = Vec::new();
+        for key in keys.iter() {
+            if !validations.iter().any(|v| v.algorithms == [key.algorithm()]) {
+                let mut validation = Validation::new(key.algorithm());
+                validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+                validation.set_issuer(&[&settings.issuer]);
+                validation.set_audience(&[&settings.audience]);
+                // The clock is the caller's: `verify` checks `exp` and `nbf` against `now`.
+                validation.validate_exp = false;
+                validation.validate_nbf = false;
+                validations.push(validation);
+            }
+        }
+        Self {
+            settings,
+            keys,
+            validations,
+        }
     }
 
     /// The authority of `secret` (a key set, or a plain HS256 secret), once
@@ -260,13 +279,12 @@ impl TokenAuthority {
         {
             return Err(TokenError::KeyReference);
         }
-        let mut validation = Validation::new(key.algorithm());
-        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
-        validation.set_issuer(&[&self.settings.issuer]);
-        validation.set_audience(&[&self.settings.audience]);
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        let claims: T = decode(token, &key.decoding, &validation)?.claims;
+        let validation = self
+            .validations
+            .iter()
+            .find(|v| v.algorithms == [key.algorithm()])
+            .expect("a validation for every key's algorithm");
+        let claims: T = decode(token, &key.decoding, validation)?.claims;
         let c = claims.registered();
         if c.token_use != T::USE {
             Err(TokenError::WrongUse)

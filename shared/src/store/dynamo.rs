@@ -653,7 +653,7 @@ impl AccountStore for DynamoStore {
             .build()
             .expect("update fields are set");
         last.push(TransactWriteItem::builder().update(update).build());
-        // A delete of a missing item is no write: the failures, if any, go.
+        // Deleting a missing item changes nothing: the failures, if any, go.
         let mut lockout = profile;
         lockout.insert(SK.into(), s("LOCKOUT"));
         last.push(self.delete(lockout));
