@@ -1,11 +1,11 @@
 # The two commands: `make dev` runs the service locally, `make test` tests it.
 .PHONY: dev test unit lint check deploy smoke fuzz bench mutants invoke rotate-keys
 
-## Start DynamoDB Local (:8000), create the table, serve every function on :9000. Ctrl-C stops it all.
+## Start DynamoDB Local (:8000) and the SES stand-in (:8005, sent mail on its page), create the table, serve every function on :9000. Ctrl-C stops it all.
 dev:
 	@scripts/dev
 
-## Unit, store (DynamoDB Local) and end-to-end (HTTP through cargo lambda watch) tests, then lint.
+## Unit, store (DynamoDB Local) and end-to-end (HTTP through cargo lambda watch, mail through aws-ses-v2-local) tests, then lint.
 test:
 	@scripts/test
 	@$(MAKE) --no-print-directory lint

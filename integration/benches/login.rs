@@ -20,7 +20,11 @@ fn login(c: &mut Criterion) {
     let (store, _) = rt.block_on(fresh_store());
     let creds = json!({"username": "bench", "password": "correct horse battery staple"});
     let created = rt
-        .block_on(register::handle(&store, request("POST", "/register", creds.clone())))
+        .block_on(register::handle(
+            &store,
+            &shared::testing::outbox(),
+            request("POST", "/register", creds.clone()),
+        ))
         .unwrap();
     assert_eq!(created.status(), 201);
     let state = login::State {

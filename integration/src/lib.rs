@@ -33,6 +33,114 @@ pub async fn fresh_store() -> (DynamoStore, Client) {
     (DynamoStore::new(client.clone(), table), client)
 }
 
+/// The mail aws-ses-v2-local (at `SES_ENDPOINT`) received for `address`
+/// (compared without case), oldest first: each `{"subject", "body": {"text"}, ...}`.
+pub async fn mails_to(address: &str) -> Vec<Value> {
+    let url = format!("{}/store", required_env("SES_ENDPOINT"));
+    let store: Value = reqwest::get(&url)
+        .await
+        .unwrap_or_else(|e| panic!("the SES stand-in at {url} is unreachable: {e}"))
+        .json()
+        .await
+        .expect("the store is JSON");
+    let wanted = address.to_lowercase();
+    store["emails"]
+        .as_array()
+        .expect("a list of emails")
+        .iter()
+        .filter(|m| {
+            m["destination"]["to"].as_array().is_some_and(|to| {
+                to.iter()
+                    .any(|t| t.as_str().is_some_and(|t| t.to_lowercase().contains(&wanted)))
+            })
+        })
+        .cloned()
+        .collect()
+}
+
+/// The text of the last mail to `address`, waiting a little for it.
+pub async fn last_mail_to(address: &str) -> String {
+    for _ in 0..50 {
+        if let Some(mail) = mails_to(address).await.last() {
+            return mail["body"]["text"].as_str().expect("a text body").to_owned();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no mail to {address}");
+}
+
+/// The verification code in the last mail to `address`: its only run of six digits.
+pub async fn code_mailed_to(address: &str) -> String {
+    let text = last_mail_to(address).await;
+    let runs: Vec<&str> = text
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|r| !r.is_empty())
+        .collect();
+    let codes: Vec<&&str> = runs.iter().filter(|r| r.len() == 6).collect();
+    assert_eq!(codes.len(), 1, "one run of six digits in {text:?}");
+    assert!(runs.iter().all(|r| r.len() < 6 || r.len() == 6), "{text:?}");
+    codes[0].to_string()
+}
+
+/// The reset token in the last mail to `address`, from its `<APP_URL>/reset-password#token=` link.
+pub async fn reset_token_mailed_to(address: &str) -> String {
+    let text = last_mail_to(address).await;
+    let (_, rest) = text
+        .split_once("/reset-password#token=")
+        .unwrap_or_else(|| panic!("no reset link in {text:?}"));
+    rest.split_whitespace().next().expect("a token").to_owned()
+}
+
+/// A fresh address nobody has used.
+pub fn new_address() -> String {
+    format!("u{}@example.com", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// Times `POST /password/forgot` through the handler in process on `store`:
+/// `samples` verified accounts (one each, for the hourly mail limit) and as
+/// many unknown addresses, interleaved after one warm-up, so drift hits both
+/// alike. Returns the medians (verified, unknown) and the verified addresses.
+pub async fn forgot_timing<M: shared::mail::Mailer>(
+    store: &DynamoStore,
+    outbox: &shared::Outbox<M>,
+    samples: usize,
+) -> (std::time::Duration, std::time::Duration, Vec<String>) {
+    use shared::store::{EmailStore, UserStore};
+    let mut known = Vec::new();
+    for i in 0..samples {
+        let user = shared::testing::user(&format!("u-{i}"), &format!("known{i}"));
+        store.create_user(&user).await.expect("the store answers");
+        let address = new_address();
+        let code = shared::store::EmailCode {
+            email: address.clone(),
+            code_hash: "h".into(),
+            attempts: 0,
+            expires_at: shared::now() + 900,
+        };
+        store.put_email_code(&user, &code).await.expect("the store answers");
+        store.verify_email(&user, &code).await.expect("the store answers");
+        known.push(address);
+    }
+    let attempt = |address: String| async move {
+        let started = std::time::Instant::now();
+        let req = request("POST", "/password/forgot", serde_json::json!({ "email": address }));
+        let answer = status_and_json(&password_reset::handle(store, outbox, req).await.expect("an answer"));
+        assert_eq!(answer.0, 202, "{}", answer.1);
+        started.elapsed()
+    };
+    attempt(new_address()).await;
+    let (mut verified, mut unknown) = (Vec::new(), Vec::new());
+    for address in &known {
+        verified.push(attempt(address.clone()).await);
+        unknown.push(attempt(new_address()).await);
+    }
+    let median = |mut xs: Vec<std::time::Duration>| {
+        xs.sort();
+        xs[xs.len() / 2]
+    };
+    (median(verified), median(unknown), known)
+}
+
 /// The API served by `cargo lambda watch`.
 #[derive(Clone)]
 pub struct Api {

@@ -24,9 +24,13 @@ fn creds(name: &str) -> serde_json::Value {
 
 async fn register(store: &DynamoStore, name: &str) -> (u16, serde_json::Value) {
     status_and_json(
-        &register::handle(store, request("POST", "/register", creds(name)))
-            .await
-            .unwrap(),
+        &register::handle(
+            store,
+            &shared::testing::outbox(),
+            request("POST", "/register", creds(name)),
+        )
+        .await
+        .unwrap(),
     )
 }
 
@@ -56,9 +60,13 @@ fn unavailable(answer: &(u16, serde_json::Value)) {
 async fn a_throttled_register_is_503_and_leaves_no_user_behind() {
     let (store, proxy) = behind_proxy().await;
     proxy.set(Fault::Throttle);
-    let response = register::handle(&store, request("POST", "/register", creds("tina")))
-        .await
-        .unwrap();
+    let response = register::handle(
+        &store,
+        &shared::testing::outbox(),
+        request("POST", "/register", creds("tina")),
+    )
+    .await
+    .unwrap();
     assert_eq!(response.headers()["retry-after"], "1");
     unavailable(&status_and_json(&response));
     proxy.set(Fault::Pass);

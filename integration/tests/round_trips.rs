@@ -61,9 +61,13 @@ async fn each_route_stays_within_its_dynamodb_round_trip_budget() {
     let good = creds("rowan", "correct horse battery staple");
 
     let answer = status_and_json(
-        &register::handle(&store, request("POST", "/register", good.clone()))
-            .await
-            .unwrap(),
+        &register::handle(
+            &store,
+            &shared::testing::outbox(),
+            request("POST", "/register", good.clone()),
+        )
+        .await
+        .unwrap(),
     );
     assert_eq!((answer.0, trips.take()), (201, 1), "register: one conditional PutItem");
 
@@ -132,9 +136,13 @@ async fn the_account_and_sessions_routes_stay_within_their_round_trip_budgets() 
     let (store, trips) = counted_store().await;
     let password = "correct horse battery staple";
     let good = creds("sasha", password);
-    register::handle(&store, request("POST", "/register", good.clone()))
-        .await
-        .unwrap();
+    register::handle(
+        &store,
+        &shared::testing::outbox(),
+        request("POST", "/register", good.clone()),
+    )
+    .await
+    .unwrap();
     let state = login::State {
         keys: KeyCache::ready(dev_authority()),
         store: store.clone(),

@@ -15,6 +15,8 @@ fn user(name: &str) -> User {
             .into(),
         created_at: 1_700_000_000,
         deleting: false,
+        email: None,
+        email_verified: false,
     }
 }
 

@@ -21,7 +21,7 @@ async fn unknown_usernames_and_wrong_passwords_take_the_same_time() {
     for i in 0..SAMPLES {
         let body = json!({"username": format!("known-{i}"), "password": "correct horse battery staple"});
         let answer = status_and_json(
-            &register::handle(&store, request("POST", "/register", body))
+            &register::handle(&store, &shared::testing::outbox(), request("POST", "/register", body))
                 .await
                 .unwrap(),
         );

@@ -52,16 +52,15 @@ pub async fn config_from_env() -> SdkConfig {
     CONFIG.get_or_init(|| loader().load()).await.clone()
 }
 
-/// The configuration for a local stand-in at `endpoint` (DynamoDB Local, a
-/// test server), with the dummy region and credentials it accepts and the
+/// The configuration for a local stand-in at `endpoint` (DynamoDB Local,
+/// aws-ses-v2-local, a test server), with the dummy region and credentials it accepts and the
 /// same timeouts as in production.
-#[cfg(feature = "dynamodb")]
 pub async fn local_config(endpoint: &str) -> SdkConfig {
     loader()
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
         // DynamoDB Local accepts any key made of letters and digits only.
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+        .credentials_provider(aws_credential_types::Credentials::new(
             "dynamodblocal",
             "dynamodblocal",
             None,

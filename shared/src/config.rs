@@ -30,18 +30,7 @@ pub struct TokenSettings {
 impl TokenSettings {
     /// Reads the settings through `lookup`, so tests need not touch the environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let seconds = |name: &'static str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
-            match lookup(name).filter(|v| !v.trim().is_empty()) {
-                None => Ok(default),
-                Some(raw) => match raw.trim().parse::<u64>() {
-                    Ok(v) if (min..=max).contains(&v) => Ok(v),
-                    _ => Err(ConfigError::Invalid(
-                        name,
-                        format!("expected a whole number of seconds from {min} to {max}, got {raw:?}"),
-                    )),
-                },
-            }
-        };
+        let seconds = |name, default, min, max| seconds(&lookup, name, default, min, max);
         let text = |name: &'static str, default: &str| {
             lookup(name)
                 .filter(|v| !v.trim().is_empty())
@@ -56,6 +45,26 @@ impl TokenSettings {
             reuse_grace: seconds("REFRESH_REUSE_GRACE", 10, 0, 60)?,
             session_lifetime: seconds("SESSION_MAX_LIFETIME", 90 * DAY, 1, 400 * DAY)?,
         })
+    }
+}
+
+/// A whole number of seconds from `min` to `max` read through `lookup`, `default` when unset.
+pub fn seconds(
+    lookup: impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    match lookup(name).filter(|v| !v.trim().is_empty()) {
+        None => Ok(default),
+        Some(raw) => match raw.trim().parse::<u64>() {
+            Ok(v) if (min..=max).contains(&v) => Ok(v),
+            _ => Err(ConfigError::Invalid(
+                name,
+                format!("expected a whole number of seconds from {min} to {max}, got {raw:?}"),
+            )),
+        },
     }
 }
 

@@ -15,6 +15,7 @@ pub mod keyset;
 pub mod limits;
 pub mod lockout;
 pub mod log;
+pub mod mail;
 pub mod password;
 pub mod secret;
 pub mod service;
@@ -28,6 +29,23 @@ pub mod token;
 pub struct State<S> {
     pub keys: key_cache::KeyCache,
     pub store: S,
+}
+
+/// What a function that sends mail needs besides its store, built once per cold start.
+pub struct Outbox<M> {
+    pub mailer: M,
+    pub settings: mail::MailSettings,
+}
+
+/// Mail through SES from the environment (`EMAIL_FROM`, and `APP_URL` when
+/// the function sends `links`), or exit with the reason.
+#[cfg(feature = "email")]
+pub async fn outbox_from_env(links: bool) -> Outbox<mail::ses::SesMailer> {
+    let settings = config::or_exit(mail::MailSettings::from_env(links));
+    Outbox {
+        mailer: mail::ses::SesMailer::from_env(settings.from.clone()).await,
+        settings,
+    }
 }
 
 /// The clock, for the function crates (`shared::now()`).

@@ -1,7 +1,7 @@
 //! The user and session store, behind narrow traits: a DynamoDB adapter for
 //! real use and an in-memory one for handler unit tests.
 
-use crate::credentials::Username;
+use crate::credentials::{Email, Username};
 use crate::lockout::FailedLogins;
 use crate::session::{Session, SessionKey};
 use std::future::Future;
@@ -22,6 +22,21 @@ pub struct User {
     /// An account deletion has begun and was interrupted: nobody logs in
     /// as this user any more, and a retry of the deletion finishes it.
     pub deleting: bool,
+    /// The account's address as given: the verified one, or, while there
+    /// is none, the one waiting for its code.
+    pub email: Option<String>,
+    /// `email` is verified: the account holds its claim (`EmailStore`).
+    pub email_verified: bool,
+}
+
+impl User {
+    /// The verified address, normalized, if there is one.
+    pub fn verified_email(&self) -> Option<String> {
+        self.email
+            .as_deref()
+            .filter(|_| self.email_verified)
+            .map(str::to_lowercase)
+    }
 }
 
 /// What login needs, read in one round trip: the user, if any, and the failures on that name.
@@ -156,4 +171,109 @@ pub trait AccountStore: Send + Sync {
     /// nor a live session without its user; an interrupted deletion leaves
     /// the user marked `deleting` and is finished by calling this again.
     fn delete_user(&self, user: &User) -> impl Future<Output = Result<Change, StoreError>> + Send;
+}
+
+/// A verification code waiting to be entered, one per account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailCode {
+    /// The address it was sent to, as given.
+    pub email: String,
+    /// `mail::code_hash` of the code.
+    pub code_hash: String,
+    /// Wrong codes entered so far; at `mail::MAX_CODE_ATTEMPTS` the code is void.
+    pub attempts: u32,
+    pub expires_at: u64,
+}
+
+/// A password reset token waiting to be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResetToken {
+    /// `mail::reset_token_hash` of the token: its key.
+    pub token_hash: String,
+    pub username: String,
+    pub user_id: String,
+    /// `mail::password_fingerprint` of the password hash it was issued against.
+    pub password_fingerprint: String,
+    pub expires_at: u64,
+}
+
+/// Outcome of marking an address verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    Verified,
+    /// Another account holds the address verified: nothing was written.
+    Taken,
+    /// The code or the user changed since read (used by a parallel request,
+    /// a new code sent): nothing was written.
+    Conflict,
+}
+
+/// Email addresses, their codes and claims, mail counts and reset tokens.
+pub trait EmailStore: Send + Sync {
+    /// The user id and username of the account that holds `email` verified, in one read.
+    fn email_owner(&self, email: &Email) -> impl Future<Output = Result<Option<(String, String)>, StoreError>> + Send;
+
+    /// Counts one mail to the account `username` and one to `address` in the
+    /// hour of `now`, both or neither; `false` (nothing counted) when either
+    /// already had `mail::MAILS_PER_HOUR` this hour.
+    fn count_mail(
+        &self,
+        username: &Username,
+        address: &str,
+        now: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Stores `code` as the account's one code (replacing any) and, while the
+    /// account has no verified address, makes `code.email` its address.
+    /// `Conflict` when the user is no longer as read.
+    fn put_email_code(&self, user: &User, code: &EmailCode) -> impl Future<Output = Result<Change, StoreError>> + Send;
+
+    /// The user and the account's code, in one read.
+    fn email_code(
+        &self,
+        username: &Username,
+    ) -> impl Future<Output = Result<(Option<User>, Option<EmailCode>), StoreError>> + Send;
+
+    /// Counts one wrong attempt at `code` (still as read).
+    fn count_code_failure(
+        &self,
+        username: &Username,
+        code: &EmailCode,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Removes the account's code if it is still `code` (a mail that could not be sent).
+    fn delete_email_code(
+        &self,
+        username: &Username,
+        code: &EmailCode,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// In one transaction: consumes `code` (still as read, not void), makes
+    /// its address the verified address of `user` (still of the same id),
+    /// claims the address for the user (refused if another holds it), and
+    /// frees the user's former claim.
+    fn verify_email(
+        &self,
+        user: &User,
+        code: &EmailCode,
+    ) -> impl Future<Output = Result<Verification, StoreError>> + Send;
+
+    /// Stores a reset token.
+    fn put_reset_token(&self, token: &ResetToken) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The reset token of hash `token_hash`, if stored (expired or not).
+    fn reset_token(&self, token_hash: &str) -> impl Future<Output = Result<Option<ResetToken>, StoreError>> + Send;
+
+    /// Removes a reset token (a mail that could not be sent).
+    fn delete_reset_token(&self, token_hash: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Like `AccountStore::change_password`, and consumes `token` in the same
+    /// transaction: of two resets with one token, one wins (`Conflict` for the other).
+    fn reset_password(
+        &self,
+        user: &User,
+        token: &ResetToken,
+        new_hash: &str,
+        revoke: &[SessionKey],
+    ) -> impl Future<Output = Result<Change, StoreError>> + Send;
 }

@@ -98,6 +98,8 @@ pub fn user(id: &str, username: &str) -> User {
         password_hash: String::new(),
         created_at: 1,
         deleting: false,
+        email: None,
+        email_verified: false,
     }
 }
 
@@ -121,4 +123,20 @@ pub fn event_json(name: &str) -> String {
 pub async fn unreachable_store() -> crate::store::dynamo::DynamoStore {
     let client = crate::store::dynamo::local_client("http://127.0.0.1:9").await;
     crate::store::dynamo::DynamoStore::new(client, "unreachable")
+}
+
+/// Mail settings as in dev.env, and a mailer that records what it sends.
+pub fn outbox() -> crate::Outbox<crate::mail::MemoryMailer> {
+    crate::Outbox {
+        mailer: crate::mail::MemoryMailer::default(),
+        settings: crate::mail::MailSettings::from_lookup(dev_env, true).expect("dev.env has the mail settings"),
+    }
+}
+
+/// Like `outbox`, with a mailer that fails every send, like an unreachable SES.
+pub fn outbox_unreachable() -> crate::Outbox<crate::mail::MemoryMailer> {
+    crate::Outbox {
+        mailer: crate::mail::MemoryMailer::unreachable(),
+        ..outbox()
+    }
 }

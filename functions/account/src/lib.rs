@@ -2,12 +2,10 @@
 //! changes the password (ending every other session), `DELETE /account`
 //! deletes it. Each needs a valid access token; the last two the password.
 
-use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
-use serde::Serialize;
-use shared::http::{ApiError, JsonObject, authenticate, json, last_segment, no_content, respond};
+use shared::http::{ApiError, JsonObject, account_view, authenticate, last_segment, no_content, respond};
 use shared::service::account;
-use shared::store::{AccountStore, SessionStore, User, UserStore};
+use shared::store::{AccountStore, SessionStore, UserStore};
 
 pub use shared::State;
 
@@ -43,42 +41,7 @@ where
         Ok(no_content())
     } else {
         let user = account::account(&state.store, &claims).await?;
-        Ok(json(StatusCode::OK, &Account::of(&user)))
-    }
-}
-
-/// The account as its owner sees it.
-#[derive(Serialize)]
-struct Account<'a> {
-    id: &'a str,
-    username: &'a str,
-    email: Option<&'a str>,
-    email_verified: bool,
-    /// Seconds since the epoch.
-    created_at: u64,
-    mfa: Factors,
-}
-
-/// The second factors of the account.
-#[derive(Serialize)]
-struct Factors {
-    totp: bool,
-    passkeys: u32,
-}
-
-impl<'a> Account<'a> {
-    fn of(user: &'a User) -> Self {
-        Self {
-            id: &user.id,
-            username: &user.username,
-            email: None,
-            email_verified: false,
-            created_at: user.created_at,
-            mfa: Factors {
-                totp: false,
-                passkeys: 0,
-            },
-        }
+        Ok(account_view(&user))
     }
 }
 

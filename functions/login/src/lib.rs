@@ -1,28 +1,36 @@
-//! `POST /login`: parse the credentials, log in, answer with the tokens.
+//! `POST /login`: parse the credentials (a username, or a verified email,
+//! and the password), log in, answer with the tokens.
 
 use lambda_http::{Body, Error, Request, Response};
-use shared::http::{ApiError, credentials, origin, require_method, respond, tokens};
-use shared::store::{AccountStore, SessionStore, UserStore};
+use shared::credentials::Who;
+use shared::http::{ApiError, JsonObject, origin, require_method, respond, tokens};
+use shared::service::{login, login_by_email};
+use shared::store::{AccountStore, EmailStore, SessionStore, UserStore};
 
 pub use shared::State;
 
 /// Answers one request.
-pub async fn handle<S: UserStore + SessionStore + AccountStore>(
+pub async fn handle<S: UserStore + SessionStore + AccountStore + EmailStore>(
     state: &State<S>,
     req: Request,
 ) -> Result<Response<Body>, Error> {
-    respond(&req, login(state, &req)).await
+    respond(&req, route(state, &req)).await
 }
 
-async fn login<S: UserStore + SessionStore + AccountStore>(
+async fn route<S: UserStore + SessionStore + AccountStore + EmailStore>(
     state: &State<S>,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
     require_method(req, "POST")?;
     let authority = state.keys.get().await?;
-    let (username, password) = credentials(req)?;
-    let now = shared::now();
-    let pair = shared::service::login(&state.store, &authority, &username, &password, origin(req), now).await?;
+    let body = JsonObject::require(req)?;
+    let who = body.who()?;
+    let password = body.password("password")?;
+    let (store, now) = (&state.store, shared::now());
+    let pair = match who {
+        Who::Username(username) => login(store, &authority, &username, &password, origin(req), now).await?,
+        Who::Email(email) => login_by_email(store, &authority, &email, &password, origin(req), now).await?,
+    };
     Ok(tokens(&pair))
 }
 

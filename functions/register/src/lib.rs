@@ -1,20 +1,49 @@
-//! `POST /register`: parse the credentials, create the user, answer 201.
+//! `POST /register`: parse the credentials, create the user, mail a
+//! verification code if an email is given, answer 201.
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use serde_json::json;
-use shared::http::{ApiError, credentials, json, require_method, respond};
-use shared::store::UserStore;
+use shared::Outbox;
+use shared::http::{ApiError, JsonObject, json, require_method, respond};
+use shared::mail::Mailer;
+use shared::service::register::{register, register_with_email};
+use shared::store::{AccountStore, EmailStore, UserStore};
 
 /// Answers one request.
-pub async fn handle(store: &impl UserStore, req: Request) -> Result<Response<Body>, Error> {
-    respond(&req, register(store, &req)).await
+pub async fn handle<S: UserStore + AccountStore + EmailStore>(
+    store: &S,
+    outbox: &Outbox<impl Mailer>,
+    req: Request,
+) -> Result<Response<Body>, Error> {
+    respond(&req, route(store, outbox, &req)).await
 }
 
-async fn register(store: &impl UserStore, req: &Request) -> Result<Response<Body>, ApiError> {
+async fn route<S: UserStore + AccountStore + EmailStore>(
+    store: &S,
+    outbox: &Outbox<impl Mailer>,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
     require_method(req, "POST")?;
-    let (username, password) = credentials(req)?;
-    let user = shared::service::register(store, &username, &password, shared::now()).await?;
+    let body = JsonObject::require(req)?;
+    let username = body.username("username")?;
+    let password = body.password("password")?;
+    let now = shared::now();
+    let user = match body.optional_email("email")? {
+        None => register(store, &username, &password, None, now).await?,
+        Some(email) => {
+            register_with_email(
+                store,
+                &outbox.mailer,
+                &outbox.settings,
+                &username,
+                &password,
+                &email,
+                now,
+            )
+            .await?
+        }
+    };
     Ok(json(
         StatusCode::CREATED,
         &json!({ "id": user.id, "username": user.username }),
@@ -24,13 +53,66 @@ async fn register(store: &impl UserStore, req: &Request) -> Result<Response<Body
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
     use shared::http::testing::{call, event, event_with_body};
     use shared::store::memory::MemoryStore;
+    use shared::testing::{outbox, outbox_unreachable};
+
+    fn with_email(email: &str) -> Value {
+        json!({"username": "alice", "password": "correct horse battery staple", "email": email})
+    }
+
+    #[tokio::test]
+    async fn an_email_given_at_registration_gets_a_code_and_waits_for_it() {
+        let (store, outbox) = (MemoryStore::default(), outbox());
+        let req = event_with_body("register-ok", &with_email("Alice@Example.com"));
+        let (response, body) = call(handle(&store, &outbox, req)).await;
+        assert_eq!(response.status(), 201, "{body}");
+        assert_eq!(body.as_object().unwrap().len(), 2, "{body}");
+        let sent = outbox.mailer.sent();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].to, "Alice@Example.com");
+        let user = store.user_now("alice");
+        assert_eq!(
+            (user.email.as_deref(), user.email_verified),
+            (Some("Alice@Example.com"), false)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_malformed_email_is_400_and_registers_nobody() {
+        let store = MemoryStore::default();
+        let req = event_with_body("register-ok", &with_email("alice at example"));
+        let (response, body) = call(handle(&store, &outbox(), req)).await;
+        assert_eq!(
+            (response.status().as_u16(), body["error"].as_str()),
+            (400, Some("invalid_request"))
+        );
+        let again = call(handle(&store, &outbox(), event("register-ok", None))).await;
+        assert_eq!(again.0.status(), 201, "the name is still free");
+    }
+
+    #[tokio::test]
+    async fn when_the_code_cannot_be_mailed_the_answer_is_503_and_nobody_is_registered() {
+        let store = MemoryStore::default();
+        let req = || event_with_body("register-ok", &with_email("alice@example.com"));
+        let (response, body) = call(handle(&store, &outbox_unreachable(), req())).await;
+        assert_eq!(
+            (response.status().as_u16(), body["error"].as_str()),
+            (503, Some("unavailable"))
+        );
+        let (retry, body) = call(handle(&store, &outbox(), req())).await;
+        assert_eq!(
+            retry.status(),
+            201,
+            "the same registration goes through once SES is back: {body}"
+        );
+    }
 
     #[tokio::test]
     async fn registering_returns_201_with_id_and_username_and_no_password() {
         let store = MemoryStore::default();
-        let (response, body) = call(handle(&store, event("register-ok", None))).await;
+        let (response, body) = call(handle(&store, &outbox(), event("register-ok", None))).await;
         assert_eq!(response.status(), 201, "{body}");
         assert_eq!(body["username"], "alice");
         assert!(body["id"].as_str().is_some_and(|id| id.len() == 36));
@@ -43,7 +125,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_rest_api_event_registers_too() {
-        let (response, body) = call(handle(&MemoryStore::default(), event("register-rest-api", None))).await;
+        let (response, body) = call(handle(
+            &MemoryStore::default(),
+            &outbox(),
+            event("register-rest-api", None),
+        ))
+        .await;
         assert_eq!(
             (response.status().as_u16(), body["username"].as_str()),
             (201, Some("bob.rest"))
@@ -53,9 +140,15 @@ mod tests {
     #[tokio::test]
     async fn the_same_name_in_another_case_is_409() {
         let store = MemoryStore::default();
-        assert_eq!(call(handle(&store, event("register-ok", None))).await.0.status(), 201);
+        assert_eq!(
+            call(handle(&store, &outbox(), event("register-ok", None)))
+                .await
+                .0
+                .status(),
+            201
+        );
         let shouted = serde_json::json!({"username": "ALICE", "password": "correct horse battery staple"});
-        let (response, body) = call(handle(&store, event_with_body("register-ok", &shouted))).await;
+        let (response, body) = call(handle(&store, &outbox(), event_with_body("register-ok", &shouted))).await;
         assert_eq!(
             (response.status().as_u16(), body["error"].as_str()),
             (409, Some("username_taken"))
@@ -64,7 +157,12 @@ mod tests {
 
     #[tokio::test]
     async fn names_and_passwords_outside_the_rules_are_400() {
-        let (response, body) = call(handle(&MemoryStore::default(), event("register-invalid", None))).await;
+        let (response, body) = call(handle(
+            &MemoryStore::default(),
+            &outbox(),
+            event("register-invalid", None),
+        ))
+        .await;
         assert_eq!(
             (response.status().as_u16(), body["error"].as_str()),
             (400, Some("invalid_request"))
@@ -73,13 +171,23 @@ mod tests {
 
     #[tokio::test]
     async fn a_form_encoded_body_is_400() {
-        let (response, _) = call(handle(&MemoryStore::default(), event("register-not-json", None))).await;
+        let (response, _) = call(handle(
+            &MemoryStore::default(),
+            &outbox(),
+            event("register-not-json", None),
+        ))
+        .await;
         assert_eq!(response.status(), 400);
     }
 
     #[tokio::test]
     async fn an_unreachable_store_is_503_with_no_internals() {
-        let (response, body) = call(handle(&MemoryStore::unreachable(), event("register-ok", None))).await;
+        let (response, body) = call(handle(
+            &MemoryStore::unreachable(),
+            &outbox(),
+            event("register-ok", None),
+        ))
+        .await;
         assert_eq!(
             (response.status().as_u16(), body["error"].as_str()),
             (503, Some("unavailable"))
@@ -90,7 +198,7 @@ mod tests {
     #[tokio::test]
     async fn dynamodb_on_a_closed_port_is_503_unavailable() {
         let store = shared::testing::unreachable_store().await;
-        let response = handle(&store, event("register-ok", None)).await.unwrap();
+        let response = handle(&store, &outbox(), event("register-ok", None)).await.unwrap();
         assert_eq!(response.status(), 503);
         assert_eq!(response.headers()["retry-after"], "1");
     }

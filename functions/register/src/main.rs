@@ -1,4 +1,4 @@
-//! `POST /register`: creates a user.
+//! `POST /register`: creates a user, and mails a code to its email if given.
 
 use lambda_http::{Error, run, service_fn};
 
@@ -6,5 +6,6 @@ use lambda_http::{Error, run, service_fn};
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let store = shared::store_from_env().await;
-    run(service_fn(|req| register::handle(&store, req))).await
+    let outbox = shared::outbox_from_env(false).await;
+    run(service_fn(|req| register::handle(&store, &outbox, req))).await
 }

@@ -2,9 +2,10 @@
 //! status, code and headers of an answer are decided here and nowhere else.
 
 use super::response::json;
+use crate::mail::MailError;
 use crate::password::HashError;
 use crate::secret::SecretError;
-use crate::service::{AccountError, EndError, LoginError, RefreshError, RegisterError};
+use crate::service::{AccountError, EmailError, EndError, LoginError, RefreshError, RegisterError, ResetError};
 use crate::store::StoreError;
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Response};
@@ -33,8 +34,18 @@ pub enum ApiError {
     /// Nothing of the caller's is there (whether or not something of someone else's is).
     NotFound,
     UsernameTaken,
+    /// Another account holds the address verified.
+    EmailTaken,
+    /// A verification code that is wrong, expired, used or void.
+    InvalidCode,
+    /// A password reset token that is unknown, expired or used (a `400`: it is not a credential of the request).
+    InvalidResetToken,
     PayloadTooLarge,
     TooManyAttempts {
+        retry_after: u64,
+    },
+    /// The hour's mails to the account or the address are spent.
+    TooManyMails {
         retry_after: u64,
     },
     /// A dependency (DynamoDB, the secret store) is unreachable or throttling.
@@ -79,6 +90,26 @@ impl ApiError {
                 "username_taken",
                 "that username is already registered",
             ),
+            Self::EmailTaken => (
+                StatusCode::CONFLICT,
+                "email_taken",
+                "that email address belongs to another account",
+            ),
+            Self::InvalidCode => (
+                StatusCode::BAD_REQUEST,
+                "invalid_code",
+                "the code is wrong, expired or used; after 5 wrong codes, request a new one",
+            ),
+            Self::InvalidResetToken => (
+                StatusCode::BAD_REQUEST,
+                "invalid_token",
+                "the reset link is invalid, expired or already used; request a new one",
+            ),
+            Self::TooManyMails { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                "too many mails to this account or address; retry later",
+            ),
             Self::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
@@ -109,7 +140,7 @@ impl ApiError {
             Self::MethodNotAllowed { allow } => {
                 headers.insert(header::ALLOW, header_value(allow));
             }
-            Self::TooManyAttempts { retry_after } => {
+            Self::TooManyAttempts { retry_after } | Self::TooManyMails { retry_after } => {
                 headers.insert(header::RETRY_AFTER, header_value(&retry_after.max(1).to_string()));
             }
             Self::Unavailable => {
@@ -143,6 +174,37 @@ impl From<SecretError> for ApiError {
     fn from(error: SecretError) -> Self {
         tracing::error!(%error, "secret store unavailable");
         Self::Unavailable
+    }
+}
+
+impl From<MailError> for ApiError {
+    fn from(error: MailError) -> Self {
+        tracing::error!(%error, "mail unavailable");
+        Self::Unavailable
+    }
+}
+
+impl From<EmailError> for ApiError {
+    fn from(error: EmailError) -> Self {
+        match error {
+            EmailError::Taken => Self::EmailTaken,
+            EmailError::Limited { retry_after } => Self::TooManyMails { retry_after },
+            EmailError::InvalidCode => Self::InvalidCode,
+            EmailError::Gone => Self::BearerChallenge { token_sent: true },
+            EmailError::Store(e) => e.into(),
+            EmailError::Mail(e) => e.into(),
+        }
+    }
+}
+
+impl From<ResetError> for ApiError {
+    fn from(error: ResetError) -> Self {
+        match error {
+            ResetError::InvalidToken => Self::InvalidResetToken,
+            ResetError::Store(e) => e.into(),
+            ResetError::Hash(e) => e.into(),
+            ResetError::Mail(e) => e.into(),
+        }
     }
 }
 
@@ -192,6 +254,7 @@ impl From<RegisterError> for ApiError {
     fn from(error: RegisterError) -> Self {
         match error {
             RegisterError::Taken => Self::UsernameTaken,
+            RegisterError::Email(e) => e.into(),
             RegisterError::Store(e) => e.into(),
             RegisterError::Hash(e) => e.into(),
         }
@@ -213,8 +276,12 @@ mod tests {
             ApiError::MethodNotAllowed { allow: "POST" },
             ApiError::NotFound,
             ApiError::UsernameTaken,
+            ApiError::EmailTaken,
+            ApiError::InvalidCode,
+            ApiError::InvalidResetToken,
             ApiError::PayloadTooLarge,
             ApiError::TooManyAttempts { retry_after: 30 },
+            ApiError::TooManyMails { retry_after: 30 },
             ApiError::Unavailable,
         ];
         for error in all {
@@ -299,5 +366,56 @@ mod tests {
         assert_eq!(ApiError::from(EndError::NotFound), ApiError::NotFound);
         assert_eq!(ApiError::from(EndError::Store(store())), ApiError::Unavailable);
         assert_eq!(ApiError::from(RegisterError::Store(store())), ApiError::Unavailable);
+        assert_eq!(ApiError::from(EmailError::Taken), ApiError::EmailTaken);
+        assert_eq!(
+            ApiError::from(RegisterError::Email(EmailError::Taken)),
+            ApiError::EmailTaken
+        );
+        assert_eq!(ApiError::from(EmailError::InvalidCode), ApiError::InvalidCode);
+        assert_eq!(
+            ApiError::from(EmailError::Limited { retry_after: 9 }),
+            ApiError::TooManyMails { retry_after: 9 }
+        );
+        assert_eq!(
+            ApiError::from(EmailError::Gone),
+            ApiError::BearerChallenge { token_sent: true }
+        );
+        assert_eq!(
+            ApiError::from(EmailError::Mail(MailError("down".into()))),
+            ApiError::Unavailable
+        );
+        assert_eq!(ApiError::from(ResetError::InvalidToken), ApiError::InvalidResetToken);
+        assert_eq!(
+            ApiError::from(ResetError::Mail(MailError("down".into()))),
+            ApiError::Unavailable
+        );
+    }
+
+    #[test]
+    fn mail_and_code_errors_have_their_own_codes() {
+        let r = ApiError::InvalidResetToken.into_response();
+        assert_eq!(
+            (r.status().as_u16(), response_json(&r)["error"].as_str()),
+            (400, Some("invalid_token"))
+        );
+        let r = ApiError::InvalidCode.into_response();
+        assert_eq!(
+            (r.status().as_u16(), response_json(&r)["error"].as_str()),
+            (400, Some("invalid_code"))
+        );
+        let r = ApiError::EmailTaken.into_response();
+        assert_eq!(
+            (r.status().as_u16(), response_json(&r)["error"].as_str()),
+            (409, Some("email_taken"))
+        );
+        let r = ApiError::TooManyMails { retry_after: 60 }.into_response();
+        assert_eq!(
+            (
+                r.status().as_u16(),
+                &r.headers()["retry-after"],
+                response_json(&r)["error"].as_str()
+            ),
+            (429, &HeaderValue::from_static("60"), Some("too_many_attempts"))
+        );
     }
 }

@@ -12,6 +12,6 @@ pub mod testing;
 
 pub use bearer::{authenticate, bearer_token, parse_bearer};
 pub use error::{ApiError, REALM};
-pub use request::{JsonObject, MAX_BODY_BYTES, credentials, last_segment, origin, refresh_token, require_method};
+pub use request::{JsonObject, MAX_BODY_BYTES, last_segment, origin, refresh_token, require_method};
 pub use respond::respond;
-pub use response::{json, no_content, tokens};
+pub use response::{account_view, json, no_content, tokens};

@@ -3,7 +3,7 @@
 
 use super::bearer::bearer_token;
 use super::error::ApiError;
-use crate::credentials::{Password, Username};
+use crate::credentials::{Email, Password, Username, Who};
 use crate::session::Origin;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt};
@@ -103,6 +103,34 @@ impl JsonObject {
         Password::parse(self.string(field)?).map_err(|rule| ApiError::invalid(format!("{field}: {rule}")))
     }
 
+    /// A required username field, within the username rules.
+    pub fn username(&self, field: &str) -> Result<Username, ApiError> {
+        Username::parse(self.string(field)?).map_err(|rule| ApiError::invalid(format!("{field}: {rule}")))
+    }
+
+    /// An email field that may be absent (or `null`), a plain address when present.
+    pub fn optional_email(&self, field: &str) -> Result<Option<Email>, ApiError> {
+        self.optional_string(field)?
+            .map(|raw| Email::parse(raw).map_err(|rule| ApiError::invalid(format!("{field}: {rule}"))))
+            .transpose()
+    }
+
+    /// A required email field.
+    pub fn email(&self, field: &str) -> Result<Email, ApiError> {
+        self.optional_email(field)?
+            .ok_or_else(|| ApiError::invalid(format!("field \"{field}\" is required")))
+    }
+
+    /// The account a login or a reset request names: `username`, else `email`.
+    pub fn who(&self) -> Result<Who, ApiError> {
+        if self.optional_string("username")?.is_none()
+            && let Some(email) = self.optional_email("email")?
+        {
+            return Ok(Who::Email(email));
+        }
+        self.username("username").map(Who::Username)
+    }
+
     /// A boolean field, `false` when absent (or `null`).
     pub fn flag(&self, field: &str) -> Result<bool, ApiError> {
         match self.0.get(field) {
@@ -120,14 +148,6 @@ impl JsonObject {
             Some(_) => Err(ApiError::invalid(format!("field \"{field}\" must be a string"))),
         }
     }
-}
-
-/// The `{"username", "password"}` body of register and login, parsed.
-pub fn credentials(req: &Request) -> Result<(Username, Password), ApiError> {
-    let body = JsonObject::require(req)?;
-    let username = Username::parse(body.string("username")?).map_err(ApiError::invalid)?;
-    let password = body.password("password")?;
-    Ok((username, password))
 }
 
 /// The refresh token of a refresh or logout request: the JSON body's
@@ -203,16 +223,38 @@ mod tests {
     }
 
     #[test]
-    fn credentials_outside_the_rules_are_400_with_the_rule() {
-        let with = |body: &str| credentials(&request(Body::Text(body.into())));
-        assert!(with(r#"{"username": "alice", "password": "correct horse"}"#).is_ok());
+    fn names_passwords_and_emails_outside_the_rules_are_400_with_the_rule() {
+        let with = |body: &str| JsonObject::require(&request(Body::Text(body.into()))).unwrap();
+        let ok = with(r#"{"username": "alice", "password": "correct horse", "email": "a@example.com"}"#);
+        assert!(ok.username("username").is_ok() && ok.password("password").is_ok());
+        assert_eq!(ok.optional_email("email").unwrap().unwrap().as_str(), "a@example.com");
         assert!(
-            matches!(with(r#"{"username": "al", "password": "correct horse"}"#), Err(ApiError::InvalidRequest(m)) if m.contains("3 to 64"))
+            matches!(with(r#"{"username": "al"}"#).username("username"), Err(ApiError::InvalidRequest(m)) if m.contains("3 to 64"))
         );
         assert!(
-            matches!(with(r#"{"username": "alice", "password": "short"}"#), Err(ApiError::InvalidRequest(m)) if m.contains("8 to 1024"))
+            matches!(with(r#"{"password": "short"}"#).password("password"), Err(ApiError::InvalidRequest(m)) if m.contains("8 to 1024"))
         );
-        assert!(matches!(with(r#"{"username": "alice"}"#), Err(ApiError::InvalidRequest(m)) if m.contains("password")));
+        assert!(matches!(with("{}").password("password"), Err(ApiError::InvalidRequest(m)) if m.contains("password")));
+        assert!(
+            matches!(with(r#"{"email": "nope"}"#).optional_email("email"), Err(ApiError::InvalidRequest(m)) if m.contains("email"))
+        );
+        assert_eq!(with(r#"{"email": null}"#).optional_email("email"), Ok(None));
+        assert!(matches!(with("{}").email("email"), Err(ApiError::InvalidRequest(m)) if m.contains("required")));
+    }
+
+    #[test]
+    fn a_request_names_its_account_by_username_else_by_email() {
+        let with = |body: &str| JsonObject::require(&request(Body::Text(body.into()))).unwrap().who();
+        assert_eq!(
+            with(r#"{"username": "bob", "email": "a@example.com"}"#),
+            Ok(Who::Username(Username::parse("bob").unwrap()))
+        );
+        assert_eq!(
+            with(r#"{"email": "A@example.com"}"#),
+            Ok(Who::Email(Email::parse("A@example.com").unwrap()))
+        );
+        assert!(matches!(with("{}"), Err(ApiError::InvalidRequest(m)) if m.contains("username")));
+        assert!(matches!(with(r#"{"email": 5}"#), Err(ApiError::InvalidRequest(_))));
     }
 
     #[test]

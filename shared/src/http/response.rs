@@ -1,6 +1,7 @@
 //! Answers: JSON with its content type, and token pairs that are never cached.
 
 use crate::service::TokenPair;
+use crate::store::User;
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Response};
 use serde::Serialize;
@@ -46,6 +47,41 @@ pub fn tokens(pair: &TokenPair) -> Response<Body> {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     response
+}
+
+/// The account as its owner sees it (`GET /account`).
+#[derive(Serialize)]
+struct Account<'a> {
+    id: &'a str,
+    username: &'a str,
+    email: Option<&'a str>,
+    email_verified: bool,
+    /// Seconds since the epoch.
+    created_at: u64,
+    mfa: Factors,
+}
+
+/// The second factors of the account.
+#[derive(Serialize)]
+struct Factors {
+    totp: bool,
+    passkeys: u32,
+}
+
+/// `200` with the account of `user`.
+pub fn account_view(user: &User) -> Response<Body> {
+    let body = Account {
+        id: &user.id,
+        username: &user.username,
+        email: user.email.as_deref(),
+        email_verified: user.email_verified,
+        created_at: user.created_at,
+        mfa: Factors {
+            totp: false,
+            passkeys: 0,
+        },
+    };
+    json(StatusCode::OK, &body)
 }
 
 #[cfg(test)]

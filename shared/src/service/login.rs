@@ -2,11 +2,11 @@
 //! name), a rehash when the parameters have grown, and a new session.
 
 use super::sessions::{self, TokenPair};
-use crate::credentials::{Password, Username};
+use crate::credentials::{Email, Password, Username};
 use crate::lockout::FailedLogins;
 use crate::password::{self, HashError, Verdict};
 use crate::session::{Origin, PASSWORD};
-use crate::store::{AccountStore, SessionStore, StoreError, User, UserStore};
+use crate::store::{AccountStore, EmailStore, SessionStore, StoreError, User, UserStore};
 use crate::token::TokenAuthority;
 
 /// Why a login did not start a session.
@@ -35,6 +35,46 @@ pub async fn login<S: UserStore + SessionStore + AccountStore>(
     now: u64,
 ) -> Result<TokenPair, LoginError> {
     let checked = check_password(store, username, password, now).await?;
+    start(store, tokens, username, password, checked, origin, now).await
+}
+
+/// Like `login`, with the account's verified email instead of its name:
+/// one read more (the address's claim). An unknown or unverified address is
+/// `InvalidCredentials` after the same hash as a wrong password.
+pub async fn login_by_email<S: UserStore + SessionStore + AccountStore + EmailStore>(
+    store: &S,
+    tokens: &TokenAuthority,
+    email: &Email,
+    password: &Password,
+    origin: Origin,
+    now: u64,
+) -> Result<TokenPair, LoginError> {
+    let owner = store.email_owner(email).await?;
+    let Some((user_id, username)) = owner else {
+        password::verify(password, None).await?;
+        tracing::info!("password check failed");
+        return Err(LoginError::InvalidCredentials);
+    };
+    let username = Username::parse(&username).map_err(|_| LoginError::InvalidCredentials)?;
+    let checked = check_password(store, &username, password, now).await?;
+    // The claim and the account agree, or the address is no longer the account's.
+    if checked.user.id != user_id || checked.user.verified_email() != Some(email.normalized()) {
+        return Err(LoginError::InvalidCredentials);
+    }
+    start(store, tokens, &username, password, checked, origin, now).await
+}
+
+/// After a right password: finishes an interrupted deletion, upgrades a weak
+/// hash, clears the failures, and starts the session.
+async fn start<S: UserStore + SessionStore + AccountStore>(
+    store: &S,
+    tokens: &TokenAuthority,
+    username: &Username,
+    password: &Password,
+    checked: Checked,
+    origin: Origin,
+    now: u64,
+) -> Result<TokenPair, LoginError> {
     let user = checked.user;
     if user.deleting {
         // An interrupted deletion, confirmed again by the password: finish it.

@@ -1,8 +1,11 @@
-//! Registering: hash the password, create the user with a conditional write.
+//! Registering: hash the password, create the user with a conditional write;
+//! with an email, send it a verification code.
 
-use crate::credentials::{Password, Username};
+use super::email::{EmailError, send_code};
+use crate::credentials::{Email, Password, Username};
+use crate::mail::{MailSettings, Mailer};
 use crate::password::{self, HashError};
-use crate::store::{CreateUserError, StoreError, User, UserStore};
+use crate::store::{AccountStore, CreateUserError, EmailStore, StoreError, User, UserStore};
 
 /// Why a user was not created.
 #[derive(Debug, thiserror::Error)]
@@ -10,17 +13,24 @@ pub enum RegisterError {
     /// The name exists, in any case.
     #[error("username is taken")]
     Taken,
+    /// The code could not go to the address (taken, too many mails, not
+    /// sent): nothing is left registered.
+    #[error(transparent)]
+    Email(#[from] EmailError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Hash(#[from] HashError),
 }
 
-/// Creates the user `username` with `password` at `now`.
+/// Creates the user `username` with `password` at `now`, with `email` as its
+/// address waiting for verification, if given (no code is sent: see
+/// `register_with_email`).
 pub async fn register(
     store: &impl UserStore,
     username: &Username,
     password: &Password,
+    email: Option<&Email>,
     now: u64,
 ) -> Result<User, RegisterError> {
     let user = User {
@@ -29,6 +39,8 @@ pub async fn register(
         password_hash: password::hash(password).await?,
         created_at: now,
         deleting: false,
+        email: email.map(|e| e.as_str().to_owned()),
+        email_verified: false,
     };
     match store.create_user(&user).await {
         Ok(()) => {}
@@ -40,6 +52,29 @@ pub async fn register(
     }
     crate::log::record_user(&user.id);
     tracing::info!("user registered");
+    Ok(user)
+}
+
+/// Registers like `register` and sends `email` its verification code. If
+/// the code cannot go (another account holds the address, the hour's mails
+/// are spent, SES fails), the user is deleted again, so the client can retry
+/// the same registration.
+pub async fn register_with_email<S: UserStore + AccountStore + EmailStore>(
+    store: &S,
+    mailer: &impl Mailer,
+    settings: &MailSettings,
+    username: &Username,
+    password: &Password,
+    email: &Email,
+    now: u64,
+) -> Result<User, RegisterError> {
+    let user = register(store, username, password, Some(email), now).await?;
+    if let Err(error) = send_code(store, mailer, settings, &user, email, now).await {
+        if let Err(e) = store.delete_user(&user).await {
+            tracing::warn!(error = %e, "registration without its code not undone; the password logs in");
+        }
+        return Err(error.into());
+    }
     Ok(user)
 }
 
@@ -59,7 +94,7 @@ mod tests {
     async fn a_registered_user_keeps_the_name_as_typed_and_a_hash_of_the_password() {
         let store = MemoryStore::default();
         let password = Password::parse("correct horse battery staple").unwrap();
-        let user = register(&store, &Username::parse("Alice").unwrap(), &password, 7)
+        let user = register(&store, &Username::parse("Alice").unwrap(), &password, None, 7)
             .await
             .unwrap();
         assert_eq!((user.username.as_str(), user.created_at), ("Alice", 7));
@@ -109,11 +144,11 @@ mod tests {
     async fn a_retried_write_that_finds_its_own_user_is_a_registration_not_a_conflict() {
         let store = LostAnswer(MemoryStore::default());
         let password = Password::parse("correct horse battery staple").unwrap();
-        let user = register(&store, &Username::parse("alice").unwrap(), &password, 0)
+        let user = register(&store, &Username::parse("alice").unwrap(), &password, None, 0)
             .await
             .unwrap();
         assert_eq!(stored(&store.0, "alice").await.id, user.id);
-        let again = register(&store, &Username::parse("Alice").unwrap(), &password, 0).await;
+        let again = register(&store, &Username::parse("Alice").unwrap(), &password, None, 0).await;
         assert!(
             matches!(again, Err(RegisterError::Taken)),
             "another request's user is a conflict"
@@ -124,10 +159,10 @@ mod tests {
     async fn the_same_name_in_another_case_is_taken() {
         let store = MemoryStore::default();
         let password = Password::parse("correct horse battery staple").unwrap();
-        register(&store, &Username::parse("alice").unwrap(), &password, 0)
+        register(&store, &Username::parse("alice").unwrap(), &password, None, 0)
             .await
             .unwrap();
-        let again = register(&store, &Username::parse("ALICE").unwrap(), &password, 0).await;
+        let again = register(&store, &Username::parse("ALICE").unwrap(), &password, None, 0).await;
         assert!(matches!(again, Err(RegisterError::Taken)));
     }
 }

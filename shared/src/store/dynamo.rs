@@ -2,23 +2,33 @@
 //!
 //! | item        | pk                 | sk        | attributes                                              |
 //! |-------------|--------------------|-----------|---------------------------------------------------------|
-//! | user        | `USER#<lowercase>` | `PROFILE` | id, username, password_hash, created_at, deleting (only while a deletion is interrupted) |
+//! | user        | `USER#<lowercase>` | `PROFILE` | id, username, password_hash, created_at, email, email_verified, deleting (only while a deletion is interrupted) |
+//! | email code  | `USER#<lowercase>` | `EMAIL_CODE` | email, code_hash, attempts, expires_at, ttl             |
+//! | mail count  | `USER#<lowercase>` or `MAILS#<lowercase address>` | `MAILS#<hour>` | sent, ttl          |
+//! | email claim | `EMAIL#<lowercase address>` | `EMAIL` | user_id, username (only for a verified address)     |
+//! | reset token | `RESET#<token hash>` | `RESET` | username, user_id, password_fingerprint, expires_at, ttl  |
 //! | lockout     | `USER#<lowercase>` | `LOCKOUT` | failures, last_failure_at, ttl                          |
 //! | session     | `USER#<lowercase>` | `SESSION#<id>` | user_id, username, generation, token_hash, created_at, issued_at, expires_at, revoked, amr, ip, user_agent, ttl |
 //!
 //! Everything that names a user lives in the user's partition, so one query
-//! finds it all (account deletion). `ttl` (epoch seconds) is the table's TTL
+//! finds it all (account deletion), but for what must be found by something
+//! else: the email claim (login by email; deleted with the user) and reset
+//! tokens (found by their hash; void once the user is gone). `ttl` (epoch seconds) is the table's TTL
 //! attribute; the code never relies on it and checks expiry itself.
 
-use super::{AccountStore, Change, CreateUserError, LoginRecord, Rotation, SessionStore, StoreError, User, UserStore};
-use crate::credentials::Username;
+use super::{
+    AccountStore, Change, CreateUserError, EmailCode, EmailStore, LoginRecord, ResetToken, Rotation, SessionStore,
+    StoreError, User, UserStore, Verification,
+};
+use crate::credentials::{Email, Username};
 use crate::lockout::FailedLogins;
+use crate::mail::{MAILS_PER_HOUR, MAX_CODE_ATTEMPTS};
 use crate::session::{Session, SessionKey};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, Delete, KeySchemaElement, KeyType, ReturnValue,
+    AttributeDefinition, AttributeValue, BillingMode, Delete, KeySchemaElement, KeyType, Put, ReturnValue,
     ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
 };
 use std::collections::HashMap;
@@ -158,6 +168,23 @@ fn user_pk(username: &Username) -> AttributeValue {
     s(format!("USER#{}", username.normalized()))
 }
 
+fn key(pk: String, sk: &str) -> Item {
+    HashMap::from([(PK.into(), s(pk)), (SK.into(), s(sk))])
+}
+
+/// The claim of a verified address (normalized).
+fn claim_key(email: &str) -> Item {
+    key(format!("EMAIL#{email}"), "EMAIL")
+}
+
+fn reset_key(token_hash: &str) -> Item {
+    key(format!("RESET#{token_hash}"), "RESET")
+}
+
+fn code_key(username: &Username) -> Item {
+    key(format!("USER#{}", username.normalized()), "EMAIL_CODE")
+}
+
 fn session_key(key: &SessionKey) -> Item {
     HashMap::from([
         (PK.into(), s(format!("USER#{}", key.user))),
@@ -230,7 +257,11 @@ impl User {
             ("username".into(), s(&self.username)),
             ("password_hash".into(), s(&self.password_hash)),
             ("created_at".into(), n(self.created_at)),
-        ]))
+            ("email_verified".into(), AttributeValue::Bool(self.email_verified)),
+        ])
+        .into_iter()
+        .chain(self.email.as_ref().map(|e| ("email".to_owned(), s(e))))
+        .collect())
     }
 
     fn from_item(item: &Item, operation: &'static str) -> Result<Self, StoreError> {
@@ -241,6 +272,8 @@ impl User {
             password_hash: f.string("password_hash")?,
             created_at: f.number("created_at")?,
             deleting: f.boolean("deleting")?,
+            email: item.get("email").map(|_| f.string("email")).transpose()?,
+            email_verified: f.boolean("email_verified")?,
         })
     }
 }
@@ -572,6 +605,15 @@ impl DynamoStore {
 
     /// Runs one transaction; `Conflict` when a condition in it failed (nothing was written).
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Change, StoreError> {
+        Ok(match self.transact_with_reasons(items).await? {
+            None => Change::Done,
+            Some(_) => Change::Conflict,
+        })
+    }
+
+    /// Runs one transaction: `None` when it went through, else which of its
+    /// items had a failed condition (nothing was written).
+    async fn transact_with_reasons(&self, items: Vec<TransactWriteItem>) -> Result<Option<Vec<bool>>, StoreError> {
         match self
             .client
             .transact_write_items()
@@ -579,15 +621,66 @@ impl DynamoStore {
             .send()
             .await
         {
-            Ok(_) => Ok(Change::Done),
+            Ok(_) => Ok(None),
             Err(SdkError::ServiceError(e))
                 if matches!(e.err(), TransactWriteItemsError::TransactionCanceledException(c)
                     if c.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed"))) =>
             {
-                Ok(Change::Conflict)
+                let TransactWriteItemsError::TransactionCanceledException(c) = e.err() else {
+                    unreachable!("matched above")
+                };
+                Ok(Some(
+                    c.cancellation_reasons()
+                        .iter()
+                        .map(|r| r.code() == Some("ConditionalCheckFailed"))
+                        .collect(),
+                ))
             }
             Err(e) => Err(failed("TransactWriteItems", e)),
         }
+    }
+
+    /// A password change (`AccountStore::change_password`), with `also` in
+    /// its last transaction (the reset token it consumes).
+    async fn replace_password(
+        &self,
+        user: &User,
+        new_hash: &str,
+        revoke: &[SessionKey],
+        also: Option<TransactWriteItem>,
+    ) -> Result<Change, StoreError> {
+        let profile = self.profile_key(user)?;
+        let mut last = Vec::new();
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(profile.clone()))
+            .update_expression("SET password_hash = :new")
+            .condition_expression(AS_READ)
+            .expression_attribute_values(":new", s(new_hash))
+            .expression_attribute_values(":id", s(&user.id))
+            .expression_attribute_values(":hash", s(&user.password_hash))
+            .build()
+            .expect("update fields are set");
+        last.push(TransactWriteItem::builder().update(update).build());
+        // Deleting a missing item changes nothing: the failures, if any, go.
+        let mut lockout = profile;
+        lockout.insert(SK.into(), s("LOCKOUT"));
+        last.push(self.delete(lockout));
+        last.extend(also);
+        // The sessions go first, in transactions of their own when there are
+        // too many for one: an interrupted change leaves the password as it
+        // was (the caller retries it), never a new password beside a live
+        // session of the old one.
+        let room = TRANSACTION_ITEMS - last.len();
+        let split = revoke.len().saturating_sub(room);
+        for chunk in revoke[..split].chunks(TRANSACTION_ITEMS) {
+            let items = chunk.iter().map(|k| self.revoke(session_key(k))).collect();
+            if self.transact(items).await? == Change::Conflict {
+                return Ok(Change::Conflict);
+            }
+        }
+        last.extend(revoke[split..].iter().map(|k| self.revoke(session_key(k))));
+        self.transact(last).await
     }
 
     fn profile_key(&self, user: &User) -> Result<Item, StoreError> {
@@ -640,37 +733,7 @@ impl AccountStore for DynamoStore {
     }
 
     async fn change_password(&self, user: &User, new_hash: &str, revoke: &[SessionKey]) -> Result<Change, StoreError> {
-        let profile = self.profile_key(user)?;
-        let mut last = Vec::new();
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(profile.clone()))
-            .update_expression("SET password_hash = :new")
-            .condition_expression(AS_READ)
-            .expression_attribute_values(":new", s(new_hash))
-            .expression_attribute_values(":id", s(&user.id))
-            .expression_attribute_values(":hash", s(&user.password_hash))
-            .build()
-            .expect("update fields are set");
-        last.push(TransactWriteItem::builder().update(update).build());
-        // Deleting a missing item changes nothing: the failures, if any, go.
-        let mut lockout = profile;
-        lockout.insert(SK.into(), s("LOCKOUT"));
-        last.push(self.delete(lockout));
-        // The sessions go first, in transactions of their own when there are
-        // too many for one: an interrupted change leaves the password as it
-        // was (the caller retries it), never a new password beside a live
-        // session of the old one.
-        let room = TRANSACTION_ITEMS - last.len();
-        let split = revoke.len().saturating_sub(room);
-        for chunk in revoke[..split].chunks(TRANSACTION_ITEMS) {
-            let items = chunk.iter().map(|k| self.revoke(session_key(k))).collect();
-            if self.transact(items).await? == Change::Conflict {
-                return Ok(Change::Conflict);
-            }
-        }
-        last.extend(revoke[split..].iter().map(|k| self.revoke(session_key(k))));
-        self.transact(last).await
+        self.replace_password(user, new_hash, revoke, None).await
     }
 
     async fn delete_user(&self, user: &User) -> Result<Change, StoreError> {
@@ -691,6 +754,9 @@ impl AccountStore for DynamoStore {
                 item
             })
             .collect();
+        // The address the user holds verified is free again with the user.
+        let mut keys = keys;
+        keys.extend(user.verified_email().map(|email| claim_key(&email)));
         let delete_profile = || {
             let delete = Delete::builder()
                 .table_name(&self.table)
@@ -731,5 +797,293 @@ impl AccountStore for DynamoStore {
                 .await?;
         }
         self.transact(vec![delete_profile()]).await
+    }
+}
+
+impl EmailCode {
+    fn from_item(item: &Item, operation: &'static str) -> Result<Self, StoreError> {
+        let f = Fields(item, operation);
+        Ok(Self {
+            email: f.string("email")?,
+            code_hash: f.string("code_hash")?,
+            attempts: f.number("attempts")?,
+            expires_at: f.number("expires_at")?,
+        })
+    }
+}
+
+impl ResetToken {
+    fn from_item(item: &Item, operation: &'static str) -> Result<Self, StoreError> {
+        let f = Fields(item, operation);
+        Ok(Self {
+            token_hash: f.string(PK)?.trim_start_matches("RESET#").to_owned(),
+            username: f.string("username")?,
+            user_id: f.string("user_id")?,
+            password_fingerprint: f.string("password_fingerprint")?,
+            expires_at: f.number("expires_at")?,
+        })
+    }
+}
+
+impl DynamoStore {
+    /// One more mail this hour under `pk`, refused at the limit.
+    fn count_one_mail(&self, pk: String, now: u64) -> TransactWriteItem {
+        let hour = now / 3600;
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, &format!("MAILS#{hour}"))))
+            .update_expression("ADD sent :one SET #ttl = :ttl")
+            .condition_expression("attribute_not_exists(sent) OR sent < :max")
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":max", n(MAILS_PER_HOUR))
+            .expression_attribute_values(":ttl", n((hour + 2) * 3600))
+            .build()
+            .expect("update fields are set");
+        TransactWriteItem::builder().update(update).build()
+    }
+
+    fn put(&self, item: Item, condition: Option<&str>, values: &[(&str, AttributeValue)]) -> TransactWriteItem {
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .set_condition_expression(condition.map(str::to_owned));
+        for (name, value) in values {
+            put = put.expression_attribute_values(*name, value.clone());
+        }
+        TransactWriteItem::builder()
+            .put(put.build().expect("put fields are set"))
+            .build()
+    }
+}
+
+impl EmailStore for DynamoStore {
+    async fn email_owner(&self, email: &Email) -> Result<Option<(String, String)>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(claim_key(&email.normalized())))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| failed("GetItem", e))?;
+        out.item()
+            .map(|item| {
+                let f = Fields(item, "GetItem");
+                Ok((f.string("user_id")?, f.string("username")?))
+            })
+            .transpose()
+    }
+
+    async fn count_mail(&self, username: &Username, address: &str, now: u64) -> Result<bool, StoreError> {
+        let items = vec![
+            self.count_one_mail(format!("USER#{}", username.normalized()), now),
+            self.count_one_mail(format!("MAILS#{}", address.to_lowercase()), now),
+        ];
+        Ok(self.transact(items).await? == Change::Done)
+    }
+
+    async fn put_email_code(&self, user: &User, code: &EmailCode) -> Result<Change, StoreError> {
+        let username = Username::parse(&user.username).map_err(|_| corrupt("PutItem", "username"))?;
+        let mut item = code_key(&username);
+        item.extend([
+            ("email".into(), s(&code.email)),
+            ("code_hash".into(), s(&code.code_hash)),
+            ("attempts".into(), n(code.attempts)),
+            ("expires_at".into(), n(code.expires_at)),
+            (TTL.into(), n(code.expires_at)),
+        ]);
+        if user.email_verified {
+            // The verified address stays the account's until the new one is verified.
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .send()
+                .await
+                .map_err(|e| failed("PutItem", e))?;
+            return Ok(Change::Done);
+        }
+        let pending = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(self.profile_key(user)?))
+            .update_expression("SET email = :email")
+            .condition_expression("id = :id AND (attribute_not_exists(email_verified) OR email_verified = :false)")
+            .expression_attribute_values(":email", s(&code.email))
+            .expression_attribute_values(":id", s(&user.id))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .build()
+            .expect("update fields are set");
+        let items = vec![
+            self.put(item, None, &[]),
+            TransactWriteItem::builder().update(pending).build(),
+        ];
+        self.transact(items).await
+    }
+
+    async fn email_code(&self, username: &Username) -> Result<(Option<User>, Option<EmailCode>), StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            // EMAIL_CODE and PROFILE (and the few items that sort between), not the sessions.
+            .key_condition_expression("pk = :pk AND sk BETWEEN :code AND :profile")
+            .expression_attribute_values(":pk", user_pk(username))
+            .expression_attribute_values(":code", s("EMAIL_CODE"))
+            .expression_attribute_values(":profile", s("PROFILE"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| failed("Query", e))?;
+        let (mut user, mut code) = (None, None);
+        for item in out.items() {
+            match item.get(SK) {
+                Some(AttributeValue::S(sk)) if sk == "PROFILE" => user = Some(User::from_item(item, "Query")?),
+                Some(AttributeValue::S(sk)) if sk == "EMAIL_CODE" => code = Some(EmailCode::from_item(item, "Query")?),
+                _ => {}
+            }
+        }
+        Ok((user, code))
+    }
+
+    async fn count_code_failure(&self, username: &Username, code: &EmailCode) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(code_key(username)))
+            .update_expression("ADD attempts :one")
+            .condition_expression("code_hash = :hash")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":hash", s(&code.code_hash))
+            .send()
+            .await;
+        match result {
+            // A new code replaced it, or it was used: nothing to count.
+            Err(e) if condition_failed(&e) => Ok(()),
+            other => other.map(|_| ()).map_err(|e| failed("UpdateItem", e)),
+        }
+    }
+
+    async fn delete_email_code(&self, username: &Username, code: &EmailCode) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(code_key(username)))
+            .condition_expression("code_hash = :hash")
+            .expression_attribute_values(":hash", s(&code.code_hash))
+            .send()
+            .await;
+        match result {
+            Err(e) if condition_failed(&e) => Ok(()),
+            other => other.map(|_| ()).map_err(|e| failed("DeleteItem", e)),
+        }
+    }
+
+    async fn verify_email(&self, user: &User, code: &EmailCode) -> Result<Verification, StoreError> {
+        let username = Username::parse(&user.username).map_err(|_| corrupt("TransactWriteItems", "username"))?;
+        let email = code.email.to_lowercase();
+        let consume = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(code_key(&username)))
+            .condition_expression("code_hash = :hash AND attempts < :max")
+            .expression_attribute_values(":hash", s(&code.code_hash))
+            .expression_attribute_values(":max", n(MAX_CODE_ATTEMPTS))
+            .build()
+            .expect("delete fields are set");
+        let profile = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(self.profile_key(user)?))
+            .update_expression("SET email = :email, email_verified = :true")
+            .condition_expression("id = :id")
+            .expression_attribute_values(":email", s(&code.email))
+            .expression_attribute_values(":id", s(&user.id))
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .build()
+            .expect("update fields are set");
+        let mut claim = claim_key(&email);
+        claim.extend([("user_id".into(), s(&user.id)), ("username".into(), s(&user.username))]);
+        const CLAIM: usize = 2;
+        let mut items = vec![
+            TransactWriteItem::builder().delete(consume).build(),
+            TransactWriteItem::builder().update(profile).build(),
+            self.put(
+                claim,
+                Some("attribute_not_exists(pk) OR user_id = :id"),
+                &[(":id", s(&user.id))],
+            ),
+        ];
+        if let Some(former) = user.verified_email().filter(|former| *former != email) {
+            items.push(self.delete(claim_key(&former)));
+        }
+        Ok(match self.transact_with_reasons(items).await? {
+            None => Verification::Verified,
+            Some(failed) if failed.get(CLAIM) == Some(&true) => Verification::Taken,
+            Some(_) => Verification::Conflict,
+        })
+    }
+
+    async fn put_reset_token(&self, token: &ResetToken) -> Result<(), StoreError> {
+        let mut item = reset_key(&token.token_hash);
+        item.extend([
+            ("username".into(), s(&token.username)),
+            ("user_id".into(), s(&token.user_id)),
+            ("password_fingerprint".into(), s(&token.password_fingerprint)),
+            ("expires_at".into(), n(token.expires_at)),
+            (TTL.into(), n(token.expires_at)),
+        ]);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| failed("PutItem", e))
+    }
+
+    async fn reset_token(&self, token_hash: &str) -> Result<Option<ResetToken>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(reset_key(token_hash)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| failed("GetItem", e))?;
+        out.item()
+            .map(|item| ResetToken::from_item(item, "GetItem"))
+            .transpose()
+    }
+
+    async fn delete_reset_token(&self, token_hash: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(reset_key(token_hash)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| failed("DeleteItem", e))
+    }
+
+    async fn reset_password(
+        &self,
+        user: &User,
+        token: &ResetToken,
+        new_hash: &str,
+        revoke: &[SessionKey],
+    ) -> Result<Change, StoreError> {
+        let consume = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(reset_key(&token.token_hash)))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .expect("delete fields are set");
+        let consume = TransactWriteItem::builder().delete(consume).build();
+        self.replace_password(user, new_hash, revoke, Some(consume)).await
     }
 }

@@ -1,9 +1,13 @@
 //! An in-memory store with the DynamoDB adapter's semantics, for handler unit
 //! tests. Storage behaviour itself is tested against DynamoDB Local.
 
-use super::{AccountStore, Change, CreateUserError, LoginRecord, Rotation, SessionStore, StoreError, User, UserStore};
-use crate::credentials::Username;
+use super::{
+    AccountStore, Change, CreateUserError, EmailCode, EmailStore, LoginRecord, ResetToken, Rotation, SessionStore,
+    StoreError, User, UserStore, Verification,
+};
+use crate::credentials::{Email, Username};
 use crate::lockout::FailedLogins;
+use crate::mail::{MAILS_PER_HOUR, MAX_CODE_ATTEMPTS};
 use crate::session::{Session, SessionKey};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -23,6 +27,13 @@ struct Inner {
     users: HashMap<String, User>,
     failures: HashMap<String, FailedLogins>,
     sessions: HashMap<SessionKey, Session>,
+    /// Verification codes by normalized username.
+    codes: HashMap<String, EmailCode>,
+    /// Verified addresses (normalized) to (user id, username).
+    claims: HashMap<String, (String, String)>,
+    /// Mails per (account or address key, hour).
+    mails: HashMap<(String, u64), u32>,
+    resets: HashMap<String, ResetToken>,
 }
 
 impl MemoryStore {
@@ -49,6 +60,17 @@ impl MemoryStore {
     pub fn session_now(&self, key: &SessionKey) -> Option<Session> {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.sessions.get(key).cloned()
+    }
+
+    /// A copy of the user stored under `username` (not counted as a call).
+    pub fn user_now(&self, username: &str) -> User {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.users[&username.to_ascii_lowercase()].clone()
+    }
+
+    /// How many reset tokens are stored (not counted as a call).
+    pub fn reset_tokens_now(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).resets.len()
     }
 
     /// How many calls the store has answered (or refused): the round trips
@@ -178,17 +200,7 @@ impl AccountStore for MemoryStore {
     }
 
     async fn change_password(&self, user: &User, new_hash: &str, revoke: &[SessionKey]) -> Result<Change, StoreError> {
-        let key = user.username.to_ascii_lowercase();
-        let mut inner = self.lock()?;
-        if inner.users.get(&key) != Some(user) || revoke.iter().any(|k| !inner.sessions.contains_key(k)) {
-            return Ok(Change::Conflict);
-        }
-        for k in revoke {
-            inner.sessions.get_mut(k).expect("checked above").revoked = true;
-        }
-        inner.failures.remove(&key);
-        inner.users.get_mut(&key).expect("checked above").password_hash = new_hash.to_owned();
-        Ok(Change::Done)
+        Ok(self.lock()?.replace_password(user, new_hash, revoke))
     }
 
     async fn delete_user(&self, user: &User) -> Result<Change, StoreError> {
@@ -199,7 +211,150 @@ impl AccountStore for MemoryStore {
         }
         inner.users.remove(&key);
         inner.failures.remove(&key);
+        inner.codes.remove(&key);
+        inner.mails.retain(|(k, _), _| *k != format!("USER#{key}"));
         inner.sessions.retain(|k, _| k.user != key);
+        if let Some(email) = user.verified_email() {
+            inner.claims.remove(&email);
+        }
         Ok(Change::Done)
+    }
+}
+
+impl Inner {
+    fn replace_password(&mut self, user: &User, new_hash: &str, revoke: &[SessionKey]) -> Change {
+        let key = user.username.to_ascii_lowercase();
+        let inner = self;
+        if inner.users.get(&key) != Some(user) || revoke.iter().any(|k| !inner.sessions.contains_key(k)) {
+            return Change::Conflict;
+        }
+        for k in revoke {
+            inner.sessions.get_mut(k).expect("checked above").revoked = true;
+        }
+        inner.failures.remove(&key);
+        inner.users.get_mut(&key).expect("checked above").password_hash = new_hash.to_owned();
+        Change::Done
+    }
+}
+
+impl EmailStore for MemoryStore {
+    async fn email_owner(&self, email: &Email) -> Result<Option<(String, String)>, StoreError> {
+        Ok(self.lock()?.claims.get(&email.normalized()).cloned())
+    }
+
+    async fn count_mail(&self, username: &Username, address: &str, now: u64) -> Result<bool, StoreError> {
+        let mut inner = self.lock()?;
+        let keys = [
+            (format!("USER#{}", username.normalized()), now / 3600),
+            (format!("MAILS#{}", address.to_lowercase()), now / 3600),
+        ];
+        if keys
+            .iter()
+            .any(|k| inner.mails.get(k).copied().unwrap_or(0) >= MAILS_PER_HOUR)
+        {
+            return Ok(false);
+        }
+        for k in keys {
+            *inner.mails.entry(k).or_default() += 1;
+        }
+        Ok(true)
+    }
+
+    async fn put_email_code(&self, user: &User, code: &EmailCode) -> Result<Change, StoreError> {
+        let key = user.username.to_ascii_lowercase();
+        let mut inner = self.lock()?;
+        if !user.email_verified {
+            match inner.users.get_mut(&key) {
+                Some(stored) if stored.id == user.id && !stored.email_verified => {
+                    stored.email = Some(code.email.clone())
+                }
+                _ => return Ok(Change::Conflict),
+            }
+        }
+        inner.codes.insert(key, code.clone());
+        Ok(Change::Done)
+    }
+
+    async fn email_code(&self, username: &Username) -> Result<(Option<User>, Option<EmailCode>), StoreError> {
+        let inner = self.lock()?;
+        let key = username.normalized();
+        Ok((inner.users.get(&key).cloned(), inner.codes.get(&key).cloned()))
+    }
+
+    async fn count_code_failure(&self, username: &Username, code: &EmailCode) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        if let Some(stored) = inner.codes.get_mut(&username.normalized())
+            && stored.code_hash == code.code_hash
+        {
+            stored.attempts += 1;
+        }
+        Ok(())
+    }
+
+    async fn delete_email_code(&self, username: &Username, code: &EmailCode) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        let key = username.normalized();
+        if inner.codes.get(&key).is_some_and(|c| c.code_hash == code.code_hash) {
+            inner.codes.remove(&key);
+        }
+        Ok(())
+    }
+
+    async fn verify_email(&self, user: &User, code: &EmailCode) -> Result<Verification, StoreError> {
+        let key = user.username.to_ascii_lowercase();
+        let email = code.email.to_lowercase();
+        let mut inner = self.lock()?;
+        let code_ok = inner
+            .codes
+            .get(&key)
+            .is_some_and(|c| c.code_hash == code.code_hash && c.attempts < MAX_CODE_ATTEMPTS);
+        let user_ok = inner.users.get(&key).is_some_and(|u| u.id == user.id);
+        if inner.claims.get(&email).is_some_and(|(id, _)| *id != user.id) {
+            return Ok(Verification::Taken);
+        }
+        if !code_ok || !user_ok {
+            return Ok(Verification::Conflict);
+        }
+        inner.codes.remove(&key);
+        if let Some(former) = user.verified_email() {
+            inner.claims.remove(&former);
+        }
+        inner.claims.insert(email, (user.id.clone(), user.username.clone()));
+        let stored = inner.users.get_mut(&key).expect("checked above");
+        stored.email = Some(code.email.clone());
+        stored.email_verified = true;
+        Ok(Verification::Verified)
+    }
+
+    async fn put_reset_token(&self, token: &ResetToken) -> Result<(), StoreError> {
+        self.lock()?.resets.insert(token.token_hash.clone(), token.clone());
+        Ok(())
+    }
+
+    async fn reset_token(&self, token_hash: &str) -> Result<Option<ResetToken>, StoreError> {
+        Ok(self.lock()?.resets.get(token_hash).cloned())
+    }
+
+    async fn delete_reset_token(&self, token_hash: &str) -> Result<(), StoreError> {
+        self.lock()?.resets.remove(token_hash);
+        Ok(())
+    }
+
+    async fn reset_password(
+        &self,
+        user: &User,
+        token: &ResetToken,
+        new_hash: &str,
+        revoke: &[SessionKey],
+    ) -> Result<Change, StoreError> {
+        let mut inner = self.lock()?;
+        if !inner.resets.contains_key(&token.token_hash) {
+            return Ok(Change::Conflict);
+        }
+        let change = inner.replace_password(user, new_hash, revoke);
+        if change == Change::Done {
+            inner.resets.remove(&token.token_hash);
+        }
+        Ok(change)
     }
 }

@@ -1,0 +1,375 @@
+//! The account's email address: a 6-digit code sent to it, entered back to
+//! verify it. A verified address is unique among accounts and can log in.
+
+use crate::credentials::{Email, Username};
+use crate::mail::{self, MAX_CODE_ATTEMPTS, MailError, MailSettings, Mailer};
+use crate::store::{Change, EmailCode, EmailStore, StoreError, User, Verification};
+use crate::token::AccessClaims;
+
+/// Why an address was not set or verified.
+#[derive(Debug, thiserror::Error)]
+pub enum EmailError {
+    /// Another account holds the address verified.
+    #[error("the address is another account's")]
+    Taken,
+    /// The hour's mails to this account or address are spent.
+    #[error("too many mails; retry in {retry_after} s")]
+    Limited { retry_after: u64 },
+    /// Wrong, expired, used, voided, or no code at all.
+    #[error("invalid code")]
+    InvalidCode,
+    /// The token's user no longer exists, or changed under the request.
+    #[error("the account of this token is gone")]
+    Gone,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Mail(#[from] MailError),
+}
+
+/// Sends a code for `email` to the account of `claims` (a new code voids the last).
+pub async fn request_verification<S: EmailStore + crate::store::AccountStore>(
+    store: &S,
+    mailer: &impl Mailer,
+    settings: &MailSettings,
+    claims: &AccessClaims,
+    email: &Email,
+    now: u64,
+) -> Result<(), EmailError> {
+    let user = super::account::account(store, claims).await.map_err(|e| match e {
+        super::AccountError::Store(e) => EmailError::Store(e),
+        _ => EmailError::Gone,
+    })?;
+    send_code(store, mailer, settings, &user, email, now).await
+}
+
+/// Sends a verification code for `email` to `user`: refused if another
+/// account holds the address, or past the hour's mails; the code is stored
+/// (hashed) before it is sent and taken back if it could not be.
+pub(super) async fn send_code<S: EmailStore>(
+    store: &S,
+    mailer: &impl Mailer,
+    settings: &MailSettings,
+    user: &User,
+    email: &Email,
+    now: u64,
+) -> Result<(), EmailError> {
+    if store.email_owner(email).await?.is_some_and(|(id, _)| id != user.id) {
+        return Err(EmailError::Taken);
+    }
+    let username = Username::parse(&user.username).map_err(|_| EmailError::Gone)?;
+    if !store.count_mail(&username, email.as_str(), now).await? {
+        return Err(EmailError::Limited {
+            retry_after: 3600 - now % 3600,
+        });
+    }
+    let code = mail::new_code();
+    let stored = EmailCode {
+        email: email.as_str().to_owned(),
+        code_hash: mail::code_hash(&user.id, &code),
+        attempts: 0,
+        expires_at: now.saturating_add(settings.code_ttl),
+    };
+    if store.put_email_code(user, &stored).await? == Change::Conflict {
+        return Err(EmailError::Gone);
+    }
+    if let Err(error) = mailer.send(&settings.verification(email, &code)).await {
+        // Nobody received this code: take it back. Should that fail too, the
+        // code left is harmless: only its hash is stored, nobody knows it,
+        // five guesses void it, it expires, and the next request replaces it.
+        if let Err(e) = store.delete_email_code(&username, &stored).await {
+            tracing::warn!(error = %e, "unsent verification code not deleted; it expires unused");
+        }
+        return Err(error.into());
+    }
+    tracing::info!("verification code sent");
+    Ok(())
+}
+
+/// Verifies the pending address of the account of `claims` with `code`:
+/// the code is used up, the address becomes the account's verified one.
+/// A wrong code counts; the fifth voids it.
+pub async fn verify<S: EmailStore>(store: &S, claims: &AccessClaims, code: &str, now: u64) -> Result<User, EmailError> {
+    let username = Username::parse(&claims.username).map_err(|_| EmailError::Gone)?;
+    let (user, stored) = store.email_code(&username).await?;
+    let user = user
+        .filter(|u| u.id == claims.sub && !u.deleting)
+        .ok_or(EmailError::Gone)?;
+    let stored = stored
+        .filter(|c| c.expires_at > now && c.attempts < MAX_CODE_ATTEMPTS)
+        .ok_or(EmailError::InvalidCode)?;
+    if !same(&mail::code_hash(&user.id, code), &stored.code_hash) {
+        store.count_code_failure(&username, &stored).await?;
+        tracing::info!(attempts = stored.attempts + 1, "wrong verification code");
+        return Err(EmailError::InvalidCode);
+    }
+    match store.verify_email(&user, &stored).await? {
+        Verification::Verified => {
+            tracing::info!("email verified");
+            Ok(User {
+                email: Some(stored.email),
+                email_verified: true,
+                ..user
+            })
+        }
+        Verification::Taken => Err(EmailError::Taken),
+        // Used by a parallel request, or replaced by a new code.
+        Verification::Conflict => Err(EmailError::InvalidCode),
+    }
+}
+
+/// Equal digests, compared in time independent of where they differ.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mail::MemoryMailer;
+    use crate::store::UserStore;
+    use crate::store::memory::MemoryStore;
+    use crate::testing::{access_token, dev_authority, lookup, user};
+
+    fn settings() -> MailSettings {
+        MailSettings::from_lookup(lookup(&[("EMAIL_FROM", "no-reply@example.com")]), false).unwrap()
+    }
+
+    fn email(raw: &str) -> Email {
+        Email::parse(raw).unwrap()
+    }
+
+    /// A user in a store, and the claims of a token of theirs.
+    async fn alice(store: &MemoryStore, id: &str, name: &str) -> AccessClaims {
+        store.create_user(&user(id, name)).await.unwrap();
+        let tokens = dev_authority();
+        let now = crate::clock::now();
+        tokens
+            .verify_access(&access_token(&tokens, id, name, now), now)
+            .unwrap()
+    }
+
+    /// The code in the last mail sent.
+    fn last_code(mailer: &MemoryMailer) -> String {
+        let text = mailer.sent().last().expect("a mail").text.clone();
+        text.split(|c: char| !c.is_ascii_digit())
+            .find(|run| run.len() == 6)
+            .expect("a code")
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn the_code_mailed_verifies_the_address_once() {
+        let (store, mailer) = (MemoryStore::default(), MemoryMailer::default());
+        let claims = alice(&store, "u-1", "alice").await;
+        let now = crate::clock::now();
+        request_verification(&store, &mailer, &settings(), &claims, &email("Alice@Example.com"), now)
+            .await
+            .unwrap();
+        assert_eq!(mailer.sent()[0].to, "Alice@Example.com");
+        let pending = store.user_now("alice");
+        assert_eq!(
+            (pending.email.as_deref(), pending.email_verified),
+            (Some("Alice@Example.com"), false)
+        );
+        let code = last_code(&mailer);
+        let verified = verify(&store, &claims, &code, now).await.unwrap();
+        assert_eq!(
+            (verified.email.as_deref(), verified.email_verified),
+            (Some("Alice@Example.com"), true)
+        );
+        assert_eq!(store.user_now("alice"), verified);
+        assert!(matches!(
+            verify(&store, &claims, &code, now).await,
+            Err(EmailError::InvalidCode)
+        ));
+        let owner = store.email_owner(&email("alice@example.COM")).await.unwrap();
+        assert_eq!(owner, Some(("u-1".to_owned(), "alice".to_owned())));
+    }
+
+    #[tokio::test]
+    async fn five_wrong_codes_void_the_code_even_for_the_right_one_after() {
+        let (store, mailer) = (MemoryStore::default(), MemoryMailer::default());
+        let claims = alice(&store, "u-1", "alice").await;
+        let now = crate::clock::now();
+        request_verification(&store, &mailer, &settings(), &claims, &email("a@example.com"), now)
+            .await
+            .unwrap();
+        let code = last_code(&mailer);
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+        for _ in 0..4 {
+            assert!(matches!(
+                verify(&store, &claims, wrong, now).await,
+                Err(EmailError::InvalidCode)
+            ));
+        }
+        assert!(matches!(
+            verify(&store, &claims, wrong, now).await,
+            Err(EmailError::InvalidCode)
+        ));
+        assert!(
+            matches!(verify(&store, &claims, &code, now).await, Err(EmailError::InvalidCode)),
+            "void after five wrong codes"
+        );
+        assert!(!store.user_now("alice").email_verified);
+    }
+
+    #[tokio::test]
+    async fn four_wrong_codes_leave_the_right_one_working() {
+        let (store, mailer) = (MemoryStore::default(), MemoryMailer::default());
+        let claims = alice(&store, "u-1", "alice").await;
+        let now = crate::clock::now();
+        request_verification(&store, &mailer, &settings(), &claims, &email("a@example.com"), now)
+            .await
+            .unwrap();
+        let code = last_code(&mailer);
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+        for _ in 0..4 {
+            let _ = verify(&store, &claims, wrong, now).await;
+        }
+        assert!(verify(&store, &claims, &code, now).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_expired_code_is_refused() {
+        let (store, mailer) = (MemoryStore::default(), MemoryMailer::default());
+        let claims = alice(&store, "u-1", "alice").await;
+        let now = crate::clock::now();
+        let settings = settings();
+        request_verification(&store, &mailer, &settings, &claims, &email("a@example.com"), now)
+            .await
+            .unwrap();
+        let code = last_code(&mailer);
+        let later = now + settings.code_ttl;
+        assert!(matches!(
+            verify(&store, &claims, &code, later).await,
+            Err(EmailError::InvalidCode)
+        ));
+        assert!(verify(&store, &claims, &code, later - 1).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_address_verified_by_another_account_is_taken() {
+        let (store, mailer) = (MemoryStore::default(), MemoryMailer::default());
+        let alice_claims = alice(&store, "u-1", "alice").await;
+        let bob_claims = alice(&store, "u-2", "bob").await;
+        let now = crate::clock::now();
+        // Both ask for the same address; bob verifies first.
+        request_verification(
+            &store,
+            &mailer,
+            &settings(),
+            &alice_claims,
+            &email("x@example.com"),
+            now,
+        )
+        .await
+        .unwrap();
+        let alice_code = last_code(&mailer);
+        request_verification(&store, &mailer, &settings(), &bob_claims, &email("X@example.com"), now)
+            .await
+            .unwrap();
+        verify(&store, &bob_claims, &last_code(&mailer), now).await.unwrap();
+        assert!(matches!(
+            verify(&store, &alice_claims, &alice_code, now).await,
+            Err(EmailError::Taken)
+        ));
+        let again = request_verification(
+            &store,
+            &mailer,
+            &settings(),
+            &alice_claims,
+            &email("x@EXAMPLE.com"),
+            now,
+        )
+        .await;
+        assert!(matches!(again, Err(EmailError::Taken)));
+    }
+
+    #[tokio::test]
+    async fn a_new_verified_address_frees_the_old_one() {
+        let (store, mailer) = (MemoryStore::default(), MemoryMailer::default());
+        let claims = alice(&store, "u-1", "alice").await;
+        let now = crate::clock::now();
+        for address in ["old@example.com", "new@example.com"] {
+            request_verification(&store, &mailer, &settings(), &claims, &email(address), now)
+                .await
+                .unwrap();
+            if address == "new@example.com" {
+                // Until the new one is verified, the old one stays the account's.
+                assert_eq!(store.user_now("alice").email.as_deref(), Some("old@example.com"));
+            }
+            verify(&store, &claims, &last_code(&mailer), now).await.unwrap();
+        }
+        assert_eq!(store.email_owner(&email("old@example.com")).await.unwrap(), None);
+        assert!(store.email_owner(&email("new@example.com")).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn three_mails_an_hour_per_account_then_a_wait_until_the_next_hour() {
+        let (store, mailer) = (MemoryStore::default(), MemoryMailer::default());
+        let claims = alice(&store, "u-1", "alice").await;
+        let hour = 1_800_000_000 / 3600 * 3600;
+        for i in 0..3 {
+            let address = email(&format!("a{i}@example.com"));
+            request_verification(&store, &mailer, &settings(), &claims, &address, hour + i)
+                .await
+                .unwrap();
+        }
+        let fourth = request_verification(
+            &store,
+            &mailer,
+            &settings(),
+            &claims,
+            &email("d@example.com"),
+            hour + 600,
+        )
+        .await;
+        assert!(
+            matches!(fourth, Err(EmailError::Limited { retry_after: 3000 })),
+            "{fourth:?}"
+        );
+        assert_eq!(mailer.sent().len(), 3);
+        let next_hour = request_verification(
+            &store,
+            &mailer,
+            &settings(),
+            &claims,
+            &email("d@example.com"),
+            hour + 3600,
+        )
+        .await;
+        assert!(next_hour.is_ok());
+    }
+
+    #[tokio::test]
+    async fn three_mails_an_hour_per_address_whatever_the_account() {
+        let (store, mailer) = (MemoryStore::default(), MemoryMailer::default());
+        let now = 1_800_000_000;
+        for (i, name) in ["ann", "ben", "cat", "dan"].iter().enumerate() {
+            let claims = alice(&store, &format!("u-{i}"), name).await;
+            let sent =
+                request_verification(&store, &mailer, &settings(), &claims, &email("victim@example.com"), now).await;
+            assert_eq!(sent.is_ok(), i < 3, "{name}: {sent:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unsent_code_is_taken_back_and_the_error_says_so() {
+        let store = MemoryStore::default();
+        let claims = alice(&store, "u-1", "alice").await;
+        let now = crate::clock::now();
+        let sent = request_verification(
+            &store,
+            &MemoryMailer::unreachable(),
+            &settings(),
+            &claims,
+            &email("a@example.com"),
+            now,
+        )
+        .await;
+        assert!(matches!(sent, Err(EmailError::Mail(_))), "{sent:?}");
+        let (_, code) = store.email_code(&Username::parse("alice").unwrap()).await.unwrap();
+        assert_eq!(code, None, "no code nobody received");
+    }
+}

@@ -1,0 +1,285 @@
+//! Forgotten passwords: a reset link mailed to the account's verified
+//! address, and the reset itself, which ends every session.
+
+use crate::credentials::{Password, Username, Who};
+use crate::limits::FORGOT_FLOOR;
+use crate::mail::{self, MailError, MailSettings, Mailer};
+use crate::password::{self, HashError};
+use crate::store::{AccountStore, Change, EmailStore, ResetToken, SessionStore, StoreError, User, UserStore};
+
+/// Why a reset did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ResetError {
+    /// Unknown, expired, used, or issued before the password last changed.
+    #[error("invalid reset token")]
+    InvalidToken,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    #[error(transparent)]
+    Mail(#[from] MailError),
+}
+
+/// Mails a reset link to the verified address of the account `who` names,
+/// if there is one and the hour's mails to it are not spent; otherwise
+/// nothing. Answers no sooner than `FORGOT_FLOOR` after the call in every
+/// case, so that the time says nothing about the account.
+pub async fn forgot<S: UserStore + EmailStore>(
+    store: &S,
+    mailer: &impl Mailer,
+    settings: &MailSettings,
+    who: &Who,
+    now: u64,
+) -> Result<(), ResetError> {
+    let floor = tokio::time::Instant::now() + FORGOT_FLOOR;
+    let result = send_link(store, mailer, settings, who, now).await;
+    if tokio::time::Instant::now() > floor {
+        tracing::warn!("forgot-password took longer than its floor: its time may tell accounts apart");
+    }
+    tokio::time::sleep_until(floor).await;
+    result
+}
+
+async fn send_link<S: UserStore + EmailStore>(
+    store: &S,
+    mailer: &impl Mailer,
+    settings: &MailSettings,
+    who: &Who,
+    now: u64,
+) -> Result<(), ResetError> {
+    let Some(user) = find(store, who).await? else {
+        tracing::info!("password reset asked for an account without a verified email: nothing sent");
+        return Ok(());
+    };
+    let (Some(address), Ok(username)) = (user.email.as_deref(), Username::parse(&user.username)) else {
+        return Ok(());
+    };
+    if !store.count_mail(&username, address, now).await? {
+        tracing::info!("password reset over the hour's mails: nothing sent");
+        return Ok(());
+    }
+    let token = mail::new_reset_token();
+    let stored = ResetToken {
+        token_hash: mail::reset_token_hash(&token),
+        username: user.username.clone(),
+        user_id: user.id.clone(),
+        password_fingerprint: mail::password_fingerprint(&user.password_hash),
+        expires_at: now.saturating_add(settings.reset_ttl),
+    };
+    store.put_reset_token(&stored).await?;
+    if let Err(error) = mailer.send(&settings.reset(address, &token)).await {
+        // Nobody received this token: take it back. Should that fail too, the
+        // token left is harmless: only its hash is stored, nobody holds the
+        // 256 bits it hashes, and it expires.
+        if let Err(e) = store.delete_reset_token(&stored.token_hash).await {
+            tracing::warn!(error = %e, "unsent reset token not deleted; it expires unused");
+        }
+        return Err(error.into());
+    }
+    tracing::info!(user_id = %user.id, "password reset link sent");
+    Ok(())
+}
+
+/// The account `who` names, if it has a verified address and is not being deleted.
+async fn find<S: UserStore + EmailStore>(store: &S, who: &Who) -> Result<Option<User>, StoreError> {
+    let user = match who {
+        Who::Username(username) => store.login_record(username).await?.user,
+        Who::Email(email) => match store.email_owner(email).await? {
+            Some((id, name)) => match Username::parse(&name) {
+                Ok(username) => store.login_record(&username).await?.user.filter(|u| u.id == id),
+                Err(_) => None,
+            },
+            None => None,
+        },
+    };
+    Ok(user.filter(|u| u.email_verified && !u.deleting))
+}
+
+/// Sets the password of the account `token` was mailed for to `new`, and
+/// revokes every session of the account and the token in the same write.
+pub async fn reset<S: AccountStore + SessionStore + EmailStore>(
+    store: &S,
+    token: &str,
+    new: &Password,
+    now: u64,
+) -> Result<(), ResetError> {
+    let stored = store
+        .reset_token(&mail::reset_token_hash(token))
+        .await?
+        .filter(|t| t.expires_at > now)
+        .ok_or(ResetError::InvalidToken)?;
+    let username = Username::parse(&stored.username).map_err(|_| ResetError::InvalidToken)?;
+    let user = store
+        .user(&username)
+        .await?
+        .filter(|u| {
+            u.id == stored.user_id
+                && !u.deleting
+                && mail::password_fingerprint(&u.password_hash) == stored.password_fingerprint
+        })
+        .ok_or(ResetError::InvalidToken)?;
+    let new_hash = password::hash(new).await?;
+    let live: Vec<_> = store
+        .sessions(&user.username)
+        .await?
+        .into_iter()
+        .filter(|s| s.is_live(now) && s.user_id == user.id)
+        .map(|s| s.key())
+        .collect();
+    match store.reset_password(&user, &stored, &new_hash, &live).await? {
+        Change::Done => {
+            crate::log::record_user(&user.id);
+            tracing::info!(revoked = live.len(), "password reset");
+            Ok(())
+        }
+        // Used by a parallel reset, or the password changed meanwhile.
+        Change::Conflict => Err(ResetError::InvalidToken),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credentials::Email;
+    use crate::mail::MemoryMailer;
+    use crate::password::Verdict;
+    use crate::store::memory::MemoryStore;
+    use crate::store::{EmailCode, Verification};
+    use crate::testing::{dev_authority, lookup, password_session, user_with_password};
+
+    const OLD: &str = "correct horse battery staple";
+    const NEW: &str = "a new horse battery staple";
+
+    fn settings() -> MailSettings {
+        MailSettings::from_lookup(
+            lookup(&[
+                ("EMAIL_FROM", "no-reply@example.com"),
+                ("APP_URL", "https://app.example.com"),
+            ]),
+            true,
+        )
+        .unwrap()
+    }
+
+    /// alice with `address` verified, and a live session.
+    async fn alice_verified(address: &str) -> MemoryStore {
+        let store = MemoryStore::default();
+        let alice = user_with_password("u-1", "Alice", OLD).await;
+        store.create_user(&alice).await.unwrap();
+        let code = EmailCode {
+            email: address.into(),
+            code_hash: "h".into(),
+            attempts: 0,
+            expires_at: u64::MAX,
+        };
+        store.put_email_code(&alice, &code).await.unwrap();
+        assert_eq!(store.verify_email(&alice, &code).await.unwrap(), Verification::Verified);
+        let now = crate::clock::now();
+        let session = password_session(&dev_authority(), &store.user_now("alice"), now);
+        store.create_session(&session).await.unwrap();
+        store
+    }
+
+    fn token_in(mail: &crate::mail::Mail) -> String {
+        let (_, rest) = mail.text.split_once("#token=").expect("a link");
+        rest.split_whitespace().next().unwrap().to_owned()
+    }
+
+    fn who_email(raw: &str) -> Who {
+        Who::Email(Email::parse(raw).unwrap())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_verified_address_gets_a_link_whose_token_resets_the_password_once_and_ends_every_session() {
+        let store = alice_verified("Alice@Example.com").await;
+        let mailer = MemoryMailer::default();
+        let now = crate::clock::now();
+        forgot(&store, &mailer, &settings(), &who_email("alice@example.com"), now)
+            .await
+            .unwrap();
+        let sent = mailer.sent();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].to, "Alice@Example.com");
+        let token = token_in(&sent[0]);
+        reset(&store, &token, &Password::parse(NEW).unwrap(), now)
+            .await
+            .unwrap();
+        let user = store.user_now("alice");
+        let verdict = password::verify(&Password::parse(NEW).unwrap(), Some(&user.password_hash)).await;
+        assert_eq!(verdict.unwrap(), Verdict::Valid);
+        let sessions = store.sessions("alice").await.unwrap();
+        assert!(sessions.iter().all(|s| s.revoked), "every session ended");
+        let again = reset(&store, &token, &Password::parse(OLD).unwrap(), now).await;
+        assert!(matches!(again, Err(ResetError::InvalidToken)), "single use");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unknown_unverified_and_known_accounts_answer_alike_after_the_floor() {
+        let store = alice_verified("alice@example.com").await;
+        let bob = user_with_password("u-2", "bob", OLD).await;
+        store.create_user(&bob).await.unwrap();
+        let mailer = MemoryMailer::default();
+        let now = crate::clock::now();
+        for who in [
+            who_email("nobody@example.com"),
+            Who::Username(Username::parse("nobody").unwrap()),
+            Who::Username(Username::parse("bob").unwrap()),
+            Who::Username(Username::parse("ALICE").unwrap()),
+        ] {
+            let started = tokio::time::Instant::now();
+            forgot(&store, &mailer, &settings(), &who, now).await.unwrap();
+            assert_eq!(started.elapsed(), FORGOT_FLOOR, "{who:?}");
+        }
+        assert_eq!(mailer.sent().len(), 1, "only alice, verified, gets a mail");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_expired_token_or_one_issued_before_a_password_change_is_invalid() {
+        let store = alice_verified("alice@example.com").await;
+        let mailer = MemoryMailer::default();
+        let now = crate::clock::now();
+        let settings = settings();
+        let who = Who::Username(Username::parse("alice").unwrap());
+        forgot(&store, &mailer, &settings, &who, now).await.unwrap();
+        let first = token_in(&mailer.sent()[0]);
+        let later = now + settings.reset_ttl;
+        let expired = reset(&store, &first, &Password::parse(NEW).unwrap(), later).await;
+        assert!(matches!(expired, Err(ResetError::InvalidToken)));
+        forgot(&store, &mailer, &settings, &who, now).await.unwrap();
+        let second = token_in(&mailer.sent()[1]);
+        reset(&store, &second, &Password::parse(NEW).unwrap(), now)
+            .await
+            .unwrap();
+        let stale = reset(&store, &first, &Password::parse(OLD).unwrap(), now).await;
+        assert!(
+            matches!(stale, Err(ResetError::InvalidToken)),
+            "the password changed since"
+        );
+        let unknown = reset(&store, "not-a-token", &Password::parse(OLD).unwrap(), now).await;
+        assert!(matches!(unknown, Err(ResetError::InvalidToken)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn past_three_links_an_hour_nothing_is_sent_and_the_answer_is_the_same() {
+        let store = alice_verified("alice@example.com").await;
+        let mailer = MemoryMailer::default();
+        let now = 1_800_000_000;
+        for _ in 0..5 {
+            forgot(&store, &mailer, &settings(), &who_email("alice@example.com"), now)
+                .await
+                .unwrap();
+        }
+        assert_eq!(mailer.sent().len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unsent_link_is_an_error_and_its_token_is_taken_back() {
+        let store = alice_verified("alice@example.com").await;
+        let now = crate::clock::now();
+        let who = who_email("alice@example.com");
+        let sent = forgot(&store, &MemoryMailer::unreachable(), &settings(), &who, now).await;
+        assert!(matches!(sent, Err(ResetError::Mail(_))), "{sent:?}");
+        assert_eq!(store.reset_tokens_now(), 0);
+    }
+}
