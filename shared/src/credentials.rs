@@ -33,12 +33,6 @@ impl Username {
     }
 }
 
-impl fmt::Display for Username {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// A password of 8 to 1024 characters (NIST SP 800-63B), any Unicode. Never printed.
 pub struct Password(String);
 
@@ -63,11 +57,12 @@ impl fmt::Debug for Password {
     }
 }
 
-/// An email address as given: one `@`, a local part of 1 to 64 and a
-/// domain with a dot, at most 254 characters in all, printable ASCII only
-/// (SES takes no other), none of the characters that would make it a list
-/// or a display name. Compared
-/// case-insensitively (`normalized`), stored and mailed as given.
+/// An email address as given, in the form SES and mail servers take: a
+/// local part of 1 to 64 characters (dot-separated atoms of letters, digits
+/// and ``!#$%&'*+-/=?^_`{|}~``), `@`, and a domain of two or more labels of
+/// letters, digits and inner hyphens (1 to 63 each); at most 254 characters
+/// in all, ASCII only. Compared case-insensitively (`normalized`), stored and
+/// mailed as given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
@@ -75,21 +70,40 @@ impl Email {
     /// Checks the rules above; the error message is safe to show the client.
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
         const INVALID: &str = "email must be an address like name@example.com";
-        if raw.chars().count() > 254 {
+        if raw.len() > 254 {
             return Err("email must be at most 254 characters");
         }
         let (local, domain) = raw.split_once('@').ok_or(INVALID)?;
-        let allowed = |c: char| c.is_ascii_graphic() && !"@<>()[],;:\\\"".contains(c);
-        let labels_ok = domain.split('.').all(|label| !label.is_empty());
-        if local.is_empty()
-            || local.chars().count() > 64
-            || !domain.contains('.')
-            || !labels_ok
-            || !local.chars().chain(domain.chars()).all(allowed)
-        {
+        let atom_char = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b);
+        let local_ok = local.len() <= 64
+            && local
+                .split('.')
+                .all(|atom| !atom.is_empty() && atom.bytes().all(atom_char));
+        let label_ok = |label: &str| {
+            (1..=63).contains(&label.len())
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        };
+        let domain_ok = domain.split('.').count() >= 2 && domain.split('.').all(label_ok);
+        if !local_ok || !domain_ok {
             return Err(INVALID);
         }
         Ok(Self(raw.to_owned()))
+    }
+
+    /// The mailbox the address delivers to, as far as it can be told, for
+    /// counting mails: lower case, without a `+tag`, and for Gmail without
+    /// dots, so `Bob.Smith+1@gmail.com` and `bobsmith@googlemail.com` count
+    /// as one inbox.
+    pub fn mailbox(&self) -> String {
+        let normalized = self.normalized();
+        let (local, domain) = normalized.split_once('@').expect("parsed with one @");
+        let local = local.split('+').next().unwrap_or(local);
+        match domain {
+            "gmail.com" | "googlemail.com" => format!("{}@gmail.com", local.replace('.', "")),
+            _ => format!("{local}@{domain}"),
+        }
     }
 
     /// The address as given.
@@ -121,12 +135,33 @@ mod tests {
         assert_eq!(e.normalized(), "alice.smith+auth@example.com");
         assert!(Email::parse("a@b.co").is_ok());
         assert!(Email::parse(&format!("{}@example.com", "a".repeat(64))).is_ok());
+        assert!(Email::parse("o'brien.x_y-z@mail-1.example.co.uk").is_ok());
+        let longest = format!(
+            "{}@{}.{}.{}.{}.com",
+            "a".repeat(64),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(55),
+            "e"
+        );
+        assert_eq!(longest.len(), 254);
+        assert!(Email::parse(&longest).is_ok());
+        assert!(Email::parse(&format!("{longest}x")).is_err(), "255 characters");
+    }
+
+    #[test]
+    fn tags_and_gmail_dots_count_as_one_mailbox() {
+        let mailbox = |raw: &str| Email::parse(raw).unwrap().mailbox();
+        assert_eq!(mailbox("Bob.Smith+1@Gmail.com"), "bobsmith@gmail.com");
+        assert_eq!(mailbox("bobsmith@googlemail.com"), "bobsmith@gmail.com");
+        assert_eq!(mailbox("Bob.Smith+news@Example.com"), "bob.smith@example.com");
+        assert_eq!(mailbox("+x@example.com"), "@example.com");
     }
 
     #[test]
     fn anything_that_is_not_one_plain_address_is_refused() {
         let long_local = format!("{}@example.com", "a".repeat(65));
-        let long = format!("a@{}.com", "b".repeat(250));
+        let long = format!("a@{}.com", "b".repeat(64));
         for raw in [
             "",
             "alice",
@@ -137,6 +172,13 @@ mod tests {
             "alice@example..com",
             "alice@.example.com",
             "alice@example.com.",
+            ".alice@example.com",
+            "alice.@example.com",
+            "al..ice@example.com",
+            "alice@exa_mple.com",
+            "alice@-example.com",
+            "alice@example-.com",
+            "alice@example.c*m",
             "al ice@example.com",
             "alice@example.com\nBcc: x@y.z",
             "Alice <alice@example.com>",
@@ -189,6 +231,6 @@ mod tests {
     #[test]
     fn a_password_never_shows_in_debug_output() {
         let p = Password::parse("hunter2-hunter2").unwrap();
-        assert!(!format!("{p:?}").contains("hunter2"));
+        assert_eq!(format!("{p:?}"), "Password(<redacted>)");
     }
 }

@@ -132,14 +132,20 @@ impl MailSettings {
 
 /// A new verification code: six decimal digits, uniformly drawn.
 pub fn new_code() -> String {
-    // Rejection sampling: the largest multiple of a million below 2^32 keeps it uniform.
-    const LIMIT: u32 = u32::MAX - u32::MAX % 1_000_000;
     loop {
-        let n = OsRng.next_u32();
-        if n < LIMIT {
-            return format!("{:06}", n % 1_000_000);
+        if let Some(code) = code_from(OsRng.next_u32()) {
+            return code;
         }
     }
+}
+
+/// The largest multiple of a million that fits in a `u32`: draws at or
+/// above it are refused, so every code is equally likely.
+const CODE_DRAW_LIMIT: u32 = u32::MAX - u32::MAX % 1_000_000;
+
+/// The code a random draw gives, or `None` for a draw to refuse.
+fn code_from(draw: u32) -> Option<String> {
+    (draw < CODE_DRAW_LIMIT).then(|| format!("{:06}", draw % 1_000_000))
 }
 
 /// A new reset token: 256 random bits, base64url (43 characters).
@@ -245,6 +251,17 @@ mod tests {
     }
 
     #[test]
+    fn every_code_is_equally_likely_draws_past_the_last_whole_million_are_refused() {
+        assert_eq!(CODE_DRAW_LIMIT % 1_000_000, 0);
+        assert!(u32::MAX - CODE_DRAW_LIMIT < 1_000_000);
+        assert_eq!(code_from(0).as_deref(), Some("000000"));
+        assert_eq!(code_from(1_000_042).as_deref(), Some("000042"));
+        assert_eq!(code_from(CODE_DRAW_LIMIT - 1).as_deref(), Some("999999"));
+        assert_eq!(code_from(CODE_DRAW_LIMIT), None);
+        assert_eq!(code_from(u32::MAX), None);
+    }
+
+    #[test]
     fn reset_tokens_carry_256_random_bits() {
         let (a, b) = (new_reset_token(), new_reset_token());
         assert_eq!(a.len(), 43);
@@ -274,7 +291,7 @@ mod tests {
     #[test]
     fn a_mail_prints_without_its_secret() {
         let mail = settings().reset("bob@example.com", "SECRET-TOKEN");
-        assert!(!format!("{mail:?}").contains("SECRET"), "{mail:?}");
+        assert_eq!(format!("{mail:?}"), r#"Mail { subject: "Reset your password", .. }"#);
     }
 
     #[test]
@@ -312,5 +329,12 @@ mod tests {
         let err = MailSettings::from_lookup(lookup(&[("EMAIL_FROM", "a@b.co"), ("PASSWORD_RESET_TTL", "5")]), false)
             .unwrap_err();
         assert!(err.to_string().contains("PASSWORD_RESET_TTL"), "{err}");
+        let with = |name, value| MailSettings::from_lookup(lookup(&[("EMAIL_FROM", "a@b.co"), (name, value)]), false);
+        for name in ["EMAIL_CODE_TTL", "PASSWORD_RESET_TTL"] {
+            assert!(with(name, "86400").is_ok(), "a day at most");
+            assert!(with(name, "86401").is_err(), "{name}");
+            assert!(with(name, "60").is_ok());
+            assert!(with(name, "59").is_err(), "{name}");
+        }
     }
 }

@@ -212,6 +212,67 @@ mod tests {
             "void after five wrong codes"
         );
         assert!(!store.user_now("alice").email_verified);
+        let _ = verify(&store, &claims, wrong, now).await;
+        let (_, stored) = store.email_code(&Username::parse("alice").unwrap()).await.unwrap();
+        assert_eq!(stored.unwrap().attempts, 5, "a void code is not even checked");
+    }
+
+    #[tokio::test]
+    async fn a_token_of_a_user_being_deleted_or_of_an_earlier_holder_of_the_name_is_gone() {
+        let (store, mailer) = (MemoryStore::default(), MemoryMailer::default());
+        let claims = alice(&store, "u-1", "alice").await;
+        let now = crate::clock::now();
+        request_verification(&store, &mailer, &settings(), &claims, &email("a@example.com"), now)
+            .await
+            .unwrap();
+        let code = last_code(&mailer);
+        let mut earlier = claims.clone();
+        earlier.sub = "u-0".into();
+        assert!(matches!(
+            verify(&store, &earlier, &code, now).await,
+            Err(EmailError::Gone)
+        ));
+        let again = request_verification(&store, &mailer, &settings(), &earlier, &email("a@example.com"), now).await;
+        assert!(matches!(again, Err(EmailError::Gone)), "{again:?}");
+        store.mark_deleting("alice");
+        assert!(matches!(
+            verify(&store, &claims, &code, now).await,
+            Err(EmailError::Gone)
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_store_is_a_store_error_not_a_gone_account() {
+        let store = MemoryStore::unreachable();
+        let claims = dev_authority()
+            .verify_access(
+                &access_token(&dev_authority(), "u-1", "alice", crate::clock::now()),
+                crate::clock::now(),
+            )
+            .unwrap();
+        let now = crate::clock::now();
+        let sent = request_verification(
+            &store,
+            &MemoryMailer::default(),
+            &settings(),
+            &claims,
+            &email("a@example.com"),
+            now,
+        )
+        .await;
+        assert!(matches!(sent, Err(EmailError::Store(_))), "{sent:?}");
+        assert!(matches!(
+            verify(&store, &claims, "123456", now).await,
+            Err(EmailError::Store(_))
+        ));
+    }
+
+    #[test]
+    fn digests_are_the_same_only_when_every_byte_is() {
+        assert!(same("abcd", "abcd"));
+        assert!(!same("abcd", "abce"));
+        assert!(!same("ab", "ba"), "differences must not cancel out");
+        assert!(!same("abc", "abcd"));
     }
 
     #[tokio::test]
@@ -299,7 +360,8 @@ mod tests {
                 // Until the new one is verified, the old one stays the account's.
                 assert_eq!(store.user_now("alice").email.as_deref(), Some("old@example.com"));
             }
-            verify(&store, &claims, &last_code(&mailer), now).await.unwrap();
+            let verified = verify(&store, &claims, &last_code(&mailer), now).await.unwrap();
+            assert_eq!(verified.email.as_deref(), Some(address), "the account as it is now");
         }
         assert_eq!(store.email_owner(&email("old@example.com")).await.unwrap(), None);
         assert!(store.email_owner(&email("new@example.com")).await.unwrap().is_some());

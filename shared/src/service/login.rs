@@ -250,6 +250,73 @@ mod tests {
         );
     }
 
+    /// alice's address as the store holds it after a code was sent to it, verified or not.
+    async fn with_email(store: &MemoryStore, address: &str, verified: bool) {
+        use crate::store::{EmailCode, EmailStore};
+        let alice = store.user_now("alice");
+        let code = EmailCode {
+            email: address.into(),
+            code_hash: "h".into(),
+            attempts: 0,
+            expires_at: u64::MAX,
+        };
+        store.put_email_code(&alice, &code).await.unwrap();
+        if verified {
+            store.verify_email(&alice, &code).await.unwrap();
+        }
+    }
+
+    async fn by_email(store: &MemoryStore, address: &str, raw: &str) -> Result<TokenPair, LoginError> {
+        let email = Email::parse(address).unwrap();
+        let now = crate::clock::now();
+        login_by_email(store, &dev_authority(), &email, &password(raw), Origin::default(), now).await
+    }
+
+    #[tokio::test]
+    async fn a_verified_email_logs_in_with_one_read_more_than_the_name() {
+        let store = store_with_alice().await;
+        with_email(&store, "Alice@Example.com", true).await;
+        let before = store.calls();
+        let pair = by_email(&store, "alice@EXAMPLE.com", RIGHT).await.unwrap();
+        assert_eq!(store.calls() - before, 3, "the claim, the user and the session write");
+        let access = dev_authority()
+            .verify_access(&pair.access_token, crate::clock::now())
+            .unwrap();
+        assert_eq!((access.sub.as_str(), access.username.as_str()), ("u-1", "Alice"));
+    }
+
+    #[tokio::test]
+    async fn an_unverified_or_unknown_email_is_invalid_credentials_even_with_the_right_password() {
+        let store = store_with_alice().await;
+        with_email(&store, "alice@example.com", false).await;
+        for address in ["alice@example.com", "nobody@example.com"] {
+            assert!(matches!(
+                by_email(&store, address, RIGHT).await,
+                Err(LoginError::InvalidCredentials)
+            ));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_wrong_password_by_email_counts_against_the_name() {
+        let store = store_with_alice().await;
+        with_email(&store, "alice@example.com", true).await;
+        for _ in 0..5 {
+            assert!(matches!(
+                by_email(&store, "alice@example.com", "wrong password").await,
+                Err(LoginError::InvalidCredentials)
+            ));
+        }
+        assert!(matches!(
+            attempt(&store, RIGHT, crate::clock::now()).await,
+            Err(LoginError::Locked { .. })
+        ));
+        assert!(matches!(
+            by_email(&store, "alice@example.com", RIGHT).await,
+            Err(LoginError::Locked { .. })
+        ));
+    }
+
     #[tokio::test]
     async fn a_wrong_password_and_an_unknown_user_are_the_same_error() {
         let store = store_with_alice().await;

@@ -232,6 +232,11 @@ mod tests {
             assert_eq!(started.elapsed(), FORGOT_FLOOR, "{who:?}");
         }
         assert_eq!(mailer.sent().len(), 1, "only alice, verified, gets a mail");
+        store.mark_deleting("alice");
+        forgot(&store, &mailer, &settings(), &who_email("alice@example.com"), now)
+            .await
+            .unwrap();
+        assert_eq!(mailer.sent().len(), 1, "nor while her account is being deleted");
     }
 
     #[tokio::test(start_paused = true)]

@@ -68,6 +68,14 @@ impl MemoryStore {
         inner.users[&username.to_ascii_lowercase()].clone()
     }
 
+    /// Marks the user stored under `username` as being deleted, as an interrupted deletion leaves it.
+    pub fn mark_deleting(&self, username: &str) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(user) = inner.users.get_mut(&username.to_ascii_lowercase()) {
+            user.deleting = true;
+        }
+    }
+
     /// How many reset tokens are stored (not counted as a call).
     pub fn reset_tokens_now(&self) -> usize {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).resets.len()
