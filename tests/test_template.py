@@ -19,8 +19,9 @@ ITEM_CALLS = {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamod
 DYNAMODB_CALLS = {
     # With an email: the address's claim, the pending code, the mail counts, undone when the mail fails.
     "register": ITEM_CALLS,
-    # GetItem: a login by email reads the address's claim.
-    "login": ITEM_CALLS,
+    # GetItem: a login by email reads the address's claim; ConditionCheckItem:
+    # the session is written only while the password is the one checked.
+    "login": ITEM_CALLS | {"dynamodb:ConditionCheckItem"},
     "refresh": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
     "protected": set(),
     "logout": {"dynamodb:UpdateItem", "dynamodb:Query"},
@@ -122,7 +123,7 @@ class Template(unittest.TestCase):
             self.assertEqual(logs, {"logs:CreateLogStream", "logs:PutLogEvents"}, role_name)
             self.assertEqual(ses, {"ses:SendEmail"} if binary in MAILERS else set(), role_name)
 
-    def test_only_register_email_and_password_reset_send_mail_and_only_from_the_sender(self):
+    def test_only_register_email_and_password_reset_send_mail_and_only_as_the_sender(self):
         senders = set()
         for binary, (name, f) in self.functions().items():
             role_name, statements = self.statements(f)
@@ -132,7 +133,9 @@ class Template(unittest.TestCase):
                     continue
                 senders.add(binary)
                 self.assertEqual(actions, ["ses:SendEmail"], role_name)
-                self.assertNotIn("Condition", s, role_name)
+                self.assertEqual(
+                    s.get("Condition"), {"StringEquals": {"ses:FromAddress": {"Ref": "EmailFrom"}}}, role_name
+                )
                 resources = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
                 self.assertEqual(resources, SENDER_IDENTITIES, role_name)
                 self.assertNotIn("*", str(resources), f"{role_name}: a wildcard identity")

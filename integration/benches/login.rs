@@ -38,7 +38,7 @@ fn login(c: &mut Criterion) {
     let keys = dev_authority();
     let write_session = || {
         let session = shared::testing::password_session(&keys, &user, shared::now());
-        rt.block_on(store.create_session(&session)).unwrap()
+        rt.block_on(store.create_session(&session, None)).unwrap()
     };
     // DynamoDB Local is a JVM: until its JIT has compiled the Query and
     // PutItem paths, each call is several times slower, and that is the

@@ -282,6 +282,10 @@ async fn mail_routes_answer_only_post_and_refuse_bad_bodies() {
 
 // ---- The store on DynamoDB Local -------------------------------------------
 
+fn mail(address: &str) -> Email {
+    Email::parse(address).unwrap()
+}
+
 /// A code for `address` stored for `user` (verification skipped past the mail).
 fn code_for(user: &shared::store::User, address: &str, code: &str) -> EmailCode {
     EmailCode {
@@ -317,7 +321,10 @@ async fn a_user_keeps_its_address_and_verification_through_the_store() {
     assert_eq!(owner, Some(("u-1".to_owned(), "Alice".to_owned())));
     assert_eq!(store.email_code(&name).await.unwrap().1, None, "the code is used up");
     // Login still reads the user, whatever else lives in the partition now.
-    store.count_mail(&name, "alice@example.com", now()).await.unwrap();
+    store
+        .count_mail(&name, &mail("alice@example.com"), now())
+        .await
+        .unwrap();
     assert_eq!(store.login_record(&name).await.unwrap().user, Some(verified.clone()));
     assert_eq!(store.delete_user(&verified).await.unwrap(), Change::Done);
     let owner = store
@@ -325,6 +332,37 @@ async fn a_user_keeps_its_address_and_verification_through_the_store() {
         .await
         .unwrap();
     assert_eq!(owner, None, "the address is free with the user gone");
+}
+
+#[tokio::test]
+async fn a_deletion_that_read_the_user_before_a_verification_went_through_deletes_nothing() {
+    let (store, _) = fresh_store().await;
+    let alice = user("u-1", "alice");
+    store.create_user(&alice).await.unwrap();
+    let first = code_for(&alice, "a@example.com", "111111");
+    store.put_email_code(&alice, &first).await.unwrap();
+    store.verify_email(&alice, &first).await.unwrap();
+    let name = Username::parse("alice").unwrap();
+    let as_read = store.user(&name).await.unwrap().unwrap();
+    // Meanwhile, a verification of another address goes through.
+    let second = code_for(&alice, "b@example.com", "222222");
+    store.put_email_code(&as_read, &second).await.unwrap();
+    assert_eq!(
+        store.verify_email(&as_read, &second).await.unwrap(),
+        Verification::Verified
+    );
+    assert_eq!(store.delete_user(&as_read).await.unwrap(), Change::Conflict);
+    let now_verified = store.user(&name).await.unwrap().unwrap();
+    assert_eq!(now_verified.verified_email().as_deref(), Some("b@example.com"));
+    let owner = |raw| {
+        let store = store.clone();
+        async move { store.email_owner(&mail(raw)).await.unwrap() }
+    };
+    assert_eq!(owner("b@example.com").await.map(|o| o.0).as_deref(), Some("u-1"));
+    assert_eq!(owner("a@example.com").await, None);
+    // Read again, the deletion goes through and frees the address.
+    assert_eq!(store.delete_user(&now_verified).await.unwrap(), Change::Done);
+    assert_eq!(owner("b@example.com").await, None);
 }
 
 #[tokio::test]
@@ -387,7 +425,7 @@ async fn one_reset_token_used_many_times_at_once_resets_once() {
     let alice = user_with_password("u-1", "alice", PASSWORD).await;
     store.create_user(&alice).await.unwrap();
     let session = password_session(&dev_authority(), &alice, now());
-    store.create_session(&session).await.unwrap();
+    store.create_session(&session, None).await.unwrap();
     let token = ResetToken {
         token_hash: reset_token_hash("the-token"),
         username: "alice".into(),
@@ -419,32 +457,46 @@ async fn mails_stop_at_the_hourly_limit_per_account_and_per_address() {
     for i in 0..MAILS_PER_HOUR {
         assert!(
             store
-                .count_mail(&ann, &format!("a{i}@example.com"), hour)
+                .count_mail(&ann, &mail(&format!("a{i}@example.com")), hour)
                 .await
                 .unwrap()
         );
     }
     assert!(
-        !store.count_mail(&ann, "fresh@example.com", hour + 10).await.unwrap(),
+        !store
+            .count_mail(&ann, &mail("fresh@example.com"), hour + 10)
+            .await
+            .unwrap(),
         "per account"
     );
     assert!(
-        store.count_mail(&ann, "fresh@example.com", hour + 3600).await.unwrap(),
+        store
+            .count_mail(&ann, &mail("fresh@example.com"), hour + 3600)
+            .await
+            .unwrap(),
         "next hour"
     );
     for _ in 1..MAILS_PER_HOUR {
-        assert!(store.count_mail(&ben, "Fresh@Example.com", hour + 3600).await.unwrap());
+        assert!(
+            store
+                .count_mail(&ben, &mail("Fresh+tag@Example.com"), hour + 3600)
+                .await
+                .unwrap()
+        );
     }
     let cat = Username::parse("cat").unwrap();
     assert!(
-        !store.count_mail(&cat, "FRESH@example.com", hour + 3600).await.unwrap(),
+        !store
+            .count_mail(&cat, &mail("FRESH@example.com"), hour + 3600)
+            .await
+            .unwrap(),
         "per address"
     );
     // Refused as a whole: cat's own count did not move.
     for i in 0..MAILS_PER_HOUR {
         assert!(
             store
-                .count_mail(&cat, &format!("c{i}@example.com"), hour + 3600)
+                .count_mail(&cat, &mail(&format!("c{i}@example.com")), hour + 3600)
                 .await
                 .unwrap()
         );
@@ -453,7 +505,7 @@ async fn mails_stop_at_the_hourly_limit_per_account_and_per_address() {
     let outcomes = futures_join((0..8).map(|i| {
         let name = Username::parse(&format!("racer{i}")).unwrap();
         let store = store.clone();
-        async move { store.count_mail(&name, "race@example.com", hour).await }
+        async move { store.count_mail(&name, &mail("race@example.com"), hour).await }
     }))
     .await;
     let sent = outcomes.iter().filter(|sent| **sent).count();
@@ -702,4 +754,37 @@ async fn no_code_token_or_link_reaches_the_functions_log() {
     ] {
         assert!(!logs.contains(&value), "the {what} appears in the logs");
     }
+}
+
+#[tokio::test]
+async fn a_session_is_written_only_while_the_password_is_the_one_checked() {
+    let (store, _) = fresh_store().await;
+    let alice = user_with_password("u-1", "alice", PASSWORD).await;
+    store.create_user(&alice).await.unwrap();
+    let now = now();
+    let session = || password_session(&dev_authority(), &alice, now);
+    assert_eq!(
+        store.create_session(&session(), Some(&alice)).await.unwrap(),
+        Change::Done
+    );
+    // A reset (or change) goes through between the password check and the session write.
+    assert_eq!(
+        store.change_password(&alice, "a new hash", &[]).await.unwrap(),
+        Change::Done
+    );
+    let late = session();
+    assert_eq!(
+        store.create_session(&late, Some(&alice)).await.unwrap(),
+        Change::Conflict
+    );
+    assert_eq!(store.session(&late.key()).await.unwrap(), None, "nothing written");
+    let gone = user("u-2", "nobody");
+    assert_eq!(
+        store
+            .create_session(&password_session(&dev_authority(), &gone, now), Some(&gone))
+            .await
+            .unwrap(),
+        Change::Conflict,
+        "nor for a user who is not there"
+    );
 }

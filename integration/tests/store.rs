@@ -226,7 +226,7 @@ async fn lockout_and_session_items_carry_the_ttl_attribute_and_the_table_has_ttl
     let (store, client) = fresh_store().await;
     attempts(&store, "heidi", 1, 1000).await;
     let s = session(2000);
-    store.create_session(&s).await.unwrap();
+    store.create_session(&s, None).await.unwrap();
     let items = client.scan().table_name(store.table()).send().await.unwrap();
     let ttls: Vec<_> = items
         .items()
@@ -251,7 +251,7 @@ async fn lockout_and_session_items_carry_the_ttl_attribute_and_the_table_has_ttl
 async fn a_session_reads_back_as_stored() {
     let (store, _) = fresh_store().await;
     let s = session(1000);
-    store.create_session(&s).await.unwrap();
+    store.create_session(&s, None).await.unwrap();
     assert_eq!(store.session(&s.key()).await.unwrap(), Some(s));
     assert_eq!(
         store
@@ -266,7 +266,7 @@ async fn a_session_reads_back_as_stored() {
 async fn rotation_moves_one_generation_and_only_from_the_live_one() {
     let (store, _) = fresh_store().await;
     let s = session(1000);
-    store.create_session(&s).await.unwrap();
+    store.create_session(&s, None).await.unwrap();
     assert_eq!(
         store.rotate_session(&s.key(), 0, "h1", 1010).await.unwrap(),
         Rotation::Rotated
@@ -286,7 +286,7 @@ async fn rotation_moves_one_generation_and_only_from_the_live_one() {
 async fn twenty_concurrent_rotations_from_one_generation_have_exactly_one_winner() {
     let (store, _) = fresh_store().await;
     let s = session(1000);
-    store.create_session(&s).await.unwrap();
+    store.create_session(&s, None).await.unwrap();
     let store = Arc::new(store);
     let tasks: Vec<_> = (0..20)
         .map(|i| {
@@ -306,7 +306,7 @@ async fn twenty_concurrent_rotations_from_one_generation_have_exactly_one_winner
 async fn a_revoked_or_ended_session_cannot_rotate() {
     let (store, _) = fresh_store().await;
     let revoked = session(1000);
-    store.create_session(&revoked).await.unwrap();
+    store.create_session(&revoked, None).await.unwrap();
     assert!(
         store
             .revoke_session(&revoked.key(), "u-1", 1001)
@@ -319,7 +319,7 @@ async fn a_revoked_or_ended_session_cannot_rotate() {
         Rotation::Conflict
     );
     let ended = session(1000);
-    store.create_session(&ended).await.unwrap();
+    store.create_session(&ended, None).await.unwrap();
     assert_eq!(
         store
             .rotate_session(&ended.key(), 0, "h1", ended.expires_at)
@@ -333,7 +333,7 @@ async fn a_revoked_or_ended_session_cannot_rotate() {
 async fn revoking_returns_the_live_session_once_and_nothing_for_unknown_or_ended_ones() {
     let (store, _) = fresh_store().await;
     let s = session(1000);
-    store.create_session(&s).await.unwrap();
+    store.create_session(&s, None).await.unwrap();
     assert_eq!(
         store.revoke_session(&s.key(), "u-1", 1001).await.unwrap(),
         Some(s.clone()),
@@ -349,7 +349,7 @@ async fn revoking_returns_the_live_session_once_and_nothing_for_unknown_or_ended
         None
     );
     let ended = session(1000);
-    store.create_session(&ended).await.unwrap();
+    store.create_session(&ended, None).await.unwrap();
     assert_eq!(
         store
             .revoke_session(&ended.key(), "u-1", ended.expires_at + 1)
@@ -400,13 +400,13 @@ async fn revoking_all_sessions_of_a_user_spares_other_users_and_the_login_read()
         })
         .collect();
     for s in &mine {
-        store.create_session(s).await.unwrap();
+        store.create_session(s, None).await.unwrap();
     }
     let theirs = Session {
         username: "lee".into(),
         ..session(1000)
     };
-    store.create_session(&theirs).await.unwrap();
+    store.create_session(&theirs, None).await.unwrap();
     store.revoke_session(&mine[0].key(), "u-1", 1001).await.unwrap();
     assert_eq!(
         store.revoke_all_sessions("KIM", "u-1", 1002).await.unwrap(),
@@ -437,7 +437,7 @@ async fn alice_with_sessions(store: &shared::store::dynamo::DynamoStore, n: usiz
     let mut sessions = Vec::new();
     for _ in 0..n {
         let s = shared::testing::password_session(&tokens, &alice, now);
-        store.create_session(&s).await.unwrap();
+        store.create_session(&s, None).await.unwrap();
         sessions.push(s);
     }
     (alice, sessions)
@@ -467,7 +467,7 @@ async fn sessions_are_listed_with_their_metadata_and_nothing_else_of_the_partiti
         username: "bob".into(),
         ..session(1000)
     };
-    store.create_session(&theirs).await.unwrap();
+    store.create_session(&theirs, None).await.unwrap();
     store
         .count_attempt(&name("alice"), FailedLogins::default(), 1000)
         .await
@@ -481,7 +481,7 @@ async fn sessions_are_listed_with_their_metadata_and_nothing_else_of_the_partiti
         "every field read back as written; no profile, no lockout, no bob"
     );
     let full = session(1000);
-    store.create_session(&full).await.unwrap();
+    store.create_session(&full, None).await.unwrap();
     assert!(
         store.sessions("alice").await.unwrap().contains(&full),
         "origin and amr round-trip"
@@ -522,7 +522,7 @@ async fn a_session_stored_before_the_metadata_reads_as_a_password_login_begun_at
 async fn a_session_of_another_user_under_the_same_name_is_not_revoked() {
     let (store, _) = fresh_store().await;
     let s = session(1000);
-    store.create_session(&s).await.unwrap();
+    store.create_session(&s, None).await.unwrap();
     assert_eq!(store.revoke_session(&s.key(), "u-other", 1001).await.unwrap(), None);
     assert!(!store.session(&s.key()).await.unwrap().unwrap().revoked);
     assert_eq!(store.revoke_all_sessions("alice", "u-other", 1001).await.unwrap(), 0);

@@ -104,8 +104,15 @@ pub enum Rotation {
 
 /// Login sessions and their refresh-token generations.
 pub trait SessionStore: Send + Sync {
-    /// Stores a new session.
-    fn create_session(&self, session: &Session) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Stores a new session; with `user`, only while that user is as read
+    /// (same id, same password hash, not being deleted), so that a password
+    /// change, reset or deletion that committed after the password was
+    /// checked cannot be outlived by the session (`Conflict`).
+    fn create_session(
+        &self,
+        session: &Session,
+        user: Option<&User>,
+    ) -> impl Future<Output = Result<Change, StoreError>> + Send;
 
     /// The session, read consistently.
     fn session(&self, key: &SessionKey) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send;
@@ -174,7 +181,7 @@ pub trait AccountStore: Send + Sync {
 }
 
 /// A verification code waiting to be entered, one per account.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct EmailCode {
     /// The address it was sent to, as given.
     pub email: String,
@@ -183,6 +190,16 @@ pub struct EmailCode {
     /// Wrong codes entered so far; at `mail::MAX_CODE_ATTEMPTS` the code is void.
     pub attempts: u32,
     pub expires_at: u64,
+}
+
+impl std::fmt::Debug for EmailCode {
+    /// Without the digest: with the user id, a search of a million codes finds the code.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailCode")
+            .field("attempts", &self.attempts)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A password reset token waiting to be used.
@@ -213,13 +230,14 @@ pub trait EmailStore: Send + Sync {
     /// The user id and username of the account that holds `email` verified, in one read.
     fn email_owner(&self, email: &Email) -> impl Future<Output = Result<Option<(String, String)>, StoreError>> + Send;
 
-    /// Counts one mail to the account `username` and one to `address` in the
-    /// hour of `now`, both or neither; `false` (nothing counted) when either
-    /// already had `mail::MAILS_PER_HOUR` this hour.
+    /// Counts one mail to the account `username` and one to the mailbox of
+    /// `address` (`Email::mailbox`) in the hour of `now`, both or neither;
+    /// `false` (nothing counted) when either already had
+    /// `mail::MAILS_PER_HOUR` this hour.
     fn count_mail(
         &self,
         username: &Username,
-        address: &str,
+        address: &Email,
         now: u64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 

@@ -71,8 +71,8 @@ mod tests {
             password_session(&authority, &alice, now),
             password_session(&authority, &alice, now),
         );
-        state.store.create_session(&mine).await.unwrap();
-        state.store.create_session(&other).await.unwrap();
+        state.store.create_session(&mine, None).await.unwrap();
+        state.store.create_session(&other, None).await.unwrap();
         let access = shared::service::sessions::token_pair(&authority, &mine, now).access_token;
         (state, access, mine, other)
     }

@@ -39,7 +39,7 @@ mod tests {
     async fn logged_in(state: &State<MemoryStore>, username: &str) -> (Session, String) {
         let authority = state.keys.loaded().unwrap();
         let session = shared::testing::password_session(&authority, &user("u-1", username), shared::now());
-        state.store.create_session(&session).await.unwrap();
+        state.store.create_session(&session, None).await.unwrap();
         let token = authority.issue_refresh(&session.generation());
         (session, token)
     }

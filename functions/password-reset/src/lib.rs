@@ -74,7 +74,7 @@ mod tests {
         store.put_email_code(&alice, &code).await.unwrap();
         store.verify_email(&alice, &code).await.unwrap();
         let session = password_session(&dev_authority(), &alice, shared::now());
-        store.create_session(&session).await.unwrap();
+        store.create_session(&session, None).await.unwrap();
         store
     }
 

@@ -36,7 +36,7 @@ mod tests {
         };
         let authority = state.keys.loaded().unwrap();
         let session = shared::testing::password_session(&authority, &user("u-1", "alice"), shared::now());
-        state.store.create_session(&session).await.unwrap();
+        state.store.create_session(&session, None).await.unwrap();
         let token = authority.issue_refresh(&session.generation());
         (state, token)
     }

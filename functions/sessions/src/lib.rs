@@ -99,8 +99,8 @@ mod tests {
         };
         let mine = sessions::start(&authority, &user("u-1", "alice"), &["pwd"], origin, now - 10);
         let other = sessions::start(&authority, &user("u-1", "alice"), &["pwd"], Origin::default(), now);
-        state.store.create_session(&mine).await.unwrap();
-        state.store.create_session(&other).await.unwrap();
+        state.store.create_session(&mine, None).await.unwrap();
+        state.store.create_session(&other, None).await.unwrap();
         let access = token_pair(&authority, &mine, now).access_token;
         (state, access, mine, other)
     }
@@ -146,7 +146,7 @@ mod tests {
             Origin::default(),
             shared::now(),
         );
-        state.store.create_session(&bobs).await.unwrap();
+        state.store.create_session(&bobs, None).await.unwrap();
         let (response, _) = call(handle(&state, revoke(&bobs.id, &access))).await;
         assert_eq!(response.status(), 404);
         assert!(!state.store.session_now(&bobs.key()).unwrap().revoked);

@@ -143,8 +143,8 @@ mod tests {
         let now = crate::clock::now();
         let mine = sessions::start(&tokens, &alice, &[PASSWORD], Origin::default(), now);
         let other = sessions::start(&tokens, &alice, &[PASSWORD], Origin::default(), now);
-        store.create_session(&mine).await.unwrap();
-        store.create_session(&other).await.unwrap();
+        store.create_session(&mine, None).await.unwrap();
+        store.create_session(&other, None).await.unwrap();
         let claims = tokens
             .verify_access(&token_pair(&tokens, &mine, now).access_token, now)
             .unwrap();

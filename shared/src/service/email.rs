@@ -58,7 +58,7 @@ pub(super) async fn send_code<S: EmailStore>(
         return Err(EmailError::Taken);
     }
     let username = Username::parse(&user.username).map_err(|_| EmailError::Gone)?;
-    if !store.count_mail(&username, email.as_str(), now).await? {
+    if !store.count_mail(&username, email, now).await? {
         return Err(EmailError::Limited {
             retry_after: 3600 - now % 3600,
         });

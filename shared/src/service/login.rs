@@ -6,7 +6,7 @@ use crate::credentials::{Email, Password, Username};
 use crate::lockout::FailedLogins;
 use crate::password::{self, HashError, Verdict};
 use crate::session::{Origin, PASSWORD};
-use crate::store::{AccountStore, EmailStore, SessionStore, StoreError, User, UserStore};
+use crate::store::{AccountStore, Change, EmailStore, SessionStore, StoreError, User, UserStore};
 use crate::token::TokenAuthority;
 
 /// Why a login did not start a session.
@@ -75,7 +75,7 @@ async fn start<S: UserStore + SessionStore + AccountStore>(
     origin: Origin,
     now: u64,
 ) -> Result<TokenPair, LoginError> {
-    let user = checked.user;
+    let mut user = checked.user;
     if user.deleting {
         // An interrupted deletion, confirmed again by the password: finish it.
         // Without this, a deletion cut off after its access token expired
@@ -87,18 +87,26 @@ async fn start<S: UserStore + SessionStore + AccountStore>(
     if checked.verdict == Verdict::ValidNeedsRehash {
         let upgraded = password::hash(password).await?;
         // The login stands even if the upgrade cannot be stored: it is retried next time.
-        if let Err(error) = store
+        match store
             .replace_password_hash(username, &user.password_hash, &upgraded)
             .await
         {
-            tracing::warn!(%error, "password hash upgrade not stored");
+            // Stored, unless the password changed first: the session's check
+            // below then finds neither hash and refuses the login.
+            Ok(()) => user.password_hash = upgraded,
+            Err(error) => tracing::warn!(%error, "password hash upgrade not stored"),
         }
     }
     if checked.failures.count > 0 {
         store.clear_failed_logins(username).await?;
     }
     let session = sessions::start(tokens, &user, &[PASSWORD], origin, now);
-    store.create_session(&session).await?;
+    // Only while the password is still the one just checked: a change or a
+    // reset that went through meanwhile is not outlived by this session.
+    if store.create_session(&session, Some(&user)).await? == Change::Conflict {
+        tracing::info!("the password changed during the login");
+        return Err(LoginError::InvalidCredentials);
+    }
     tracing::info!(user_id = %user.id, "login succeeded");
     Ok(sessions::token_pair(tokens, &session, now))
 }
@@ -315,6 +323,26 @@ mod tests {
             by_email(&store, "alice@example.com", RIGHT).await,
             Err(LoginError::Locked { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn no_session_is_written_for_a_user_whose_password_changed_since_it_was_checked() {
+        let store = store_with_alice().await;
+        let read = store.user_now("alice");
+        store.change_password(&read, "a newer hash", &[]).await.unwrap();
+        let session = crate::testing::password_session(&dev_authority(), &read, crate::clock::now());
+        assert_eq!(
+            store.create_session(&session, Some(&read)).await.unwrap(),
+            Change::Conflict
+        );
+        assert!(store.session_now(&session.key()).is_none());
+        store.mark_deleting("alice");
+        let now_read = store.user_now("alice");
+        assert_eq!(
+            store.create_session(&session, Some(&now_read)).await.unwrap(),
+            Change::Conflict,
+            "nor while deleting"
+        );
     }
 
     #[tokio::test]

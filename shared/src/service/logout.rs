@@ -48,7 +48,7 @@ mod tests {
 
     async fn session_of(store: &MemoryStore, tokens: &TokenAuthority, username: &str, now: u64) -> (Session, String) {
         let session = crate::testing::password_session(tokens, &user("u-1", username), now);
-        store.create_session(&session).await.unwrap();
+        store.create_session(&session, None).await.unwrap();
         let token = tokens.issue_refresh(&session.generation());
         (session, token)
     }

@@ -86,7 +86,7 @@ mod tests {
     async fn logged_in(tokens: &TokenAuthority, now: u64, age: u64) -> (MemoryStore, Session, String) {
         let store = MemoryStore::default();
         let session = crate::testing::password_session(tokens, &user("u-1", "alice"), now - age);
-        store.create_session(&session).await.unwrap();
+        store.create_session(&session, None).await.unwrap();
         let token = tokens.issue_refresh(&session.generation());
         (store, session, token)
     }
@@ -166,10 +166,13 @@ mod tests {
         let (live, session, token) = logged_in(&tokens, now, 100).await;
         let ended = MemoryStore::default();
         ended
-            .create_session(&Session {
-                expires_at: now,
-                ..session.clone()
-            })
+            .create_session(
+                &Session {
+                    expires_at: now,
+                    ..session.clone()
+                },
+                None,
+            )
             .await
             .unwrap();
         assert!(tokens.verify_refresh(&token, now).is_ok(), "the token itself is valid");

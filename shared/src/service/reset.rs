@@ -1,7 +1,7 @@
 //! Forgotten passwords: a reset link mailed to the account's verified
 //! address, and the reset itself, which ends every session.
 
-use crate::credentials::{Password, Username, Who};
+use crate::credentials::{Email, Password, Username, Who};
 use crate::limits::FORGOT_FLOOR;
 use crate::mail::{self, MailError, MailSettings, Mailer};
 use crate::password::{self, HashError};
@@ -52,10 +52,11 @@ async fn send_link<S: UserStore + EmailStore>(
         tracing::info!("password reset asked for an account without a verified email: nothing sent");
         return Ok(());
     };
-    let (Some(address), Ok(username)) = (user.email.as_deref(), Username::parse(&user.username)) else {
+    let address = user.email.as_deref().map(Email::parse);
+    let (Some(Ok(address)), Ok(username)) = (address, Username::parse(&user.username)) else {
         return Ok(());
     };
-    if !store.count_mail(&username, address, now).await? {
+    if !store.count_mail(&username, &address, now).await? {
         tracing::info!("password reset over the hour's mails: nothing sent");
         return Ok(());
     }
@@ -68,7 +69,7 @@ async fn send_link<S: UserStore + EmailStore>(
         expires_at: now.saturating_add(settings.reset_ttl),
     };
     store.put_reset_token(&stored).await?;
-    if let Err(error) = mailer.send(&settings.reset(address, &token)).await {
+    if let Err(error) = mailer.send(&settings.reset(address.as_str(), &token)).await {
         // Nobody received this token: take it back. Should that fail too, the
         // token left is harmless: only its hash is stored, nobody holds the
         // 256 bits it hashes, and it expires.
@@ -141,7 +142,6 @@ pub async fn reset<S: AccountStore + SessionStore + EmailStore>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::credentials::Email;
     use crate::mail::MemoryMailer;
     use crate::password::Verdict;
     use crate::store::memory::MemoryStore;
@@ -177,7 +177,7 @@ mod tests {
         assert_eq!(store.verify_email(&alice, &code).await.unwrap(), Verification::Verified);
         let now = crate::clock::now();
         let session = password_session(&dev_authority(), &store.user_now("alice"), now);
-        store.create_session(&session).await.unwrap();
+        store.create_session(&session, None).await.unwrap();
         store
     }
 

@@ -168,7 +168,7 @@ mod tests {
     async fn store_with(sessions: &[&Session]) -> MemoryStore {
         let store = MemoryStore::default();
         for s in sessions {
-            store.create_session(s).await.unwrap();
+            store.create_session(s, None).await.unwrap();
         }
         store
     }

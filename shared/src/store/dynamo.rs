@@ -4,7 +4,7 @@
 //! |-------------|--------------------|-----------|---------------------------------------------------------|
 //! | user        | `USER#<lowercase>` | `PROFILE` | id, username, password_hash, created_at, email, email_verified, deleting (only while a deletion is interrupted) |
 //! | email code  | `USER#<lowercase>` | `EMAIL_CODE` | email, code_hash, attempts, expires_at, ttl             |
-//! | mail count  | `USER#<lowercase>` or `MAILS#<lowercase address>` | `MAILS#<hour>` | sent, ttl          |
+//! | mail count  | `USER#<lowercase>` or `MAILS#<mailbox>` (`Email::mailbox`) | `MAILS#<hour>` | sent, ttl |
 //! | email claim | `EMAIL#<lowercase address>` | `EMAIL` | user_id, username (only for a verified address)     |
 //! | reset token | `RESET#<token hash>` | `RESET` | username, user_id, password_fingerprint, expires_at, ttl  |
 //! | lockout     | `USER#<lowercase>` | `LOCKOUT` | failures, last_failure_at, ttl                          |
@@ -28,8 +28,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, Delete, KeySchemaElement, KeyType, Put, ReturnValue,
-    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, KeySchemaElement, KeyType, Put,
+    ReturnValue, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
 };
 use std::collections::HashMap;
 
@@ -448,16 +448,31 @@ impl UserStore for DynamoStore {
 }
 
 impl SessionStore for DynamoStore {
-    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
-        self.client
-            .put_item()
+    async fn create_session(&self, session: &Session, user: Option<&User>) -> Result<Change, StoreError> {
+        let Some(user) = user else {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(session.to_item()))
+                .condition_expression("attribute_not_exists(pk)")
+                .send()
+                .await
+                .map_err(|e| failed("PutItem", e))?;
+            return Ok(Change::Done);
+        };
+        let check = ConditionCheck::builder()
             .table_name(&self.table)
-            .set_item(Some(session.to_item()))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| failed("PutItem", e))
+            .set_key(Some(self.profile_key(user)?))
+            .condition_expression("id = :id AND password_hash = :hash AND attribute_not_exists(deleting)")
+            .expression_attribute_values(":id", s(&user.id))
+            .expression_attribute_values(":hash", s(&user.password_hash))
+            .build()
+            .expect("condition check fields are set");
+        let items = vec![
+            self.put(session.to_item(), Some("attribute_not_exists(pk)"), &[]),
+            TransactWriteItem::builder().condition_check(check).build(),
+        ];
+        self.transact(items).await
     }
 
     async fn session(&self, key: &SessionKey) -> Result<Option<Session>, StoreError> {
@@ -614,29 +629,46 @@ impl DynamoStore {
     /// Runs one transaction: `None` when it went through, else which of its
     /// items had a failed condition (nothing was written).
     async fn transact_with_reasons(&self, items: Vec<TransactWriteItem>) -> Result<Option<Vec<bool>>, StoreError> {
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(None),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), TransactWriteItemsError::TransactionCanceledException(c)
-                    if c.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed"))) =>
-            {
-                let TransactWriteItemsError::TransactionCanceledException(c) = e.err() else {
-                    unreachable!("matched above")
-                };
-                Ok(Some(
-                    c.cancellation_reasons()
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let reasons: Vec<Option<String>> = match &result {
+                Ok(_) => return Ok(None),
+                Err(SdkError::ServiceError(e)) => match e.err() {
+                    TransactWriteItemsError::TransactionCanceledException(c) => c
+                        .cancellation_reasons()
                         .iter()
-                        .map(|r| r.code() == Some("ConditionalCheckFailed"))
+                        .map(|r| r.code().map(str::to_owned))
                         .collect(),
-                ))
+                    _ => Vec::new(),
+                },
+                Err(_) => Vec::new(),
+            };
+            let refused: Vec<bool> = reasons
+                .iter()
+                .map(|r| r.as_deref() == Some("ConditionalCheckFailed"))
+                .collect();
+            if refused.contains(&true) {
+                return Ok(Some(refused));
             }
-            Err(e) => Err(failed("TransactWriteItems", e)),
+            // Cancelled only because another transaction held one of the items
+            // (nothing was written, and the SDK does not retry it): again, a
+            // little later, a few times.
+            let conflict = reasons.iter().any(|r| r.as_deref() == Some("TransactionConflict"));
+            attempt += 1;
+            if conflict && attempt < 4 {
+                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
+                continue;
+            }
+            return Err(failed(
+                "TransactWriteItems",
+                result.expect_err("not Ok: returned above"),
+            ));
         }
     }
 
@@ -754,39 +786,57 @@ impl AccountStore for DynamoStore {
                 item
             })
             .collect();
-        // The address the user holds verified is free again with the user.
-        let mut keys = keys;
-        keys.extend(user.verified_email().map(|email| claim_key(&email)));
+        // The user as read, its address included: a verification that went
+        // through meanwhile makes this a conflict, never a claim left behind.
+        let (as_read, mut values) = email_as_read(user);
+        values.push((":id", s(&user.id)));
         let delete_profile = || {
-            let delete = Delete::builder()
+            let mut delete = Delete::builder()
                 .table_name(&self.table)
                 .set_key(Some(profile.clone()))
-                .condition_expression("id = :id")
-                .expression_attribute_values(":id", s(&user.id))
+                .condition_expression(as_read);
+            for (name, value) in &values {
+                delete = delete.expression_attribute_values(*name, value.clone());
+            }
+            TransactWriteItem::builder()
+                .delete(delete.build().expect("delete fields are set"))
                 .build()
-                .expect("delete fields are set");
-            TransactWriteItem::builder().delete(delete).build()
         };
-        if keys.len() < TRANSACTION_ITEMS {
+        // The address the user holds verified is free again with the user.
+        let release_claim = || {
+            user.verified_email().map(|email| {
+                let delete = Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(claim_key(&email)))
+                    .condition_expression("user_id = :id")
+                    .expression_attribute_values(":id", s(&user.id))
+                    .build()
+                    .expect("delete fields are set");
+                TransactWriteItem::builder().delete(delete).build()
+            })
+        };
+        if keys.len() < TRANSACTION_ITEMS - 1 {
             // The usual case: everything at once.
             let mut items = vec![delete_profile()];
+            items.extend(release_claim());
             items.extend(keys.into_iter().map(|k| self.delete(k)));
             return self.transact(items).await;
         }
         // Too many for one transaction: first mark the user as being deleted
         // (nobody logs in as them any more) with the first items, then the
-        // rest, and the user last. Interrupted, it is finished by a retry.
+        // rest, and the user and its claim last. Interrupted, it is finished by a retry.
         let mut chunks = keys.chunks(TRANSACTION_ITEMS - 1);
         let first = chunks.next().expect("more than one transaction's worth");
-        let mark = Update::builder()
+        let mut mark = Update::builder()
             .table_name(&self.table)
             .set_key(Some(profile.clone()))
             .update_expression("SET deleting = :true")
-            .condition_expression("id = :id")
-            .expression_attribute_values(":id", s(&user.id))
-            .expression_attribute_values(":true", AttributeValue::Bool(true))
-            .build()
-            .expect("update fields are set");
+            .condition_expression(as_read)
+            .expression_attribute_values(":true", AttributeValue::Bool(true));
+        for (name, value) in &values {
+            mark = mark.expression_attribute_values(*name, value.clone());
+        }
+        let mark = mark.build().expect("update fields are set");
         let mut items = vec![TransactWriteItem::builder().update(mark).build()];
         items.extend(first.iter().cloned().map(|k| self.delete(k)));
         if self.transact(items).await? == Change::Conflict {
@@ -796,7 +846,24 @@ impl AccountStore for DynamoStore {
             self.transact(chunk.iter().cloned().map(|k| self.delete(k)).collect())
                 .await?;
         }
-        self.transact(vec![delete_profile()]).await
+        let mut last = vec![delete_profile()];
+        last.extend(release_claim());
+        self.transact(last).await
+    }
+}
+
+/// The condition that the user item's address is still as `user` holds it,
+/// with its values but `:id` (the user's id, which the condition names too).
+fn email_as_read(user: &User) -> (&'static str, Vec<(&'static str, AttributeValue)>) {
+    match (&user.email, user.email_verified) {
+        (Some(email), true) => (
+            "id = :id AND email_verified = :verified AND email = :email",
+            vec![(":verified", AttributeValue::Bool(true)), (":email", s(email))],
+        ),
+        _ => (
+            "id = :id AND (attribute_not_exists(email_verified) OR email_verified = :verified)",
+            vec![(":verified", AttributeValue::Bool(false))],
+        ),
     }
 }
 
@@ -876,10 +943,10 @@ impl EmailStore for DynamoStore {
             .transpose()
     }
 
-    async fn count_mail(&self, username: &Username, address: &str, now: u64) -> Result<bool, StoreError> {
+    async fn count_mail(&self, username: &Username, address: &Email, now: u64) -> Result<bool, StoreError> {
         let items = vec![
             self.count_one_mail(format!("USER#{}", username.normalized()), now),
-            self.count_one_mail(format!("MAILS#{}", address.to_lowercase()), now),
+            self.count_one_mail(format!("MAILS#{}", address.mailbox()), now),
         ];
         Ok(self.transact(items).await? == Change::Done)
     }
@@ -997,7 +1064,7 @@ impl EmailStore for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(self.profile_key(user)?))
             .update_expression("SET email = :email, email_verified = :true")
-            .condition_expression("id = :id")
+            .condition_expression("id = :id AND attribute_not_exists(deleting)")
             .expression_attribute_values(":email", s(&code.email))
             .expression_attribute_values(":id", s(&user.id))
             .expression_attribute_values(":true", AttributeValue::Bool(true))

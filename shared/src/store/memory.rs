@@ -140,9 +140,16 @@ impl UserStore for MemoryStore {
 }
 
 impl SessionStore for MemoryStore {
-    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
-        self.lock()?.sessions.insert(session.key(), session.clone());
-        Ok(())
+    async fn create_session(&self, session: &Session, user: Option<&User>) -> Result<Change, StoreError> {
+        let mut inner = self.lock()?;
+        if let Some(user) = user {
+            let stored = inner.users.get(&user.username.to_ascii_lowercase());
+            if !stored.is_some_and(|u| u.id == user.id && u.password_hash == user.password_hash && !u.deleting) {
+                return Ok(Change::Conflict);
+            }
+        }
+        inner.sessions.insert(session.key(), session.clone());
+        Ok(Change::Done)
     }
 
     async fn session(&self, key: &SessionKey) -> Result<Option<Session>, StoreError> {
@@ -214,7 +221,8 @@ impl AccountStore for MemoryStore {
     async fn delete_user(&self, user: &User) -> Result<Change, StoreError> {
         let key = user.username.to_ascii_lowercase();
         let mut inner = self.lock()?;
-        if inner.users.get(&key).is_none_or(|u| u.id != user.id) {
+        let as_read = |u: &User| u.id == user.id && u.email == user.email && u.email_verified == user.email_verified;
+        if !inner.users.get(&key).is_some_and(as_read) {
             return Ok(Change::Conflict);
         }
         inner.users.remove(&key);
@@ -233,7 +241,9 @@ impl Inner {
     fn replace_password(&mut self, user: &User, new_hash: &str, revoke: &[SessionKey]) -> Change {
         let key = user.username.to_ascii_lowercase();
         let inner = self;
-        if inner.users.get(&key) != Some(user) || revoke.iter().any(|k| !inner.sessions.contains_key(k)) {
+        // As DynamoDB's condition: the same id and hash, whatever else changed.
+        let as_read = |u: &User| u.id == user.id && u.password_hash == user.password_hash;
+        if !inner.users.get(&key).is_some_and(as_read) || revoke.iter().any(|k| !inner.sessions.contains_key(k)) {
             return Change::Conflict;
         }
         for k in revoke {
@@ -250,11 +260,11 @@ impl EmailStore for MemoryStore {
         Ok(self.lock()?.claims.get(&email.normalized()).cloned())
     }
 
-    async fn count_mail(&self, username: &Username, address: &str, now: u64) -> Result<bool, StoreError> {
+    async fn count_mail(&self, username: &Username, address: &Email, now: u64) -> Result<bool, StoreError> {
         let mut inner = self.lock()?;
         let keys = [
             (format!("USER#{}", username.normalized()), now / 3600),
-            (format!("MAILS#{}", address.to_lowercase()), now / 3600),
+            (format!("MAILS#{}", address.mailbox()), now / 3600),
         ];
         if keys
             .iter()
@@ -316,7 +326,7 @@ impl EmailStore for MemoryStore {
             .codes
             .get(&key)
             .is_some_and(|c| c.code_hash == code.code_hash && c.attempts < MAX_CODE_ATTEMPTS);
-        let user_ok = inner.users.get(&key).is_some_and(|u| u.id == user.id);
+        let user_ok = inner.users.get(&key).is_some_and(|u| u.id == user.id && !u.deleting);
         if inner.claims.get(&email).is_some_and(|(id, _)| *id != user.id) {
             return Ok(Verification::Taken);
         }
