@@ -187,6 +187,29 @@ async fn an_address_verified_by_one_account_is_taken_until_that_account_is_delet
 }
 
 #[tokio::test]
+async fn after_logout_the_access_token_can_no_longer_touch_the_address() {
+    let api = Api::from_env();
+    let (_, _, access) = verified_user(&api).await;
+    let pair = api.logged_in().await;
+    let r = api
+        .post("/logout", json!({ "refresh_token": pair.field("refresh_token") }))
+        .await;
+    assert_eq!(r.status, 204);
+    let r = set_email(&api, &pair.field("access_token"), &new_address()).await;
+    assert_eq!(
+        (r.status, r.field("error").as_str()),
+        (401, "invalid_token"),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        set_email(&api, &access, &new_address()).await.status,
+        202,
+        "another session is unaffected"
+    );
+}
+
+#[tokio::test]
 async fn five_wrong_codes_void_the_code() {
     let api = Api::from_env();
     let address = new_address();
@@ -643,7 +666,9 @@ async fn ses_unreachable_or_throttling_is_503_and_leaves_no_user_code_or_token_b
             keys: shared::key_cache::KeyCache::ready(dev_authority()),
             store: store.clone(),
         };
-        let access = shared::testing::access_token(&dev_authority(), &alice.id, "alice", now());
+        let session = password_session(&dev_authority(), &alice, now());
+        store.create_session(&session, None).await.unwrap();
+        let access = shared::service::sessions::token_pair(&dev_authority(), &session, now()).access_token;
         let req = integration::bearer_request(
             "POST",
             "/account/email",

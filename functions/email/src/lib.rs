@@ -9,12 +9,12 @@ use shared::Outbox;
 use shared::http::{ApiError, JsonObject, account_view, authenticate, json, last_segment, require_method, respond};
 use shared::mail::Mailer;
 use shared::service::email::{request_verification, verify};
-use shared::store::{AccountStore, EmailStore};
+use shared::store::{AccountStore, EmailStore, SessionStore};
 
 pub use shared::State;
 
 /// Answers one request.
-pub async fn handle<S: AccountStore + EmailStore>(
+pub async fn handle<S: AccountStore + EmailStore + SessionStore>(
     state: &State<S>,
     outbox: &Outbox<impl Mailer>,
     req: Request,
@@ -22,7 +22,7 @@ pub async fn handle<S: AccountStore + EmailStore>(
     respond(&req, route(state, outbox, &req)).await
 }
 
-async fn route<S: AccountStore + EmailStore>(
+async fn route<S: AccountStore + EmailStore + SessionStore>(
     state: &State<S>,
     outbox: &Outbox<impl Mailer>,
     req: &Request,
@@ -50,17 +50,39 @@ mod tests {
     use shared::key_cache::KeyCache;
     use shared::store::UserStore;
     use shared::store::memory::MemoryStore;
-    use shared::testing::{access_token, dev_authority, outbox, outbox_unreachable, user};
+    use shared::testing::{dev_authority, outbox, outbox_unreachable, password_session, user};
 
-    /// alice in a store, and an access token of hers.
+    /// alice in a store, logged in, and the access token of her session.
     async fn logged_in() -> (State<MemoryStore>, String) {
         let state = State {
             keys: KeyCache::ready(dev_authority()),
             store: MemoryStore::default(),
         };
-        state.store.create_user(&user("u-1", "alice")).await.unwrap();
-        let access = access_token(&state.keys.loaded().unwrap(), "u-1", "alice", shared::now());
+        let alice = user("u-1", "alice");
+        state.store.create_user(&alice).await.unwrap();
+        let authority = state.keys.loaded().unwrap();
+        let now = shared::now();
+        let session = password_session(&authority, &alice, now);
+        state.store.create_session(&session, None).await.unwrap();
+        let access = shared::service::sessions::token_pair(&authority, &session, now).access_token;
         (state, access)
+    }
+
+    #[tokio::test]
+    async fn the_token_of_an_ended_session_is_401_though_not_expired() {
+        let (state, access) = logged_in().await;
+        let now = shared::now();
+        let claims = state.keys.loaded().unwrap().verify_access(&access, now).unwrap();
+        let key = shared::session::SessionKey::new("alice", &claims.sid);
+        state.store.revoke_session(&key, "u-1", now).await.unwrap();
+        for name in ["email-set", "email-verify"] {
+            let (response, body) = call(handle(&state, &outbox(), event(name, Some(&access)))).await;
+            assert_eq!(
+                (response.status().as_u16(), body["error"].as_str()),
+                (401, Some("invalid_token")),
+                "{name}"
+            );
+        }
     }
 
     fn with_token(mut req: Request, token: &str) -> Request {

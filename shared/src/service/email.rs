@@ -3,7 +3,8 @@
 
 use crate::credentials::{Email, Username};
 use crate::mail::{self, MAX_CODE_ATTEMPTS, MailError, MailSettings, Mailer};
-use crate::store::{Change, EmailCode, EmailStore, StoreError, User, Verification};
+use crate::session::SessionKey;
+use crate::store::{AccountStore, Change, EmailCode, EmailStore, SessionStore, StoreError, User, Verification};
 use crate::token::AccessClaims;
 
 /// Why an address was not set or verified.
@@ -18,8 +19,9 @@ pub enum EmailError {
     /// Wrong, expired, used, voided, or no code at all.
     #[error("invalid code")]
     InvalidCode,
-    /// The token's user no longer exists, or changed under the request.
-    #[error("the account of this token is gone")]
+    /// The token's user no longer exists, its session has ended (logout, a
+    /// password change or reset), or the user changed under the request.
+    #[error("the account or session of this token is gone")]
     Gone,
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -28,7 +30,7 @@ pub enum EmailError {
 }
 
 /// Sends a code for `email` to the account of `claims` (a new code voids the last).
-pub async fn request_verification<S: EmailStore + crate::store::AccountStore>(
+pub async fn request_verification<S: EmailStore + AccountStore + SessionStore>(
     store: &S,
     mailer: &impl Mailer,
     settings: &MailSettings,
@@ -36,11 +38,25 @@ pub async fn request_verification<S: EmailStore + crate::store::AccountStore>(
     email: &Email,
     now: u64,
 ) -> Result<(), EmailError> {
-    let user = super::account::account(store, claims).await.map_err(|e| match e {
+    let (user, live) = tokio::join!(super::account::account(store, claims), live_session(store, claims, now));
+    let user = user.map_err(|e| match e {
         super::AccountError::Store(e) => EmailError::Store(e),
         _ => EmailError::Gone,
     })?;
+    live?;
     send_code(store, mailer, settings, &user, email, now).await
+}
+
+/// Whether the session of `claims` is still live: the address is how the
+/// account is recovered, so an access token that outlived its session (a
+/// logout, a password change or reset, up to its 15 minutes) cannot set it.
+/// Read beside the route's own read, so it adds no round trip of latency.
+async fn live_session<S: SessionStore>(store: &S, claims: &AccessClaims, now: u64) -> Result<(), EmailError> {
+    let session = store.session(&SessionKey::new(&claims.username, &claims.sid)).await?;
+    match session {
+        Some(s) if s.is_live(now) && s.user_id == claims.sub => Ok(()),
+        _ => Err(EmailError::Gone),
+    }
 }
 
 /// Sends a verification code for `email` to `user`: refused if another
@@ -89,9 +105,16 @@ pub(super) async fn send_code<S: EmailStore>(
 /// Verifies the pending address of the account of `claims` with `code`:
 /// the code is used up, the address becomes the account's verified one.
 /// A wrong code counts; the fifth voids it.
-pub async fn verify<S: EmailStore>(store: &S, claims: &AccessClaims, code: &str, now: u64) -> Result<User, EmailError> {
+pub async fn verify<S: EmailStore + SessionStore>(
+    store: &S,
+    claims: &AccessClaims,
+    code: &str,
+    now: u64,
+) -> Result<User, EmailError> {
     let username = Username::parse(&claims.username).map_err(|_| EmailError::Gone)?;
-    let (user, stored) = store.email_code(&username).await?;
+    let (read, live) = tokio::join!(store.email_code(&username), live_session(store, claims, now));
+    let (user, stored) = read?;
+    live?;
     let user = user
         .filter(|u| u.id == claims.sub && !u.deleting)
         .ok_or(EmailError::Gone)?;
@@ -127,9 +150,10 @@ fn same(a: &str, b: &str) -> bool {
 mod tests {
     use super::*;
     use crate::mail::MemoryMailer;
+    use crate::store::SessionStore;
     use crate::store::UserStore;
     use crate::store::memory::MemoryStore;
-    use crate::testing::{access_token, dev_authority, lookup, user};
+    use crate::testing::{access_token, dev_authority, lookup, password_session, user};
 
     fn settings() -> MailSettings {
         MailSettings::from_lookup(lookup(&[("EMAIL_FROM", "no-reply@example.com")]), false).unwrap()
@@ -139,14 +163,15 @@ mod tests {
         Email::parse(raw).unwrap()
     }
 
-    /// A user in a store, and the claims of a token of theirs.
+    /// A user in a store, logged in, and the claims of the token of that session.
     async fn alice(store: &MemoryStore, id: &str, name: &str) -> AccessClaims {
         store.create_user(&user(id, name)).await.unwrap();
         let tokens = dev_authority();
         let now = crate::clock::now();
-        tokens
-            .verify_access(&access_token(&tokens, id, name, now), now)
-            .unwrap()
+        let session = password_session(&tokens, &user(id, name), now);
+        store.create_session(&session, None).await.unwrap();
+        let pair = crate::service::sessions::token_pair(&tokens, &session, now);
+        tokens.verify_access(&pair.access_token, now).unwrap()
     }
 
     /// The code in the last mail sent.
@@ -239,6 +264,34 @@ mod tests {
             verify(&store, &claims, &code, now).await,
             Err(EmailError::Gone)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_token_whose_session_ended_can_neither_set_nor_verify_an_address() {
+        let (store, mailer) = (MemoryStore::default(), MemoryMailer::default());
+        let claims = alice(&store, "u-1", "alice").await;
+        let now = crate::clock::now();
+        request_verification(&store, &mailer, &settings(), &claims, &email("a@example.com"), now)
+            .await
+            .unwrap();
+        let code = last_code(&mailer);
+        store
+            .revoke_session(&SessionKey::new("alice", &claims.sid), "u-1", now)
+            .await
+            .unwrap();
+        let again = request_verification(&store, &mailer, &settings(), &claims, &email("b@example.com"), now).await;
+        assert!(matches!(again, Err(EmailError::Gone)), "{again:?}");
+        assert!(matches!(
+            verify(&store, &claims, &code, now).await,
+            Err(EmailError::Gone)
+        ));
+        let mut other = claims.clone();
+        other.sid = "not-a-session".into();
+        assert!(matches!(
+            verify(&store, &other, &code, now).await,
+            Err(EmailError::Gone)
+        ));
+        assert_eq!(mailer.sent().len(), 1);
     }
 
     #[tokio::test]
