@@ -624,10 +624,7 @@ async fn items_starting(client: &aws_sdk_dynamodb::Client, table: &str, prefix: 
 async fn verified_alice(store: &DynamoStore) -> shared::store::User {
     let alice = user_with_password("u-1", "alice", PASSWORD).await;
     store.create_user(&alice).await.unwrap();
-    let code = code_for(&alice, "alice@example.com", "123456");
-    store.put_email_code(&alice, &code).await.unwrap();
-    let read = store.user(&Username::parse("alice").unwrap()).await.unwrap().unwrap();
-    assert_eq!(store.verify_email(&read, &code).await.unwrap(), Verification::Verified);
+    shared::testing::verify_address(store, &alice, "alice@example.com").await;
     store.user(&Username::parse("alice").unwrap()).await.unwrap().unwrap()
 }
 

@@ -55,8 +55,10 @@ mod tests {
     use shared::credentials::Username;
     use shared::http::testing::{call, event, event_with_body};
     use shared::store::memory::MemoryStore;
-    use shared::store::{EmailCode, EmailStore, SessionStore, UserStore};
-    use shared::testing::{dev_authority, outbox, outbox_unreachable, password_session, user_with_password};
+    use shared::store::{SessionStore, UserStore};
+    use shared::testing::{
+        dev_authority, outbox, outbox_unreachable, password_session, user_with_password, verify_address,
+    };
 
     const OLD: &str = "correct horse battery staple";
 
@@ -65,14 +67,7 @@ mod tests {
         let store = MemoryStore::default();
         let alice = user_with_password("u-1", "alice", OLD).await;
         store.create_user(&alice).await.unwrap();
-        let code = EmailCode {
-            email: "alice@example.com".into(),
-            code_hash: "h".into(),
-            attempts: 0,
-            expires_at: u64::MAX,
-        };
-        store.put_email_code(&alice, &code).await.unwrap();
-        store.verify_email(&alice, &code).await.unwrap();
+        verify_address(&store, &alice, "alice@example.com").await;
         let session = password_session(&dev_authority(), &alice, shared::now());
         store.create_session(&session, None).await.unwrap();
         store

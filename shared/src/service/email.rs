@@ -174,6 +174,20 @@ mod tests {
         tokens.verify_access(&pair.access_token, now).unwrap()
     }
 
+    /// Asks for a code for `address` and returns the one mailed.
+    async fn code_sent(
+        store: &MemoryStore,
+        mailer: &MemoryMailer,
+        claims: &AccessClaims,
+        address: &str,
+        now: u64,
+    ) -> String {
+        request_verification(store, mailer, &settings(), claims, &email(address), now)
+            .await
+            .unwrap();
+        last_code(mailer)
+    }
+
     /// The code in the last mail sent.
     fn last_code(mailer: &MemoryMailer) -> String {
         let text = mailer.sent().last().expect("a mail").text.clone();
@@ -217,10 +231,7 @@ mod tests {
         let (store, mailer) = (MemoryStore::default(), MemoryMailer::default());
         let claims = alice(&store, "u-1", "alice").await;
         let now = crate::clock::now();
-        request_verification(&store, &mailer, &settings(), &claims, &email("a@example.com"), now)
-            .await
-            .unwrap();
-        let code = last_code(&mailer);
+        let code = code_sent(&store, &mailer, &claims, "a@example.com", now).await;
         let wrong = if code == "000000" { "111111" } else { "000000" };
         for _ in 0..4 {
             assert!(matches!(
@@ -247,10 +258,7 @@ mod tests {
         let (store, mailer) = (MemoryStore::default(), MemoryMailer::default());
         let claims = alice(&store, "u-1", "alice").await;
         let now = crate::clock::now();
-        request_verification(&store, &mailer, &settings(), &claims, &email("a@example.com"), now)
-            .await
-            .unwrap();
-        let code = last_code(&mailer);
+        let code = code_sent(&store, &mailer, &claims, "a@example.com", now).await;
         let mut earlier = claims.clone();
         earlier.sub = "u-0".into();
         assert!(matches!(
@@ -271,10 +279,7 @@ mod tests {
         let (store, mailer) = (MemoryStore::default(), MemoryMailer::default());
         let claims = alice(&store, "u-1", "alice").await;
         let now = crate::clock::now();
-        request_verification(&store, &mailer, &settings(), &claims, &email("a@example.com"), now)
-            .await
-            .unwrap();
-        let code = last_code(&mailer);
+        let code = code_sent(&store, &mailer, &claims, "a@example.com", now).await;
         store
             .revoke_session(&SessionKey::new("alice", &claims.sid), "u-1", now)
             .await
@@ -333,10 +338,7 @@ mod tests {
         let (store, mailer) = (MemoryStore::default(), MemoryMailer::default());
         let claims = alice(&store, "u-1", "alice").await;
         let now = crate::clock::now();
-        request_verification(&store, &mailer, &settings(), &claims, &email("a@example.com"), now)
-            .await
-            .unwrap();
-        let code = last_code(&mailer);
+        let code = code_sent(&store, &mailer, &claims, "a@example.com", now).await;
         let wrong = if code == "000000" { "111111" } else { "000000" };
         for _ in 0..4 {
             let _ = verify(&store, &claims, wrong, now).await;
@@ -350,10 +352,7 @@ mod tests {
         let claims = alice(&store, "u-1", "alice").await;
         let now = crate::clock::now();
         let settings = settings();
-        request_verification(&store, &mailer, &settings, &claims, &email("a@example.com"), now)
-            .await
-            .unwrap();
-        let code = last_code(&mailer);
+        let code = code_sent(&store, &mailer, &claims, "a@example.com", now).await;
         let later = now + settings.code_ttl;
         assert!(matches!(
             verify(&store, &claims, &code, later).await,

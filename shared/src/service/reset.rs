@@ -145,8 +145,7 @@ mod tests {
     use crate::mail::MemoryMailer;
     use crate::password::Verdict;
     use crate::store::memory::MemoryStore;
-    use crate::store::{EmailCode, Verification};
-    use crate::testing::{dev_authority, lookup, password_session, user_with_password};
+    use crate::testing::{dev_authority, lookup, password_session, user_with_password, verify_address};
 
     const OLD: &str = "correct horse battery staple";
     const NEW: &str = "a new horse battery staple";
@@ -167,14 +166,7 @@ mod tests {
         let store = MemoryStore::default();
         let alice = user_with_password("u-1", "Alice", OLD).await;
         store.create_user(&alice).await.unwrap();
-        let code = EmailCode {
-            email: address.into(),
-            code_hash: "h".into(),
-            attempts: 0,
-            expires_at: u64::MAX,
-        };
-        store.put_email_code(&alice, &code).await.unwrap();
-        assert_eq!(store.verify_email(&alice, &code).await.unwrap(), Verification::Verified);
+        verify_address(&store, &alice, address).await;
         let now = crate::clock::now();
         let session = password_session(&dev_authority(), &store.user_now("alice"), now);
         store.create_session(&session, None).await.unwrap();

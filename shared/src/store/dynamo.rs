@@ -357,21 +357,8 @@ impl UserStore for DynamoStore {
     }
 
     async fn login_record(&self, username: &Username) -> Result<LoginRecord, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            // LOCKOUT and PROFILE, not the user's sessions (SESSION#...).
-            .key_condition_expression("pk = :pk AND sk BETWEEN :lockout AND :profile")
-            .expression_attribute_values(":pk", user_pk(username))
-            .expression_attribute_values(":lockout", s("LOCKOUT"))
-            .expression_attribute_values(":profile", s("PROFILE"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| failed("Query", e))?;
         let mut record = LoginRecord::default();
-        for item in out.items() {
+        for item in &self.items_up_to_profile(username, "LOCKOUT").await? {
             match item.get(SK) {
                 Some(AttributeValue::S(sk)) if sk == "PROFILE" => record.user = Some(User::from_item(item, "Query")?),
                 Some(AttributeValue::S(sk)) if sk == "LOCKOUT" => {
@@ -583,6 +570,25 @@ impl SessionStore for DynamoStore {
 }
 
 impl DynamoStore {
+    /// The items of the user's partition from sort key `from` to `PROFILE`,
+    /// in one consistent query: the user item and the few that sort before
+    /// it (`EMAIL_CODE`, `LOCKOUT`, `MAILS#...`), never the sessions after it.
+    async fn items_up_to_profile(&self, username: &Username, from: &str) -> Result<Vec<Item>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :profile")
+            .expression_attribute_values(":pk", user_pk(username))
+            .expression_attribute_values(":from", s(from))
+            .expression_attribute_values(":profile", s("PROFILE"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| failed("Query", e))?;
+        Ok(out.items().to_vec())
+    }
+
     /// Every item of partition `pk` (those whose sort key begins with
     /// `prefix`, if given), read consistently, page after page; only the
     /// attributes `projection` names, if given.
@@ -972,16 +978,19 @@ impl EmailStore for DynamoStore {
                 .map_err(|e| failed("PutItem", e))?;
             return Ok(Change::Done);
         }
-        let pending = Update::builder()
+        // Still without a verified address, as read.
+        let (as_read, values) = email_as_read(user);
+        let mut pending = Update::builder()
             .table_name(&self.table)
             .set_key(Some(self.profile_key(user)?))
             .update_expression("SET email = :email")
-            .condition_expression("id = :id AND (attribute_not_exists(email_verified) OR email_verified = :false)")
+            .condition_expression(as_read)
             .expression_attribute_values(":email", s(&code.email))
-            .expression_attribute_values(":id", s(&user.id))
-            .expression_attribute_values(":false", AttributeValue::Bool(false))
-            .build()
-            .expect("update fields are set");
+            .expression_attribute_values(":id", s(&user.id));
+        for (name, value) in values {
+            pending = pending.expression_attribute_values(name, value);
+        }
+        let pending = pending.build().expect("update fields are set");
         let items = vec![
             self.put(item, None, &[]),
             TransactWriteItem::builder().update(pending).build(),
@@ -990,21 +999,8 @@ impl EmailStore for DynamoStore {
     }
 
     async fn email_code(&self, username: &Username) -> Result<(Option<User>, Option<EmailCode>), StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            // EMAIL_CODE and PROFILE (and the few items that sort between), not the sessions.
-            .key_condition_expression("pk = :pk AND sk BETWEEN :code AND :profile")
-            .expression_attribute_values(":pk", user_pk(username))
-            .expression_attribute_values(":code", s("EMAIL_CODE"))
-            .expression_attribute_values(":profile", s("PROFILE"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| failed("Query", e))?;
         let (mut user, mut code) = (None, None);
-        for item in out.items() {
+        for item in &self.items_up_to_profile(username, "EMAIL_CODE").await? {
             match item.get(SK) {
                 Some(AttributeValue::S(sk)) if sk == "PROFILE" => user = Some(User::from_item(item, "Query")?),
                 Some(AttributeValue::S(sk)) if sk == "EMAIL_CODE" => code = Some(EmailCode::from_item(item, "Query")?),
