@@ -463,16 +463,11 @@ impl SessionStore for DynamoStore {
     }
 
     async fn session(&self, key: &SessionKey) -> Result<Option<Session>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(session_key(key)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| failed("GetItem", e))?;
-        out.item().map(|item| Session::from_item(item, "GetItem")).transpose()
+        self.get(session_key(key))
+            .await?
+            .as_ref()
+            .map(|item| Session::from_item(item, "GetItem"))
+            .transpose()
     }
 
     async fn rotate_session(
@@ -570,6 +565,20 @@ impl SessionStore for DynamoStore {
 }
 
 impl DynamoStore {
+    /// The item at `key`, read consistently.
+    async fn get(&self, key: Item) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| failed("GetItem", e))?;
+        Ok(out.item)
+    }
+
     /// The items of the user's partition from sort key `from` to `PROFILE`,
     /// in one consistent query: the user item and the few that sort before
     /// it (`EMAIL_CODE`, `LOCKOUT`, `MAILS#...`), never the sessions after it.
@@ -757,17 +766,11 @@ const AS_READ: &str = "id = :id AND password_hash = :hash";
 
 impl AccountStore for DynamoStore {
     async fn user(&self, username: &Username) -> Result<Option<User>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, user_pk(username))
-            .key(SK, s("PROFILE"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| failed("GetItem", e))?;
-        out.item().map(|item| User::from_item(item, "GetItem")).transpose()
+        self.get(key(format!("USER#{}", username.normalized()), "PROFILE"))
+            .await?
+            .as_ref()
+            .map(|item| User::from_item(item, "GetItem"))
+            .transpose()
     }
 
     async fn change_password(&self, user: &User, new_hash: &str, revoke: &[SessionKey]) -> Result<Change, StoreError> {
@@ -932,16 +935,9 @@ impl DynamoStore {
 
 impl EmailStore for DynamoStore {
     async fn email_owner(&self, email: &Email) -> Result<Option<(String, String)>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(claim_key(&email.normalized())))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| failed("GetItem", e))?;
-        out.item()
+        self.get(claim_key(&email.normalized()))
+            .await?
+            .as_ref()
             .map(|item| {
                 let f = Fields(item, "GetItem");
                 Ok((f.string("user_id")?, f.string("username")?))
@@ -1108,16 +1104,9 @@ impl EmailStore for DynamoStore {
     }
 
     async fn reset_token(&self, token_hash: &str) -> Result<Option<ResetToken>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(reset_key(token_hash)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| failed("GetItem", e))?;
-        out.item()
+        self.get(reset_key(token_hash))
+            .await?
+            .as_ref()
             .map(|item| ResetToken::from_item(item, "GetItem"))
             .transpose()
     }
