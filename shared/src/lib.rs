@@ -24,6 +24,7 @@ pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod token;
+pub mod totp;
 
 /// What a function that stores anything needs, built once per cold start.
 pub struct State<S> {
