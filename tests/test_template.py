@@ -1,8 +1,10 @@
 """Checks on template.yaml that cfn-lint cannot know: every function has its
 binary, each role allows exactly what its function calls, only the mailing
 functions may send mail and only from the sender's identity, the table keeps
-TTL and backups, and the signing key is generated. Run by `make check`."""
+TTL and backups, the signing key is generated, and the authorizer caches per
+route and knows which routes need a second factor. Run by `make check`."""
 
+import re
 import unittest
 from pathlib import Path
 
@@ -36,6 +38,9 @@ DYNAMODB_CALLS = {
     "sessions": {"dynamodb:Query", "dynamodb:UpdateItem"},
     "email": ITEM_CALLS,
     "password-reset": ITEM_CALLS,
+    # The pending and active factor, the recovery codes, the failed-code count; confirming and
+    # disabling are TransactWriteItems (the factor and the user's `totp` flag) with a ConditionCheck.
+    "mfa": ITEM_CALLS | {"dynamodb:ConditionCheckItem"},
     "jwks": set(),
     "authorizer": set(),
 }
@@ -60,6 +65,11 @@ MAIL_ENV = {
     "register": {"EMAIL_FROM": "EmailFrom", "EMAIL_CODE_TTL": "EmailCodeTtl"},
     "email": {"EMAIL_FROM": "EmailFrom", "EMAIL_CODE_TTL": "EmailCodeTtl"},
     "password-reset": {"EMAIL_FROM": "EmailFrom", "APP_URL": "AppUrl", "PASSWORD_RESET_TTL": "PasswordResetTtl"},
+}
+# The second-factor settings, each on the one function that reads it, and the parameter behind each.
+MFA_ENV = {
+    "mfa": {"TOTP_ISSUER": "TotpIssuer"},
+    "authorizer": {"REQUIRE_MFA": "RequireMfaRoutes"},
 }
 
 
@@ -172,12 +182,39 @@ class Template(unittest.TestCase):
             # The range the functions accept (shared/src/mail.rs).
             self.assertEqual((parameters[ttl]["MinValue"], parameters[ttl]["MaxValue"]), (60, 86400), ttl)
 
+    def test_the_totp_issuer_and_the_routes_that_require_a_second_factor_reach_their_function_only(self):
+        mfa_vars = {v for env in MFA_ENV.values() for v in env}
+        for binary, (name, f) in self.functions().items():
+            env = f["Properties"].get("Environment", {}).get("Variables", {})
+            mine = {k: v for k, v in env.items() if k in mfa_vars}
+            self.assertEqual(mine, {k: {"Ref": p} for k, p in MFA_ENV.get(binary, {}).items()}, name)
+        template, _ = decode(str(ROOT / "template.yaml"))
+        self.assertFalse(mfa_vars & set(template["Globals"]["Function"]["Environment"]["Variables"]))
+        parameters = template["Parameters"]
+        self.assertEqual(parameters["TotpIssuer"]["Default"], "lambda-jwt-auth")
+        # The otpauth:// label is "<issuer>:<username>": no ':' in the issuer.
+        # (CloudFormation matches AllowedPattern against the whole value.)
+        issuer = parameters["TotpIssuer"]["AllowedPattern"]
+        # The names the mfa function starts with (shared/src/totp.rs, TotpIssuer): 1 to 64 characters,
+        # no ':' and no control character, not blank.
+        for good in ("lambda-jwt-auth", "Example Corp", "x", "x" * 64, "Bücher & Co."):
+            self.assertTrue(re.fullmatch(issuer, good), good)
+        for bad in ("", " ", "Example:Corp", ":", "x" * 65, " lead", "trail ", "tab\there"):
+            self.assertFalse(re.fullmatch(issuer, bad), bad)
+        self.assertEqual(parameters["RequireMfaRoutes"]["Default"], "GET /example/mfa")
+        # Route keys as API Gateway's routeKey spells them: one that is misspelled would guard nothing.
+        routes = parameters["RequireMfaRoutes"]["AllowedPattern"]
+        for good in ("", "*", "GET /example/mfa", "GET /example/mfa,ANY /orders/{id}", "$default"):
+            self.assertTrue(re.fullmatch(routes, good), good)
+        for bad in ("/example/mfa", "get /example/mfa", "GET /a, POST /b", "GET /a,", "*,GET /a"):
+            self.assertFalse(re.fullmatch(routes, bad), bad)
+
     def test_only_the_functions_that_store_have_the_table(self):
         for binary, (name, f) in self.functions().items():
             env = f["Properties"].get("Environment", {}).get("Variables", {})
             self.assertEqual("TABLE_NAME" in env, bool(DYNAMODB_CALLS[binary]), name)
 
-    def test_the_authorizer_uses_simple_responses_caches_on_the_authorization_header_and_guards_the_example(self):
+    def test_the_authorizer_uses_simple_responses_caches_per_header_and_route_and_guards_the_examples(self):
         authorizers = self.resources["Api"]["Properties"]["Auth"]["Authorizers"]
         authorizer = authorizers["TokenAuthorizer"]
         self.assertEqual(authorizer["FunctionArn"], {"Fn::GetAtt": ["AuthorizerFunction", "Arn"]})
@@ -185,9 +222,16 @@ class Template(unittest.TestCase):
         self.assertIs(authorizer["EnableSimpleResponses"], True)
         self.assertIs(authorizer["EnableFunctionDefaultPermissions"], True)
         self.assertEqual(authorizer["Identity"]["Headers"], ["Authorization"])
+        # The decision depends on the route (REQUIRE_MFA): a decision cached for one route
+        # must never answer for another.
+        self.assertEqual(authorizer["Identity"]["Context"], ["routeKey"])
         self.assertEqual(authorizer["Identity"]["ReauthorizeEvery"], {"Ref": "AuthorizerCacheSeconds"})
         events = self.resources["ProtectedFunction"]["Properties"]["Events"]
         self.assertEqual(events["Example"]["Properties"]["Auth"], {"Authorizer": "TokenAuthorizer"})
+        # The route that RequireMfaRoutes names by default.
+        example_mfa = events["ExampleMfa"]["Properties"]
+        self.assertEqual((example_mfa["Method"], example_mfa["Path"]), ("GET", "/example/mfa"))
+        self.assertEqual(example_mfa["Auth"], {"Authorizer": "TokenAuthorizer"})
         self.assertNotIn("Events", self.resources["AuthorizerFunction"]["Properties"])
 
     def test_the_jwks_function_serves_both_well_known_documents(self):
@@ -195,12 +239,14 @@ class Template(unittest.TestCase):
         paths = sorted(e["Properties"]["Path"] for e in events.values())
         self.assertEqual(paths, ["/.well-known/jwks.json", "/.well-known/openid-configuration"])
 
-    def test_the_account_sessions_email_and_password_reset_functions_serve_their_routes_for_any_method(self):
+    def test_the_login_account_sessions_email_password_reset_and_mfa_functions_serve_their_routes_for_any_method(self):
         for name, expected in (
+            ("LoginFunction", ["/login", "/login/mfa"]),
             ("AccountFunction", ["/account", "/account/password"]),
             ("SessionsFunction", ["/sessions", "/sessions/{id}"]),
             ("EmailFunction", ["/account/email", "/account/email/verify"]),
             ("PasswordResetFunction", ["/password/forgot", "/password/reset"]),
+            ("MfaFunction", ["/mfa/recovery-codes", "/mfa/totp", "/mfa/totp/confirm"]),
         ):
             events = self.resources[name]["Properties"]["Events"]
             self.assertEqual(sorted(e["Properties"]["Path"] for e in events.values()), expected, name)

@@ -17,6 +17,7 @@ fn user(name: &str) -> User {
         deleting: false,
         email: None,
         email_verified: false,
+        totp: false,
     }
 }
 

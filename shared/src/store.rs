@@ -4,6 +4,7 @@
 use crate::credentials::{Email, Username};
 use crate::lockout::FailedLogins;
 use crate::session::{Session, SessionKey};
+use crate::totp::TotpSecret;
 use std::future::Future;
 
 #[cfg(feature = "dynamodb")]
@@ -27,6 +28,8 @@ pub struct User {
     pub email: Option<String>,
     /// `email` is verified: the account holds its claim (`EmailStore`).
     pub email_verified: bool,
+    /// The account has an active TOTP factor (`MfaStore`): a password alone does not log in.
+    pub totp: bool,
 }
 
 impl User {
@@ -39,11 +42,13 @@ impl User {
     }
 }
 
-/// What login needs, read in one round trip: the user, if any, and the failures on that name.
+/// What login needs, read in one round trip: the user, if any, the failures
+/// on that name, and the user's TOTP factor, if any.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LoginRecord {
     pub user: Option<User>,
     pub failures: FailedLogins,
+    pub totp: Option<TotpFactor>,
 }
 
 /// The store could not answer: unreachable, throttling, timing out, or an item it cannot read.
@@ -293,5 +298,113 @@ pub trait EmailStore: Send + Sync {
         token: &ResetToken,
         new_hash: &str,
         revoke: &[SessionKey],
+    ) -> impl Future<Output = Result<Change, StoreError>> + Send;
+}
+
+/// A user's TOTP factor: pending from enrollment until its first code, then active.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TotpFactor {
+    pub secret: TotpSecret,
+    pub active: bool,
+    pub created_at: u64,
+    /// The step of the last code accepted: no code of it or of an earlier step is accepted again.
+    pub last_step: u64,
+    /// `totp::recovery_code_hash` of each unused recovery code.
+    pub recovery: Vec<String>,
+    /// The live login attempt: the `jti` of the newest `mfa_token` (empty when none).
+    pub attempt: String,
+    /// Codes tried with the live attempt; at `totp::MAX_TRIES` it is void.
+    pub attempt_tries: u32,
+}
+
+impl std::fmt::Debug for TotpFactor {
+    /// Without the secret and the recovery digests.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpFactor")
+            .field("active", &self.active)
+            .field("created_at", &self.created_at)
+            .field("last_step", &self.last_step)
+            .field("recovery_codes", &self.recovery.len())
+            .field("attempt_tries", &self.attempt_tries)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A second-factor proof, consumed by the write it goes with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Proof {
+    /// A TOTP code of this step: the factor's `last_step` must be below it, and becomes it.
+    Step(u64),
+    /// A recovery code of this digest: it must be in the factor's set, and leaves it.
+    Recovery(String),
+}
+
+/// The TOTP factor of a user, its recovery codes and the second step of a login.
+/// Every write is conditioned on the factor (and the user) as read.
+pub trait MfaStore: Send + Sync {
+    /// Stores `factor` (pending) as the user's, replacing a pending one;
+    /// `Conflict` when the user has an active factor or is no longer as read.
+    fn put_pending_totp(
+        &self,
+        user: &User,
+        factor: &TotpFactor,
+    ) -> impl Future<Output = Result<Change, StoreError>> + Send;
+
+    /// Activates the pending `factor` (still as read) with the code of
+    /// `step` consumed and the recovery set `recovery` (digests), and marks the user.
+    fn activate_totp(
+        &self,
+        user: &User,
+        factor: &TotpFactor,
+        step: u64,
+        recovery: &[String],
+    ) -> impl Future<Output = Result<Change, StoreError>> + Send;
+
+    /// Removes the active `factor` (still as read) and its recovery codes,
+    /// consuming `proof` if given, and unmarks the user.
+    fn remove_totp(
+        &self,
+        user: &User,
+        factor: &TotpFactor,
+        proof: Option<&Proof>,
+    ) -> impl Future<Output = Result<Change, StoreError>> + Send;
+
+    /// Replaces the recovery codes of the active `factor` by `recovery`,
+    /// consuming `proof` if given.
+    fn replace_recovery_codes(
+        &self,
+        user: &User,
+        factor: &TotpFactor,
+        proof: Option<&Proof>,
+        recovery: &[String],
+    ) -> impl Future<Output = Result<Change, StoreError>> + Send;
+
+    /// Makes `attempt` the live login attempt of the user's active factor
+    /// (an older `mfa_token` is void from now on), with no code tried.
+    fn start_mfa_attempt(
+        &self,
+        username: &Username,
+        attempt: &str,
+    ) -> impl Future<Output = Result<Change, StoreError>> + Send;
+
+    /// Counts one code tried with `attempt` before it is checked; `false`
+    /// (nothing counted) when `attempt` is not the live one or has had
+    /// `totp::MAX_TRIES` already.
+    fn count_mfa_try(
+        &self,
+        username: &Username,
+        attempt: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The second step of a login, in one transaction: ends `attempt`
+    /// (still the live one), consumes `proof`, clears the name's failures and
+    /// stores `session`, while `user` is as read. `Conflict` when anything
+    /// changed (a parallel use of the same code won).
+    fn finish_mfa_login(
+        &self,
+        user: &User,
+        attempt: &str,
+        proof: &Proof,
+        session: &Session,
     ) -> impl Future<Output = Result<Change, StoreError>> + Send;
 }

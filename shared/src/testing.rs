@@ -100,6 +100,7 @@ pub fn user(id: &str, username: &str) -> User {
         deleting: false,
         email: None,
         email_verified: false,
+        totp: false,
     }
 }
 

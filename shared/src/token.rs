@@ -22,6 +22,8 @@ pub const MAX_TOKEN_LEN: usize = 4096;
 pub enum TokenUse {
     Access,
     Refresh,
+    /// The second step of a login with a second factor (`POST /login/mfa`).
+    Mfa,
 }
 
 /// Claims of an access token.
@@ -64,6 +66,28 @@ pub struct RefreshClaims {
     pub jti: String,
     pub token_use: TokenUse,
 }
+
+/// Claims of an `mfa_token`: a right password for a user with a second
+/// factor, good for `POST /login/mfa` only, for `MFA_TOKEN_TTL`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MfaClaims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: String,
+    pub username: String,
+    /// `mail::password_fingerprint` of the password hash that was checked:
+    /// a password changed since voids the token.
+    pub pwf: String,
+    pub iat: u64,
+    pub nbf: u64,
+    pub exp: u64,
+    /// The login attempt: the factor remembers the newest one, and only it is good.
+    pub jti: String,
+    pub token_use: TokenUse,
+}
+
+/// How long an `mfa_token` lives, seconds.
+pub const MFA_TOKEN_TTL: u64 = 5 * 60;
 
 fn password_login() -> Vec<String> {
     vec![crate::session::PASSWORD.to_owned()]
@@ -234,6 +258,29 @@ impl TokenAuthority {
         })
     }
 
+    /// An `mfa_token` for `user_id`/`username` whose password (of hash
+    /// fingerprint `pwf`) was right at `now`, for login attempt `attempt`.
+    pub fn issue_mfa(&self, user_id: &str, username: &str, pwf: &str, attempt: &str, now: u64) -> String {
+        self.sign(&MfaClaims {
+            iss: self.settings.issuer.clone(),
+            aud: self.settings.audience.clone(),
+            sub: user_id.to_owned(),
+            username: username.to_owned(),
+            pwf: pwf.to_owned(),
+            iat: now,
+            nbf: now,
+            exp: now.saturating_add(MFA_TOKEN_TTL),
+            jti: attempt.to_owned(),
+            token_use: TokenUse::Mfa,
+        })
+    }
+
+    /// Verifies an `mfa_token` at `now`, like an access token; the store
+    /// decides whether its attempt is still the live one.
+    pub fn verify_mfa(&self, token: &str, now: u64) -> Result<MfaClaims, TokenError> {
+        self.verify(token, MFA_TOKEN_TTL, now)
+    }
+
     /// Verifies an access token fully at `now`: signature, algorithm, key id,
     /// issuer, audience, lifetimes and kind.
     pub fn verify_access(&self, token: &str, now: u64) -> Result<AccessClaims, TokenError> {
@@ -318,6 +365,18 @@ trait Registered {
 
 impl Registered for AccessClaims {
     const USE: TokenUse = TokenUse::Access;
+    fn registered(&self) -> RegisteredClaims {
+        RegisteredClaims {
+            iat: self.iat,
+            nbf: self.nbf,
+            exp: self.exp,
+            token_use: self.token_use,
+        }
+    }
+}
+
+impl Registered for MfaClaims {
+    const USE: TokenUse = TokenUse::Mfa;
     fn registered(&self) -> RegisteredClaims {
         RegisteredClaims {
             iat: self.iat,
@@ -480,6 +539,69 @@ mod tests {
                 .map(|e| matches!(e, TokenError::Malformed(_))),
             Some(true),
             "an access token lacks the session claims"
+        );
+    }
+
+    #[test]
+    fn an_mfa_token_verifies_for_five_minutes_as_an_mfa_token_and_as_nothing_else() {
+        let a = authority();
+        let mfa = a.issue_mfa("u1", "alice", "fp", "attempt-1", NOW);
+        let claims = a.verify_mfa(&mfa, NOW).unwrap();
+        assert_eq!(
+            (
+                claims.sub.as_str(),
+                claims.username.as_str(),
+                claims.pwf.as_str(),
+                claims.jti.as_str()
+            ),
+            ("u1", "alice", "fp", "attempt-1")
+        );
+        assert_eq!(claims.exp, NOW + MFA_TOKEN_TTL);
+        assert!(a.verify_mfa(&mfa, NOW + MFA_TOKEN_TTL + LEEWAY).is_ok());
+        assert_eq!(
+            a.verify_mfa(&mfa, NOW + MFA_TOKEN_TTL + LEEWAY + 1),
+            Err(TokenError::Expired)
+        );
+        assert!(a.verify_access(&mfa, NOW).is_err(), "not an access token");
+        assert!(a.verify_refresh(&mfa, NOW).is_err(), "not a refresh token");
+        assert!(a.verify_mfa(&access_token(&a, "u1", "alice", NOW), NOW).is_err());
+        assert!(
+            a.verify_mfa(&a.issue_refresh(&session(0, NOW, NOW + 100)), NOW)
+                .is_err()
+        );
+        // Every claim of an access token and the mfa ones, marked access: still refused.
+        let mut both = good_claims(NOW);
+        both["pwf"] = "fp".into();
+        assert_eq!(
+            a.verify_mfa(&forge(header(&a), both.clone(), SECRET), NOW),
+            Err(TokenError::WrongUse)
+        );
+        both["token_use"] = "mfa".into();
+        assert_eq!(
+            a.verify_access(&forge(header(&a), both, SECRET), NOW),
+            Err(TokenError::WrongUse)
+        );
+    }
+
+    #[test]
+    fn an_mfa_token_claiming_a_longer_life_or_signed_by_another_key_is_refused() {
+        let a = authority();
+        let mut claims = good_claims(NOW);
+        claims["pwf"] = "fp".into();
+        claims["token_use"] = "mfa".into();
+        claims["exp"] = (NOW + MFA_TOKEN_TTL + LEEWAY + 1).into();
+        assert_eq!(
+            a.verify_mfa(&forge(header(&a), claims.clone(), SECRET), NOW),
+            Err(TokenError::TooLongLived)
+        );
+        claims["exp"] = (NOW + 60).into();
+        assert!(a.verify_mfa(&forge(header(&a), claims.clone(), SECRET), NOW).is_ok());
+        assert_eq!(
+            a.verify_mfa(
+                &forge(header(&a), claims, b"another-secret-0123456789abcdefghijkl"),
+                NOW
+            ),
+            Err(TokenError::BadSignature)
         );
     }
 

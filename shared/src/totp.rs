@@ -130,8 +130,15 @@ fn new_recovery_code() -> String {
     let mut bytes = [0u8; RECOVERY_LEN];
     OsRng.fill_bytes(&mut bytes);
     // The low 5 bits of a random byte: every character equally likely.
-    let chars: Vec<char> = bytes.iter().map(|b| RECOVERY_ALPHABET[(b & 31) as usize] as char).collect();
-    chars.chunks(4).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join("-")
+    let chars: Vec<char> = bytes
+        .iter()
+        .map(|b| RECOVERY_ALPHABET[(b & 31) as usize] as char)
+        .collect();
+    chars
+        .chunks(4)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 /// What is stored of a recovery code of user `user_id`: SHA-256 of the
@@ -173,7 +180,12 @@ mod tests {
     #[test]
     fn the_codes_are_rfc_6238s_test_vectors_cut_to_six_digits() {
         // RFC 6238 appendix B (8 digits there): 94287082, 07081804, 14050471, 89005924.
-        for (time, code) in [(59, "287082"), (1111111109, "081804"), (1111111111, "050471"), (1234567890, "005924")] {
+        for (time, code) in [
+            (59, "287082"),
+            (1111111109, "081804"),
+            (1111111111, "050471"),
+            (1234567890, "005924"),
+        ] {
             assert_eq!(rfc_secret().code_at(time), code, "at {time}");
             assert!(rfc_secret().matching_step(code, time).is_some());
         }
@@ -219,7 +231,16 @@ mod tests {
     fn anything_but_six_digits_matches_nothing() {
         let secret = rfc_secret();
         let code = secret.code_at(59);
-        for bad in ["", "28708", "2870820", "+87082", " 287082", "28708a", "２８７０８２", &format!("{code}\n")] {
+        for bad in [
+            "",
+            "28708",
+            "2870820",
+            "+87082",
+            " 287082",
+            "28708a",
+            "２８７０８２",
+            &format!("{code}\n"),
+        ] {
             assert_eq!(secret.matching_step(bad, 59), None, "{bad:?}");
         }
     }
@@ -230,7 +251,11 @@ mod tests {
         assert_ne!(a, b);
         let encoded = a.base32();
         assert_eq!(encoded.len(), 32);
-        assert!(encoded.bytes().all(|c| c.is_ascii_uppercase() || (b'2'..=b'7').contains(&c)));
+        assert!(
+            encoded
+                .bytes()
+                .all(|c| c.is_ascii_uppercase() || (b'2'..=b'7').contains(&c))
+        );
         assert_eq!(TotpSecret::from_base32(&encoded), Some(a));
         assert_eq!(TotpSecret::from_base32("not base32!"), None);
         assert_eq!(TotpSecret::from_base32("GEZDGNBV"), None, "40 bits is too short");
@@ -285,8 +310,17 @@ mod tests {
         let code = "abcd-efgh-jk01-pqrs";
         let hash = recovery_code_hash("u-1", code).unwrap();
         assert_eq!(hash.len(), 64);
-        for typed in ["ABCD-EFGH-JK01-PQRS", "abcdefghjk01pqrs", " abcd efgh jkoi pqrs ", "abcd-efgh-jkOl-pqrs"] {
-            assert_eq!(recovery_code_hash("u-1", typed).as_deref(), Some(hash.as_str()), "{typed}");
+        for typed in [
+            "ABCD-EFGH-JK01-PQRS",
+            "abcdefghjk01pqrs",
+            " abcd efgh jkoi pqrs ",
+            "abcd-efgh-jkOl-pqrs",
+        ] {
+            assert_eq!(
+                recovery_code_hash("u-1", typed).as_deref(),
+                Some(hash.as_str()),
+                "{typed}"
+            );
         }
         assert_ne!(recovery_code_hash("u-2", code).unwrap(), hash);
         assert_ne!(recovery_code_hash("u-1", "abcd-efgh-jk01-pqrt").unwrap(), hash);
@@ -294,7 +328,13 @@ mod tests {
 
     #[test]
     fn input_that_cannot_be_a_recovery_code_has_no_hash() {
-        for bad in ["", "abcd-efgh-jkmn-pqr", "abcd-efgh-jkmn-pqrst", "abcd-efgh-jkmn-pqru", "abcd-efgh-jkmn-pqré"] {
+        for bad in [
+            "",
+            "abcd-efgh-jkmn-pqr",
+            "abcd-efgh-jkmn-pqrst",
+            "abcd-efgh-jkmn-pqru",
+            "abcd-efgh-jkmn-pqré",
+        ] {
             assert_eq!(recovery_code_hash("u-1", bad), None, "{bad:?}");
         }
     }

@@ -23,7 +23,13 @@ fn decide(c: &mut Criterion) {
         c.bench_function(name, |b| {
             b.iter_batched(
                 || serde_json::from_str::<authorizer::Event>(&json).unwrap(),
-                |event| assert!(rt.block_on(authorizer::handle(&keys, event)).unwrap().is_authorized),
+                |event| {
+                    assert!(
+                        rt.block_on(authorizer::handle(&keys, &authorizer::RequireMfa::Nowhere, event))
+                            .unwrap()
+                            .is_authorized
+                    )
+                },
                 BatchSize::SmallInput,
             )
         });

@@ -1,10 +1,13 @@
 //! An API Gateway HTTP API Lambda authorizer (REQUEST type, payload 2.0,
 //! simple responses): allows a request whose `Authorization` header holds a
-//! valid access token of this service, and passes the token's `sub` and
-//! `username` to the integration (`requestContext.authorizer.lambda`).
+//! valid access token of this service, and passes the token's `sub`,
+//! `username` and `amr` to the integration (`requestContext.authorizer.lambda`).
+//! On the routes `REQUIRE_MFA` names, the token must also come from a login
+//! with a second factor (`amr` holds `otp` or `hwk`).
 //! Everything else is denied, which API Gateway answers with 403.
 
 use serde::{Deserialize, Serialize};
+use shared::config::ConfigError;
 use shared::key_cache::KeyCache;
 use std::collections::HashMap;
 
@@ -17,6 +20,9 @@ pub struct Event {
     headers: Option<HashMap<String, String>>,
     #[serde(default)]
     identity_source: Option<Vec<String>>,
+    /// The route, as the API names it (`GET /example`).
+    #[serde(default)]
+    route_key: Option<String>,
 }
 
 /// The simple response: allowed or not, and what the integration learns.
@@ -33,6 +39,70 @@ pub struct Decision {
 pub struct Context {
     pub sub: String,
     pub username: String,
+    /// How the user logged in (RFC 8176), space-separated: `pwd`, `pwd otp`, `hwk user`.
+    pub amr: String,
+}
+
+/// The `amr` values that are a second factor: a one-time code, a hardware key (a passkey).
+const SECOND_FACTORS: [&str; 2] = ["otp", "hwk"];
+
+/// The routes on which a token must come from a login with a second factor (`REQUIRE_MFA`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum RequireMfa {
+    /// Unset or empty: none.
+    #[default]
+    Nowhere,
+    /// `*`: every route.
+    Everywhere,
+    /// A comma-separated list of route keys, exactly as API Gateway spells
+    /// them (`GET /example/mfa`, `ANY /admin/{proxy+}`, `$default`).
+    Routes(Vec<String>),
+}
+
+impl RequireMfa {
+    /// `REQUIRE_MFA` as given; a route key that cannot be one is a start-up
+    /// error, never a route silently left open.
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Ok(Self::Nowhere);
+        }
+        if raw == "*" {
+            return Ok(Self::Everywhere);
+        }
+        let routes: Vec<String> = raw.split(',').map(|r| r.trim().to_owned()).collect();
+        for route in &routes {
+            let well_formed = route == "$default"
+                || route.split_once(' ').is_some_and(|(method, path)| {
+                    !method.is_empty()
+                        && method.bytes().all(|b| b.is_ascii_uppercase())
+                        && path.starts_with('/')
+                        && !path.contains(' ')
+                });
+            if !well_formed {
+                return Err(ConfigError::Invalid(
+                    "REQUIRE_MFA",
+                    format!("expected `*` or route keys like `GET /example/mfa`, separated by commas; got {route:?}"),
+                ));
+            }
+        }
+        Ok(Self::Routes(routes))
+    }
+
+    /// `REQUIRE_MFA` from the environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::parse(&std::env::var("REQUIRE_MFA").unwrap_or_default())
+    }
+
+    /// Whether the route `route_key` requires a second factor; a request
+    /// that names no route does wherever any route does.
+    fn applies_to(&self, route_key: Option<&str>) -> bool {
+        match self {
+            Self::Nowhere => false,
+            Self::Everywhere => true,
+            Self::Routes(routes) => route_key.is_none_or(|key| routes.iter().any(|r| r == key)),
+        }
+    }
 }
 
 /// The keys could not be read (Secrets Manager unreachable): an error, not a
@@ -42,7 +112,11 @@ pub struct Context {
 pub struct Unavailable;
 
 /// Decides one request.
-pub async fn handle(keys: &KeyCache, event: Event) -> Result<Decision, lambda_runtime::Error> {
+pub async fn handle(
+    keys: &KeyCache,
+    require_mfa: &RequireMfa,
+    event: Event,
+) -> Result<Decision, lambda_runtime::Error> {
     let keys = keys.get().await.map_err(|_| Unavailable)?;
     let deny = Decision {
         is_authorized: false,
@@ -57,6 +131,13 @@ pub async fn handle(keys: &KeyCache, event: Event) -> Result<Decision, lambda_ru
         return Ok(deny);
     };
     match keys.verify_access(token, shared::now()) {
+        Ok(claims)
+            if require_mfa.applies_to(event.route_key.as_deref())
+                && !claims.amr.iter().any(|m| SECOND_FACTORS.contains(&m.as_str())) =>
+        {
+            tracing::info!(user_id = %claims.sub, "denied: the route requires a second factor");
+            Ok(deny)
+        }
         Ok(claims) => {
             tracing::info!(user_id = %claims.sub, "allowed");
             Ok(Decision {
@@ -64,6 +145,7 @@ pub async fn handle(keys: &KeyCache, event: Event) -> Result<Decision, lambda_ru
                 context: Some(Context {
                     sub: claims.sub,
                     username: claims.username,
+                    amr: claims.amr.join(" "),
                 }),
             })
         }
@@ -75,7 +157,8 @@ pub async fn handle(keys: &KeyCache, event: Event) -> Result<Decision, lambda_ru
 }
 
 /// The `Authorization` header (names arrive lowercased in payload 2.0, but
-/// any case is accepted), else the single identity source.
+/// any case is accepted), else the first identity source (the template
+/// lists the header first, then the route key).
 fn authorization(event: &Event) -> Option<&str> {
     let header = event
         .headers
@@ -83,11 +166,8 @@ fn authorization(event: &Event) -> Option<&str> {
         .flatten()
         .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
         .map(|(_, value)| value.as_str());
-    let identity_source = match event.identity_source.as_deref() {
-        Some([only]) => Some(only.as_str()),
-        _ => None,
-    };
-    header.or(identity_source)
+    let identity_source = event.identity_source.as_deref().and_then(<[String]>::first);
+    header.or(identity_source.map(String::as_str))
 }
 
 #[cfg(test)]
@@ -107,7 +187,9 @@ mod tests {
     }
 
     async fn decide(event: Event) -> Decision {
-        handle(&KeyCache::ready(dev_authority()), event).await.unwrap()
+        handle(&KeyCache::ready(dev_authority()), &RequireMfa::Nowhere, event)
+            .await
+            .unwrap()
     }
 
     fn denied() -> Decision {
@@ -124,6 +206,7 @@ mod tests {
         let context = Context {
             sub: "u-42".into(),
             username: "alice".into(),
+            amr: "pwd".into(),
         };
         assert_eq!(
             decision,
@@ -135,7 +218,7 @@ mod tests {
         let json = serde_json::to_value(&decision).unwrap();
         assert_eq!(
             json,
-            serde_json::json!({"isAuthorized": true, "context": {"sub": "u-42", "username": "alice"}})
+            serde_json::json!({"isAuthorized": true, "context": {"sub": "u-42", "username": "alice", "amr": "pwd"}})
         );
     }
 
@@ -191,10 +274,14 @@ mod tests {
         let authority = TokenAuthority::from_secret(dev_settings(), &KeySet::generate(Alg::EdDSA, 0).to_json());
         let keys = KeyCache::ready(authority.unwrap());
         let token = shared::testing::access_token(&keys.get().await.unwrap(), "u-7", "bob", shared::now());
-        let decision = handle(&keys, event("authorizer-ok", Some(&token))).await.unwrap();
+        let decision = handle(&keys, &RequireMfa::Nowhere, event("authorizer-ok", Some(&token)))
+            .await
+            .unwrap();
         assert!(decision.is_authorized);
         let dev_token = shared::testing::access_token(&dev_authority(), "u-7", "bob", shared::now());
-        let decision = handle(&keys, event("authorizer-ok", Some(&dev_token))).await.unwrap();
+        let decision = handle(&keys, &RequireMfa::Nowhere, event("authorizer-ok", Some(&dev_token)))
+            .await
+            .unwrap();
         assert!(!decision.is_authorized, "a key it was not configured with");
     }
 
@@ -204,6 +291,102 @@ mod tests {
             shared::secret::SecretSource::new("http://127.0.0.1:9", "arn:secret", "token".into()).unwrap();
         let keys = KeyCache::from_secret(unreachable, dev_settings(), std::time::Duration::MAX);
         let token = shared::testing::access_token(&dev_authority(), "u-42", "alice", shared::now());
-        assert!(handle(&keys, event("authorizer-ok", Some(&token))).await.is_err());
+        assert!(
+            handle(&keys, &RequireMfa::Nowhere, event("authorizer-ok", Some(&token)))
+                .await
+                .is_err()
+        );
+    }
+
+    /// An access token of a session that logged in with `amr`.
+    fn token_with_amr(amr: &[&str]) -> String {
+        let now = shared::now();
+        let amr: Vec<String> = amr.iter().map(|m| (*m).to_owned()).collect();
+        dev_authority().issue_access(
+            &SessionGeneration {
+                session_id: "s-1",
+                user_id: "u-42",
+                username: "alice",
+                generation: 0,
+                issued_at: now,
+                session_expires_at: now + 3600,
+                amr: &amr,
+            },
+            now,
+        )
+    }
+
+    async fn decide_on(require: &str, route_key: &str, amr: &[&str]) -> bool {
+        let token = token_with_amr(amr);
+        let json = event_json("authorizer-ok").replace("${ACCESS_TOKEN}", &token).replace(
+            "\"routeKey\": \"GET /example\"",
+            &format!("\"routeKey\": \"{route_key}\""),
+        );
+        let require = RequireMfa::parse(require).unwrap();
+        let decision = handle(
+            &KeyCache::ready(dev_authority()),
+            &require,
+            serde_json::from_str(&json).unwrap(),
+        )
+        .await
+        .unwrap();
+        decision.is_authorized
+    }
+
+    #[tokio::test]
+    async fn a_route_that_requires_a_second_factor_denies_a_password_login_and_allows_otp_or_a_passkey() {
+        let require = "GET /example/mfa, DELETE /admin/{id}";
+        assert!(!decide_on(require, "GET /example/mfa", &["pwd"]).await);
+        assert!(decide_on(require, "GET /example/mfa", &["pwd", "otp"]).await);
+        assert!(decide_on(require, "GET /example/mfa", &["hwk", "user"]).await);
+        assert!(!decide_on(require, "DELETE /admin/{id}", &["pwd"]).await);
+        assert!(
+            !decide_on(require, "GET /example/mfa", &["pwd", "sms"]).await,
+            "not one we count"
+        );
+    }
+
+    #[tokio::test]
+    async fn other_routes_allow_a_password_login_and_star_requires_a_second_factor_everywhere() {
+        assert!(decide_on("GET /example/mfa", "GET /example", &["pwd"]).await);
+        assert!(decide_on("", "GET /example/mfa", &["pwd"]).await);
+        assert!(!decide_on("*", "GET /example", &["pwd"]).await);
+        assert!(decide_on("*", "GET /example", &["pwd", "otp"]).await);
+    }
+
+    #[tokio::test]
+    async fn a_request_without_a_route_key_is_held_to_the_strictest_rule() {
+        let token = token_with_amr(&["pwd"]);
+        let json = serde_json::json!({"headers": {"authorization": format!("Bearer {token}")}});
+        let require = RequireMfa::parse("GET /example/mfa").unwrap();
+        let decision = handle(
+            &KeyCache::ready(dev_authority()),
+            &require,
+            serde_json::from_value(json).unwrap(),
+        )
+        .await
+        .unwrap();
+        assert!(!decision.is_authorized);
+    }
+
+    #[test]
+    fn require_mfa_takes_star_nothing_or_route_keys_and_refuses_what_cannot_be_one() {
+        assert_eq!(RequireMfa::parse("  ").unwrap(), RequireMfa::Nowhere);
+        assert_eq!(RequireMfa::parse("*").unwrap(), RequireMfa::Everywhere);
+        assert_eq!(
+            RequireMfa::parse("GET /a, $default").unwrap(),
+            RequireMfa::Routes(vec!["GET /a".into(), "$default".into()])
+        );
+        for bad in ["/example/mfa", "get /a", "GET a", "GET /a,", "GET /a b"] {
+            let err = RequireMfa::parse(bad).unwrap_err();
+            assert!(err.to_string().contains("REQUIRE_MFA"), "{bad}: {err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_token_is_read_from_the_first_identity_source_when_there_is_no_header() {
+        let token = token_with_amr(&["pwd"]);
+        let json = serde_json::json!({"identitySource": [format!("Bearer {token}"), "GET /example"], "routeKey": "GET /example"});
+        assert!(decide(serde_json::from_value(json).unwrap()).await.is_authorized);
     }
 }

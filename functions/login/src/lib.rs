@@ -1,29 +1,38 @@
 //! `POST /login`: parse the credentials (a username, or a verified email,
-//! and the password), log in, answer with the tokens.
+//! and the password), log in, answer with the tokens; or, for an account
+//! with a second factor, `403 mfa_required` with an `mfa_token`.
+//! `POST /login/mfa`: that token and a code (or a recovery code), then the tokens.
 
 use lambda_http::{Body, Error, Request, Response};
 use shared::credentials::Who;
-use shared::http::{ApiError, JsonObject, origin, require_method, respond, tokens};
+use shared::http::{ApiError, JsonObject, last_segment, origin, require_method, respond, tokens};
+use shared::service::mfa::login_mfa;
 use shared::service::{login, login_by_email};
-use shared::store::{AccountStore, EmailStore, SessionStore, UserStore};
+use shared::store::{AccountStore, EmailStore, MfaStore, SessionStore, UserStore};
 
 pub use shared::State;
 
 /// Answers one request.
-pub async fn handle<S: UserStore + SessionStore + AccountStore + EmailStore>(
+pub async fn handle<S: UserStore + SessionStore + AccountStore + EmailStore + MfaStore>(
     state: &State<S>,
     req: Request,
 ) -> Result<Response<Body>, Error> {
     respond(&req, route(state, &req)).await
 }
 
-async fn route<S: UserStore + SessionStore + AccountStore + EmailStore>(
+async fn route<S: UserStore + SessionStore + AccountStore + EmailStore + MfaStore>(
     state: &State<S>,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
     require_method(req, "POST")?;
     let authority = state.keys.get().await?;
     let body = JsonObject::require(req)?;
+    if last_segment(req).as_deref() == Some("mfa") {
+        let mfa_token = body.string("mfa_token")?;
+        let second = body.second_factor()?;
+        let pair = login_mfa(&state.store, &authority, mfa_token, &second, origin(req), shared::now()).await?;
+        return Ok(tokens(&pair));
+    }
     let who = body.who()?;
     let password = body.password("password")?;
     let (store, now) = (&state.store, shared::now());

@@ -5,7 +5,9 @@ use super::response::json;
 use crate::mail::MailError;
 use crate::password::HashError;
 use crate::secret::SecretError;
-use crate::service::{AccountError, EmailError, EndError, LoginError, RefreshError, RegisterError, ResetError};
+use crate::service::{
+    AccountError, EmailError, EndError, LoginError, MfaError, RefreshError, RegisterError, ResetError,
+};
 use crate::store::StoreError;
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Response};
@@ -40,6 +42,15 @@ pub enum ApiError {
     InvalidCode,
     /// A password reset token that is unknown, expired or used (a `400`: it is not a credential of the request).
     InvalidResetToken,
+    /// A second-factor code given as a credential that is wrong, used or void (a `401`).
+    RejectedCode,
+    /// The password was right and the account has a second factor: the
+    /// client goes on at `POST /login/mfa` with this token.
+    MfaRequired {
+        mfa_token: String,
+    },
+    /// A TOTP factor is active already.
+    TotpEnabled,
     PayloadTooLarge,
     TooManyAttempts {
         retry_after: u64,
@@ -57,7 +68,15 @@ pub enum ApiError {
 struct ErrorBody<'a> {
     error: &'a str,
     message: &'a str,
+    /// `mfa_required` only: the token for the second step and how it can be taken.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mfa_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    methods: Option<&'a [&'a str]>,
 }
+
+/// What `POST /login/mfa` takes besides the `mfa_token`.
+pub const MFA_METHODS: &[&str] = &["totp", "recovery_code"];
 
 impl ApiError {
     /// Shorthand for a `400 invalid_request` with a message for the client.
@@ -105,6 +124,21 @@ impl ApiError {
                 "invalid_token",
                 "the reset link is invalid, expired or already used; request a new one",
             ),
+            Self::RejectedCode => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_code",
+                "the code is wrong or was already used; wait for the next one",
+            ),
+            Self::MfaRequired { .. } => (
+                StatusCode::FORBIDDEN,
+                "mfa_required",
+                "the password is right; send a code from the authenticator app (or a recovery code) to POST /login/mfa with this mfa_token",
+            ),
+            Self::TotpEnabled => (
+                StatusCode::CONFLICT,
+                "totp_enabled",
+                "an authenticator app is already set up; remove it first",
+            ),
             Self::TooManyMails { .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_attempts",
@@ -126,7 +160,17 @@ impl ApiError {
                 "the service is temporarily unavailable; retry shortly",
             ),
         };
-        let mut response = json(status, &ErrorBody { error: code, message });
+        let mfa_token = match &self {
+            Self::MfaRequired { mfa_token } => Some(mfa_token.as_str()),
+            _ => None,
+        };
+        let body = ErrorBody {
+            error: code,
+            message,
+            mfa_token,
+            methods: mfa_token.map(|_| MFA_METHODS),
+        };
+        let mut response = json(status, &body);
         let headers = response.headers_mut();
         match self {
             Self::BearerChallenge { token_sent } => {
@@ -145,6 +189,11 @@ impl ApiError {
             }
             Self::Unavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            // It carries a token (RFC 6749 §5.1, as the token response).
+            Self::MfaRequired { .. } => {
+                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
             }
             _ => {}
         }
@@ -213,8 +262,27 @@ impl From<LoginError> for ApiError {
         match error {
             LoginError::InvalidCredentials => Self::InvalidCredentials,
             LoginError::Locked { retry_after } => Self::TooManyAttempts { retry_after },
+            LoginError::MfaRequired { mfa_token } => Self::MfaRequired { mfa_token },
             LoginError::Store(e) => e.into(),
             LoginError::Hash(e) => e.into(),
+        }
+    }
+}
+
+impl From<MfaError> for ApiError {
+    fn from(error: MfaError) -> Self {
+        match error {
+            MfaError::InvalidCode => Self::RejectedCode,
+            // Setting the factor up, the code is input to check, not a credential.
+            MfaError::InvalidEnrollmentCode => Self::InvalidCode,
+            MfaError::InvalidCredentials => Self::InvalidCredentials,
+            MfaError::Locked { retry_after } => Self::TooManyAttempts { retry_after },
+            MfaError::NotFound => Self::NotFound,
+            MfaError::AlreadyActive => Self::TotpEnabled,
+            MfaError::Gone => Self::BearerChallenge { token_sent: true },
+            MfaError::InvalidMfaToken => Self::InvalidToken,
+            MfaError::Store(e) => e.into(),
+            MfaError::Hash(e) => e.into(),
         }
     }
 }

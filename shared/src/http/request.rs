@@ -4,6 +4,7 @@
 use super::bearer::bearer_token;
 use super::error::ApiError;
 use crate::credentials::{Email, Password, Username, Who};
+use crate::service::mfa::{Reauth, SecondFactor};
 use crate::session::Origin;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt};
@@ -129,6 +130,31 @@ impl JsonObject {
             return Ok(Who::Email(email));
         }
         self.username("username").map(Who::Username)
+    }
+
+    /// What re-authenticates a second-factor change: `code` or `password`, exactly one.
+    pub fn reauth(&self) -> Result<Reauth, ApiError> {
+        Ok(match self.one_of("code", "password")? {
+            "code" => Reauth::Code(self.string("code")?.to_owned()),
+            _ => Reauth::Password(self.password("password")?),
+        })
+    }
+
+    /// The second step of a login: `code` or `recovery_code`, exactly one.
+    pub fn second_factor(&self) -> Result<SecondFactor, ApiError> {
+        Ok(match self.one_of("code", "recovery_code")? {
+            "code" => SecondFactor::Code(self.string("code")?.to_owned()),
+            _ => SecondFactor::RecoveryCode(self.string("recovery_code")?.to_owned()),
+        })
+    }
+
+    /// Which of the string fields `a` and `b` is given; `400` for both or neither.
+    fn one_of(&self, a: &'static str, b: &'static str) -> Result<&'static str, ApiError> {
+        match (self.optional_string(a)?, self.optional_string(b)?) {
+            (Some(_), None) => Ok(a),
+            (None, Some(_)) => Ok(b),
+            _ => Err(ApiError::invalid(format!("give either \"{a}\" or \"{b}\", not both"))),
+        }
     }
 
     /// A boolean field, `false` when absent (or `null`).

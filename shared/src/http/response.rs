@@ -77,7 +77,7 @@ pub fn account_view(user: &User) -> Response<Body> {
         email_verified: user.email_verified,
         created_at: user.created_at,
         mfa: Factors {
-            totp: false,
+            totp: user.totp,
             passkeys: 0,
         },
     };

@@ -30,6 +30,8 @@ impl From<LoginError> for AccountError {
         match error {
             LoginError::InvalidCredentials => Self::InvalidCredentials,
             LoginError::Locked { retry_after } => Self::Locked { retry_after },
+            // Only a login asks for a second factor; a password check never does.
+            LoginError::MfaRequired { .. } => Self::InvalidCredentials,
             LoginError::Store(e) => Self::Store(e),
             LoginError::Hash(e) => Self::Hash(e),
         }

@@ -3,7 +3,6 @@
 
 use crate::credentials::{Email, Username};
 use crate::mail::{self, MAX_CODE_ATTEMPTS, MailError, MailSettings, Mailer};
-use crate::session::SessionKey;
 use crate::store::{AccountStore, Change, EmailCode, EmailStore, SessionStore, StoreError, User, Verification};
 use crate::token::AccessClaims;
 
@@ -47,15 +46,12 @@ pub async fn request_verification<S: EmailStore + AccountStore + SessionStore>(
     send_code(store, mailer, settings, &user, email, now).await
 }
 
-/// Whether the session of `claims` is still live: the address is how the
-/// account is recovered, so an access token that outlived its session (a
-/// logout, a password change or reset, up to its 15 minutes) cannot set it.
-/// Read beside the route's own read, so it adds no round trip of latency.
+/// The session of `claims` is live (`sessions::is_live`): the address is
+/// how the account is recovered.
 async fn live_session<S: SessionStore>(store: &S, claims: &AccessClaims, now: u64) -> Result<(), EmailError> {
-    let session = store.session(&SessionKey::new(&claims.username, &claims.sid)).await?;
-    match session {
-        Some(s) if s.is_live(now) && s.user_id == claims.sub => Ok(()),
-        _ => Err(EmailError::Gone),
+    match super::sessions::is_live(store, claims, now).await? {
+        true => Ok(()),
+        false => Err(EmailError::Gone),
     }
 }
 
@@ -150,6 +146,7 @@ fn same(a: &str, b: &str) -> bool {
 mod tests {
     use super::*;
     use crate::mail::MemoryMailer;
+    use crate::session::SessionKey;
     use crate::store::SessionStore;
     use crate::store::UserStore;
     use crate::store::memory::MemoryStore;

@@ -6,7 +6,7 @@ use crate::credentials::{Email, Password, Username};
 use crate::lockout::FailedLogins;
 use crate::password::{self, HashError, Verdict};
 use crate::session::{Origin, PASSWORD};
-use crate::store::{AccountStore, Change, EmailStore, SessionStore, StoreError, User, UserStore};
+use crate::store::{AccountStore, Change, EmailStore, MfaStore, SessionStore, StoreError, TotpFactor, User, UserStore};
 use crate::token::TokenAuthority;
 
 /// Why a login did not start a session.
@@ -18,6 +18,10 @@ pub enum LoginError {
     /// Too many recent failures on this name.
     #[error("locked for {retry_after} s")]
     Locked { retry_after: u64 },
+    /// The password is right and the account has a second factor: no
+    /// session yet, but a token for `POST /login/mfa`.
+    #[error("a second factor is required")]
+    MfaRequired { mfa_token: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -26,7 +30,7 @@ pub enum LoginError {
 
 /// Checks `password` for `username` at `now` and, if it is right and the
 /// name is not locked, starts a session from `origin` and returns its tokens.
-pub async fn login<S: UserStore + SessionStore + AccountStore>(
+pub async fn login<S: UserStore + SessionStore + AccountStore + MfaStore>(
     store: &S,
     tokens: &TokenAuthority,
     username: &Username,
@@ -41,7 +45,7 @@ pub async fn login<S: UserStore + SessionStore + AccountStore>(
 /// Like `login`, with the account's verified email instead of its name:
 /// one read more (the address's claim). An unknown or unverified address is
 /// `InvalidCredentials` after the same hash as a wrong password.
-pub async fn login_by_email<S: UserStore + SessionStore + AccountStore + EmailStore>(
+pub async fn login_by_email<S: UserStore + SessionStore + AccountStore + EmailStore + MfaStore>(
     store: &S,
     tokens: &TokenAuthority,
     email: &Email,
@@ -65,8 +69,9 @@ pub async fn login_by_email<S: UserStore + SessionStore + AccountStore + EmailSt
 }
 
 /// After a right password: finishes an interrupted deletion, upgrades a weak
-/// hash, clears the failures, and starts the session.
-async fn start<S: UserStore + SessionStore + AccountStore>(
+/// hash, and then either asks for the second factor or clears the failures
+/// and starts the session.
+async fn start<S: UserStore + SessionStore + AccountStore + MfaStore>(
     store: &S,
     tokens: &TokenAuthority,
     username: &Username,
@@ -97,6 +102,18 @@ async fn start<S: UserStore + SessionStore + AccountStore>(
             Err(error) => tracing::warn!(%error, "password hash upgrade not stored"),
         }
     }
+    if user.totp {
+        // The failures stay until the second factor is through: a password
+        // alone must not reset the count of wrong codes.
+        let attempt = uuid::Uuid::new_v4().to_string();
+        if store.start_mfa_attempt(username, &attempt).await? == Change::Done {
+            tracing::info!(user_id = %user.id, "password right, second factor required");
+            let pwf = crate::mail::password_fingerprint(&user.password_hash);
+            let mfa_token = tokens.issue_mfa(&user.id, &user.username, &pwf, &attempt, now);
+            return Err(LoginError::MfaRequired { mfa_token });
+        }
+        // The factor was removed since the read: a password login, as the account now is.
+    }
     if checked.failures.count > 0 {
         store.clear_failed_logins(username).await?;
     }
@@ -117,6 +134,8 @@ pub(super) struct Checked {
     pub verdict: Verdict,
     /// The failures on the name before this attempt.
     pub failures: FailedLogins,
+    /// The user's TOTP factor, read with the user.
+    pub totp: Option<TotpFactor>,
 }
 
 /// The user `username` if `password` is theirs, behind the throttle: a name
@@ -148,6 +167,7 @@ pub(super) async fn check_password<S: UserStore>(
                 user,
                 verdict,
                 failures: record.failures,
+                totp: record.totp,
             })
         }
         _ => {
@@ -158,6 +178,24 @@ pub(super) async fn check_password<S: UserStore>(
             Err(LoginError::InvalidCredentials)
         }
     }
+}
+
+/// The login throttle around a check already made that costs nothing (a
+/// code): a name with recent failures counts the attempt whatever its
+/// outcome, before it is acted on; a wrong one is counted in any case.
+/// `Ok(false)` for a wrong one, `Locked` while the name is locked, even for a right one.
+pub(super) async fn throttle(
+    store: &impl UserStore,
+    username: &Username,
+    failures: FailedLogins,
+    right: bool,
+    now: u64,
+) -> Result<bool, LoginError> {
+    let suspect = !failures.is_stale(now);
+    if suspect || !right {
+        count_attempt(store, username, failures, now).await?;
+    }
+    Ok(right)
 }
 
 /// Counts one attempt against `username`, or fails while the name is locked.

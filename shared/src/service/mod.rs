@@ -1,6 +1,6 @@
 //! The flows: register, log in, refresh, log out; and the account: reading
 //! it, changing its password, deleting it, its sessions, its email address,
-//! and the password reset by mail. Each takes parsed input,
+//! the password reset by mail, and the second factor. Each takes parsed input,
 //! the store and the token authority, and returns a domain result or a
 //! domain error; none knows HTTP (`http` maps the errors to answers).
 
@@ -8,6 +8,7 @@ pub mod account;
 pub mod email;
 pub mod login;
 pub mod logout;
+pub mod mfa;
 pub mod refresh;
 pub mod register;
 pub mod reset;
@@ -17,6 +18,7 @@ pub use account::AccountError;
 pub use email::EmailError;
 pub use login::{LoginError, login, login_by_email};
 pub use logout::logout;
+pub use mfa::MfaError;
 pub use refresh::{RefreshError, refresh};
 pub use register::{RegisterError, register};
 pub use reset::{ResetError, forgot, reset};

@@ -41,6 +41,7 @@ pub async fn register(
         deleting: false,
         email: email.map(|e| e.as_str().to_owned()),
         email_verified: false,
+        totp: false,
     };
     match store.create_user(&user).await {
         Ok(()) => {}

@@ -2,12 +2,13 @@
 //!
 //! | item        | pk                 | sk        | attributes                                              |
 //! |-------------|--------------------|-----------|---------------------------------------------------------|
-//! | user        | `USER#<lowercase>` | `PROFILE` | id, username, password_hash, created_at, email, email_verified, deleting (only while a deletion is interrupted) |
+//! | user        | `USER#<lowercase>` | `PROFILE` | id, username, password_hash, created_at, email, email_verified, totp, deleting (only while a deletion is interrupted) |
 //! | email code  | `USER#<lowercase>` | `EMAIL_CODE` | email, code_hash, attempts, expires_at, ttl             |
 //! | mail count  | `USER#<lowercase>` or `MAILS#<mailbox>` (`Email::mailbox`) | `MAILS#<hour>` | sent, ttl |
 //! | email claim | `EMAIL#<lowercase address>` | `EMAIL` | user_id, username (only for a verified address)     |
 //! | reset token | `RESET#<token hash>` | `RESET` | username, user_id, password_fingerprint, expires_at, ttl  |
 //! | lockout     | `USER#<lowercase>` | `LOCKOUT` | failures, last_failure_at, ttl                          |
+//! | TOTP factor | `USER#<lowercase>` | `MFA#TOTP` | secret, active, created_at, last_step, recovery (string set of digests), attempt, attempt_tries, ttl (while pending) |
 //! | session     | `USER#<lowercase>` | `SESSION#<id>` | user_id, username, generation, token_hash, created_at, issued_at, expires_at, revoked, amr, ip, user_agent, ttl |
 //!
 //! Everything that names a user lives in the user's partition, so one query
@@ -17,8 +18,8 @@
 //! attribute; the code never relies on it and checks expiry itself.
 
 use super::{
-    AccountStore, Change, CreateUserError, EmailCode, EmailStore, LoginRecord, ResetToken, Rotation, SessionStore,
-    StoreError, User, UserStore, Verification,
+    AccountStore, Change, CreateUserError, EmailCode, EmailStore, LoginRecord, MfaStore, Proof, ResetToken, Rotation,
+    SessionStore, StoreError, TotpFactor, User, UserStore, Verification,
 };
 use crate::credentials::{Email, Username};
 use crate::lockout::FailedLogins;
@@ -181,6 +182,14 @@ fn reset_key(token_hash: &str) -> Item {
     key(format!("RESET#{token_hash}"), "RESET")
 }
 
+/// The sort key of a TOTP factor: between `LOCKOUT` and `PROFILE`, so the
+/// login's one query reads it too.
+const TOTP: &str = "MFA#TOTP";
+
+fn totp_key(username: &str) -> Item {
+    key(format!("USER#{}", username.to_ascii_lowercase()), TOTP)
+}
+
 fn code_key(username: &Username) -> Item {
     key(format!("USER#{}", username.normalized()), "EMAIL_CODE")
 }
@@ -258,6 +267,7 @@ impl User {
             ("password_hash".into(), s(&self.password_hash)),
             ("created_at".into(), n(self.created_at)),
             ("email_verified".into(), AttributeValue::Bool(self.email_verified)),
+            ("totp".into(), AttributeValue::Bool(self.totp)),
         ])
         .into_iter()
         .chain(self.email.as_ref().map(|e| ("email".to_owned(), s(e))))
@@ -274,6 +284,7 @@ impl User {
             deleting: f.boolean("deleting")?,
             email: item.get("email").map(|_| f.string("email")).transpose()?,
             email_verified: f.boolean("email_verified")?,
+            totp: f.boolean("totp")?,
         })
     }
 }
@@ -364,6 +375,7 @@ impl UserStore for DynamoStore {
                 Some(AttributeValue::S(sk)) if sk == "LOCKOUT" => {
                     record.failures = FailedLogins::from_item(item, "Query")?
                 }
+                Some(AttributeValue::S(sk)) if sk == TOTP => record.totp = Some(TotpFactor::from_item(item, "Query")?),
                 _ => {}
             }
         }
@@ -1137,5 +1149,317 @@ impl EmailStore for DynamoStore {
             .expect("delete fields are set");
         let consume = TransactWriteItem::builder().delete(consume).build();
         self.replace_password(user, new_hash, revoke, Some(consume)).await
+    }
+}
+
+impl TotpFactor {
+    fn from_item(item: &Item, operation: &'static str) -> Result<Self, StoreError> {
+        let f = Fields(item, operation);
+        let recovery = match item.get("recovery") {
+            None => Vec::new(),
+            Some(AttributeValue::Ss(set)) => set.clone(),
+            _ => return Err(corrupt(operation, "recovery")),
+        };
+        Ok(Self {
+            secret: crate::totp::TotpSecret::from_base32(&f.string("secret")?)
+                .ok_or_else(|| corrupt(operation, "secret"))?,
+            active: f.boolean("active")?,
+            created_at: f.number("created_at")?,
+            last_step: f.number("last_step")?,
+            recovery,
+            attempt: f.string_or("attempt", "")?,
+            attempt_tries: match item.get("attempt_tries") {
+                None => 0,
+                Some(_) => f.number("attempt_tries")?,
+            },
+        })
+    }
+}
+
+/// An update of one item: its expression, condition and values, built up
+/// clause by clause so that a proof can join any of them.
+struct ItemUpdate {
+    set: Vec<&'static str>,
+    remove: Vec<&'static str>,
+    delete: Vec<&'static str>,
+    conditions: Vec<&'static str>,
+    values: Vec<(&'static str, AttributeValue)>,
+    /// `#name` placeholders, for attribute names that are reserved words (`ttl`).
+    names: Vec<(&'static str, &'static str)>,
+}
+
+impl ItemUpdate {
+    fn new(conditions: Vec<&'static str>, values: Vec<(&'static str, AttributeValue)>) -> Self {
+        Self {
+            set: Vec::new(),
+            remove: Vec::new(),
+            delete: Vec::new(),
+            conditions,
+            values,
+            names: Vec::new(),
+        }
+    }
+
+    /// An update of the factor `factor` as read: still the same secret, and active or not as it was.
+    fn of_factor(factor: &TotpFactor) -> Self {
+        Self::new(
+            vec!["secret = :secret", "active = :active"],
+            vec![
+                (":secret", s(factor.secret.base32())),
+                (":active", AttributeValue::Bool(factor.active)),
+            ],
+        )
+    }
+
+    /// Consumes `proof`: the code's step only if later than the last one
+    /// accepted, the recovery code only if still in the set.
+    fn consume(mut self, proof: Option<&Proof>) -> Self {
+        match proof {
+            None => {}
+            Some(Proof::Step(step)) => {
+                self.set.push("last_step = :step");
+                self.conditions.push("last_step < :step");
+                self.values.push((":step", n(step)));
+            }
+            Some(Proof::Recovery(digest)) => {
+                self.delete.push("recovery :used");
+                self.conditions.push("contains(recovery, :code)");
+                self.values.push((":used", AttributeValue::Ss(vec![digest.clone()])));
+                self.values.push((":code", s(digest)));
+            }
+        }
+        self
+    }
+
+    fn expression(&self) -> String {
+        let mut parts = Vec::new();
+        for (word, clauses) in [("SET", &self.set), ("REMOVE", &self.remove), ("DELETE", &self.delete)] {
+            if !clauses.is_empty() {
+                parts.push(format!("{word} {}", clauses.join(", ")));
+            }
+        }
+        parts.join(" ")
+    }
+
+    fn condition(&self) -> String {
+        self.conditions.join(" AND ")
+    }
+
+    fn values(&self) -> HashMap<String, AttributeValue> {
+        self.values.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+    }
+
+    fn names(&self) -> Option<HashMap<String, String>> {
+        (!self.names.is_empty()).then(|| {
+            self.names
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        })
+    }
+
+    fn into_transact_item(self, table: &str, key: Item) -> TransactWriteItem {
+        let update = Update::builder()
+            .table_name(table)
+            .set_key(Some(key))
+            .update_expression(self.expression())
+            .condition_expression(self.condition())
+            .set_expression_attribute_values(Some(self.values()))
+            .set_expression_attribute_names(self.names())
+            .build()
+            .expect("update fields are set");
+        TransactWriteItem::builder().update(update).build()
+    }
+}
+
+fn string_set(digests: &[String]) -> AttributeValue {
+    AttributeValue::Ss(digests.to_vec())
+}
+
+impl DynamoStore {
+    /// A condition on the user item: still of `user`'s id, not being deleted.
+    fn user_still(&self, user: &User) -> Result<TransactWriteItem, StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(self.profile_key(user)?))
+            .condition_expression("id = :id AND attribute_not_exists(deleting)")
+            .expression_attribute_values(":id", s(&user.id))
+            .build()
+            .expect("condition check fields are set");
+        Ok(TransactWriteItem::builder().condition_check(check).build())
+    }
+
+    /// Sets the user item's `totp` mark, on the user still of the same id.
+    fn mark_totp(&self, user: &User, active: bool) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(self.profile_key(user)?))
+            .update_expression("SET totp = :totp")
+            .condition_expression("id = :id AND attribute_not_exists(deleting)")
+            .expression_attribute_values(":totp", AttributeValue::Bool(active))
+            .expression_attribute_values(":id", s(&user.id))
+            .build()
+            .expect("update fields are set");
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Runs one conditional update of the item at `key`: `Conflict` when its condition failed.
+    async fn update_if(&self, key: Item, update: ItemUpdate) -> Result<Change, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .update_expression(update.expression())
+            .condition_expression(update.condition())
+            .set_expression_attribute_values(Some(update.values()))
+            .set_expression_attribute_names(update.names())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Change::Done),
+            Err(e) if condition_failed(&e) => Ok(Change::Conflict),
+            Err(e) => Err(failed("UpdateItem", e)),
+        }
+    }
+}
+
+impl MfaStore for DynamoStore {
+    async fn put_pending_totp(&self, user: &User, factor: &TotpFactor) -> Result<Change, StoreError> {
+        let mut item = totp_key(&user.username);
+        item.extend([
+            ("secret".to_owned(), s(factor.secret.base32())),
+            ("active".to_owned(), AttributeValue::Bool(false)),
+            ("created_at".to_owned(), n(factor.created_at)),
+            ("last_step".to_owned(), n(factor.last_step)),
+            (
+                TTL.to_owned(),
+                n(factor.created_at.saturating_add(crate::totp::PENDING_TTL)),
+            ),
+        ]);
+        let put = self.put(
+            item,
+            Some("attribute_not_exists(pk) OR active = :false"),
+            &[(":false", AttributeValue::Bool(false))],
+        );
+        self.transact(vec![put, self.user_still(user)?]).await
+    }
+
+    async fn activate_totp(
+        &self,
+        user: &User,
+        factor: &TotpFactor,
+        step: u64,
+        recovery: &[String],
+    ) -> Result<Change, StoreError> {
+        let mut update = ItemUpdate::of_factor(factor).consume(Some(&Proof::Step(step)));
+        update.set.extend(["active = :true", "recovery = :recovery"]);
+        // Active, it lives until removed: no `ttl` (a reserved word, so named through `#ttl`).
+        update.remove.push("#ttl");
+        update.names.push(("#ttl", TTL));
+        update.values.push((":true", AttributeValue::Bool(true)));
+        update.values.push((":recovery", string_set(recovery)));
+        let item = update.into_transact_item(&self.table, totp_key(&user.username));
+        self.transact(vec![item, self.mark_totp(user, true)?]).await
+    }
+
+    async fn remove_totp(&self, user: &User, factor: &TotpFactor, proof: Option<&Proof>) -> Result<Change, StoreError> {
+        let condition = ItemUpdate::of_factor(factor).consume(proof);
+        let mut delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(totp_key(&user.username)))
+            .condition_expression(condition.condition());
+        for (name, value) in condition.values {
+            // A delete takes the condition only: not the set a recovery code would leave.
+            if name != ":used" {
+                delete = delete.expression_attribute_values(name, value);
+            }
+        }
+        let delete = TransactWriteItem::builder()
+            .delete(delete.build().expect("delete fields are set"))
+            .build();
+        self.transact(vec![delete, self.mark_totp(user, false)?]).await
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        user: &User,
+        factor: &TotpFactor,
+        proof: Option<&Proof>,
+        recovery: &[String],
+    ) -> Result<Change, StoreError> {
+        let mut update = ItemUpdate::of_factor(factor).consume(proof);
+        update.set.push("recovery = :recovery");
+        update.values.push((":recovery", string_set(recovery)));
+        self.update_if(totp_key(&user.username), update).await
+    }
+
+    async fn start_mfa_attempt(&self, username: &Username, attempt: &str) -> Result<Change, StoreError> {
+        let mut update = ItemUpdate::new(
+            vec!["active = :true"],
+            vec![
+                (":attempt", s(attempt)),
+                (":zero", n(0)),
+                (":true", AttributeValue::Bool(true)),
+            ],
+        );
+        update.set.extend(["attempt = :attempt", "attempt_tries = :zero"]);
+        self.update_if(totp_key(username.as_str()), update).await
+    }
+
+    async fn count_mfa_try(&self, username: &Username, attempt: &str) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(totp_key(username.as_str())))
+            .update_expression("ADD attempt_tries :one")
+            .condition_expression("active = :true AND attempt = :attempt AND attempt_tries < :max")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":attempt", s(attempt))
+            .expression_attribute_values(":max", n(crate::totp::MAX_TRIES))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(failed("UpdateItem", e)),
+        }
+    }
+
+    async fn finish_mfa_login(
+        &self,
+        user: &User,
+        attempt: &str,
+        proof: &Proof,
+        session: &Session,
+    ) -> Result<Change, StoreError> {
+        let mut end = ItemUpdate::new(
+            vec!["active = :true", "attempt = :attempt"],
+            vec![(":true", AttributeValue::Bool(true)), (":attempt", s(attempt))],
+        );
+        end.remove.extend(["attempt", "attempt_tries"]);
+        let mut end = end.consume(Some(proof));
+        end.conditions.push("attempt_tries <= :max");
+        end.values.push((":max", n(crate::totp::MAX_TRIES)));
+        let profile = self.profile_key(user)?;
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(profile.clone()))
+            .condition_expression("id = :id AND password_hash = :hash AND attribute_not_exists(deleting)")
+            .expression_attribute_values(":id", s(&user.id))
+            .expression_attribute_values(":hash", s(&user.password_hash))
+            .build()
+            .expect("condition check fields are set");
+        let mut lockout = profile;
+        lockout.insert(SK.into(), s("LOCKOUT"));
+        let items = vec![
+            end.into_transact_item(&self.table, totp_key(&user.username)),
+            self.put(session.to_item(), Some("attribute_not_exists(pk)"), &[]),
+            TransactWriteItem::builder().condition_check(check).build(),
+            self.delete(lockout),
+        ];
+        self.transact(items).await
     }
 }

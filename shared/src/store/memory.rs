@@ -2,8 +2,8 @@
 //! tests. Storage behaviour itself is tested against DynamoDB Local.
 
 use super::{
-    AccountStore, Change, CreateUserError, EmailCode, EmailStore, LoginRecord, ResetToken, Rotation, SessionStore,
-    StoreError, User, UserStore, Verification,
+    AccountStore, Change, CreateUserError, EmailCode, EmailStore, LoginRecord, MfaStore, Proof, ResetToken, Rotation,
+    SessionStore, StoreError, TotpFactor, User, UserStore, Verification,
 };
 use crate::credentials::{Email, Username};
 use crate::lockout::FailedLogins;
@@ -34,6 +34,8 @@ struct Inner {
     /// Mails per (account or address key, hour).
     mails: HashMap<(String, u64), u32>,
     resets: HashMap<String, ResetToken>,
+    /// TOTP factors by normalized username.
+    totp: HashMap<String, TotpFactor>,
 }
 
 impl MemoryStore {
@@ -76,6 +78,12 @@ impl MemoryStore {
         }
     }
 
+    /// A copy of the TOTP factor of `username`, if any (not counted as a call).
+    pub fn totp_now(&self, username: &str) -> Option<TotpFactor> {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.totp.get(&username.to_ascii_lowercase()).cloned()
+    }
+
     /// How many reset tokens are stored (not counted as a call).
     pub fn reset_tokens_now(&self) -> usize {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).resets.len()
@@ -105,6 +113,7 @@ impl UserStore for MemoryStore {
         Ok(LoginRecord {
             user: inner.users.get(&key).cloned(),
             failures: inner.failures.get(&key).copied().unwrap_or_default(),
+            totp: inner.totp.get(&key).cloned(),
         })
     }
 
@@ -228,6 +237,7 @@ impl AccountStore for MemoryStore {
         inner.users.remove(&key);
         inner.failures.remove(&key);
         inner.codes.remove(&key);
+        inner.totp.remove(&key);
         inner.mails.retain(|(k, _), _| *k != format!("USER#{key}"));
         inner.sessions.retain(|k, _| k.user != key);
         if let Some(email) = user.verified_email() {
@@ -374,5 +384,150 @@ impl EmailStore for MemoryStore {
             inner.resets.remove(&token.token_hash);
         }
         Ok(change)
+    }
+}
+
+impl Inner {
+    /// The user `user` is still stored as (same id, not being deleted).
+    fn user_still(&self, user: &User) -> bool {
+        let stored = self.users.get(&user.username.to_ascii_lowercase());
+        stored.is_some_and(|u| u.id == user.id && !u.deleting)
+    }
+
+    /// The factor of `user`, if it is still `factor` as read and `proof` holds for it.
+    fn factor_as_read(&mut self, user: &User, factor: &TotpFactor, proof: Option<&Proof>) -> Option<&mut TotpFactor> {
+        let stored = self.totp.get_mut(&user.username.to_ascii_lowercase())?;
+        let holds = match proof {
+            None => true,
+            Some(Proof::Step(step)) => stored.last_step < *step,
+            Some(Proof::Recovery(digest)) => stored.recovery.contains(digest),
+        };
+        (stored.secret == factor.secret && stored.active == factor.active && holds).then_some(stored)
+    }
+}
+
+/// Applies a proof the factor was found to hold.
+fn consume(factor: &mut TotpFactor, proof: Option<&Proof>) {
+    match proof {
+        None => {}
+        Some(Proof::Step(step)) => factor.last_step = *step,
+        Some(Proof::Recovery(digest)) => factor.recovery.retain(|d| d != digest),
+    }
+}
+
+impl MfaStore for MemoryStore {
+    async fn put_pending_totp(&self, user: &User, factor: &TotpFactor) -> Result<Change, StoreError> {
+        let mut inner = self.lock()?;
+        let key = user.username.to_ascii_lowercase();
+        if !inner.user_still(user) || inner.totp.get(&key).is_some_and(|f| f.active) {
+            return Ok(Change::Conflict);
+        }
+        inner.totp.insert(key, factor.clone());
+        Ok(Change::Done)
+    }
+
+    async fn activate_totp(
+        &self,
+        user: &User,
+        factor: &TotpFactor,
+        step: u64,
+        recovery: &[String],
+    ) -> Result<Change, StoreError> {
+        let mut inner = self.lock()?;
+        if !inner.user_still(user) {
+            return Ok(Change::Conflict);
+        }
+        let proof = Proof::Step(step);
+        let Some(stored) = inner.factor_as_read(user, factor, Some(&proof)) else {
+            return Ok(Change::Conflict);
+        };
+        consume(stored, Some(&proof));
+        stored.active = true;
+        stored.recovery = recovery.to_vec();
+        let key = user.username.to_ascii_lowercase();
+        inner.users.get_mut(&key).expect("checked above").totp = true;
+        Ok(Change::Done)
+    }
+
+    async fn remove_totp(&self, user: &User, factor: &TotpFactor, proof: Option<&Proof>) -> Result<Change, StoreError> {
+        let mut inner = self.lock()?;
+        if !inner.user_still(user) || inner.factor_as_read(user, factor, proof).is_none() {
+            return Ok(Change::Conflict);
+        }
+        let key = user.username.to_ascii_lowercase();
+        inner.totp.remove(&key);
+        inner.users.get_mut(&key).expect("checked above").totp = false;
+        Ok(Change::Done)
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        user: &User,
+        factor: &TotpFactor,
+        proof: Option<&Proof>,
+        recovery: &[String],
+    ) -> Result<Change, StoreError> {
+        let mut inner = self.lock()?;
+        let Some(stored) = inner.factor_as_read(user, factor, proof) else {
+            return Ok(Change::Conflict);
+        };
+        consume(stored, proof);
+        stored.recovery = recovery.to_vec();
+        Ok(Change::Done)
+    }
+
+    async fn start_mfa_attempt(&self, username: &Username, attempt: &str) -> Result<Change, StoreError> {
+        let mut inner = self.lock()?;
+        match inner.totp.get_mut(&username.normalized()) {
+            Some(f) if f.active => {
+                f.attempt = attempt.to_owned();
+                f.attempt_tries = 0;
+                Ok(Change::Done)
+            }
+            _ => Ok(Change::Conflict),
+        }
+    }
+
+    async fn count_mfa_try(&self, username: &Username, attempt: &str) -> Result<bool, StoreError> {
+        let mut inner = self.lock()?;
+        match inner.totp.get_mut(&username.normalized()) {
+            Some(f) if f.active && f.attempt == attempt && f.attempt_tries < crate::totp::MAX_TRIES => {
+                f.attempt_tries += 1;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn finish_mfa_login(
+        &self,
+        user: &User,
+        attempt: &str,
+        proof: &Proof,
+        session: &Session,
+    ) -> Result<Change, StoreError> {
+        let mut inner = self.lock()?;
+        let key = user.username.to_ascii_lowercase();
+        let user_as_read = inner
+            .users
+            .get(&key)
+            .is_some_and(|u| u.id == user.id && u.password_hash == user.password_hash && !u.deleting);
+        let factor_as_read = inner.totp.get(&key).is_some_and(|f| {
+            let holds = match proof {
+                Proof::Step(step) => f.last_step < *step,
+                Proof::Recovery(digest) => f.recovery.contains(digest),
+            };
+            f.active && f.attempt == attempt && f.attempt_tries <= crate::totp::MAX_TRIES && holds
+        });
+        if !user_as_read || !factor_as_read || inner.sessions.contains_key(&session.key()) {
+            return Ok(Change::Conflict);
+        }
+        let factor = inner.totp.get_mut(&key).expect("checked above");
+        consume(factor, Some(proof));
+        factor.attempt.clear();
+        factor.attempt_tries = 0;
+        inner.failures.remove(&key);
+        inner.sessions.insert(session.key(), session.clone());
+        Ok(Change::Done)
     }
 }
