@@ -160,3 +160,37 @@ pub async fn verify_address(store: &impl crate::store::EmailStore, user: &User, 
         user.username
     );
 }
+
+/// Gives `user`, stored, an active TOTP factor as enrollment and confirmation
+/// would, the confirming code of a step two before `now`'s (so the codes of
+/// the steps around `now` are all still fresh); returns its secret and recovery codes.
+pub async fn enable_totp(
+    store: &impl crate::store::MfaStore,
+    user: &User,
+    now: u64,
+) -> (crate::totp::TotpSecret, Vec<String>) {
+    use crate::store::{Change, TotpFactor};
+    let factor = TotpFactor {
+        secret: crate::totp::TotpSecret::generate(),
+        active: false,
+        created_at: now,
+        last_step: 0,
+        recovery: Vec::new(),
+        attempt: String::new(),
+        attempt_tries: 0,
+    };
+    let pending = store.put_pending_totp(user, &factor).await.expect("the store answers");
+    assert_eq!(pending, Change::Done, "pending factor for {}", user.username);
+    let codes = crate::totp::new_recovery_codes();
+    let digests: Vec<String> = codes
+        .iter()
+        .map(|c| crate::totp::recovery_code_hash(&user.id, c).expect("well formed"))
+        .collect();
+    let step = now / crate::totp::STEP - 2;
+    let active = store
+        .activate_totp(user, &factor, step, &digests)
+        .await
+        .expect("the store answers");
+    assert_eq!(active, Change::Done, "active factor for {}", user.username);
+    (factor.secret, codes)
+}

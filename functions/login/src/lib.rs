@@ -159,4 +159,73 @@ mod tests {
             (503, Some("unavailable"))
         );
     }
+
+    #[tokio::test]
+    async fn a_user_with_a_factor_gets_403_mfa_required_and_then_tokens_for_the_code() {
+        let state = state_with_alice().await;
+        let now = shared::now();
+        let alice = state.store.user_now("alice");
+        let (secret, _) = shared::testing::enable_totp(&state.store, &alice, now).await;
+        let (response, body) = call(handle(&state, event("login-ok", None))).await;
+        assert_eq!(
+            (response.status().as_u16(), body["error"].as_str()),
+            (403, Some("mfa_required"))
+        );
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        assert_eq!(body["methods"], serde_json::json!(["totp", "recovery_code"]));
+        assert!(body.get("access_token").is_none() && body.get("refresh_token").is_none());
+        let mfa_token = body["mfa_token"].as_str().unwrap();
+        assert_eq!(state.store.sessions("alice").await.unwrap().len(), 0, "no session yet");
+
+        let second = serde_json::json!({"mfa_token": mfa_token, "code": secret.code_at(now)});
+        let (response, body) = call(handle(&state, event_with_body("login-mfa", &second))).await;
+        assert_eq!(response.status(), 200, "{body}");
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        let access = state
+            .keys
+            .loaded()
+            .unwrap()
+            .verify_access(body["access_token"].as_str().unwrap(), now)
+            .unwrap();
+        assert_eq!(access.amr, ["pwd", "otp"]);
+
+        let (response, body) = call(handle(&state, event_with_body("login-mfa", &second))).await;
+        assert_eq!(
+            (response.status().as_u16(), body["error"].as_str()),
+            (401, Some("invalid_token")),
+            "used"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_second_step_refuses_an_access_token_and_a_body_without_exactly_one_code() {
+        let state = state_with_alice().await;
+        let access = shared::testing::access_token(&dev_authority(), "u-1", "Alice", shared::now());
+        let (response, body) = call(handle(
+            &state,
+            event_with_body("login-mfa", &serde_json::json!({"mfa_token": access, "code": "123456"})),
+        ))
+        .await;
+        assert_eq!(
+            (response.status().as_u16(), body["error"].as_str()),
+            (401, Some("invalid_token"))
+        );
+        assert!(
+            !response.headers().contains_key("www-authenticate"),
+            "not a resource route"
+        );
+        for bad in [
+            serde_json::json!({"mfa_token": "t"}),
+            serde_json::json!({"mfa_token": "t", "code": "123456", "recovery_code": "x"}),
+            serde_json::json!({"code": "123456"}),
+            serde_json::json!({"mfa_token": 1, "code": "123456"}),
+        ] {
+            let (response, body) = call(handle(&state, event_with_body("login-mfa", &bad))).await;
+            assert_eq!(
+                (response.status().as_u16(), body["error"].as_str()),
+                (400, Some("invalid_request")),
+                "{bad}"
+            );
+        }
+    }
 }

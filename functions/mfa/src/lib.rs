@@ -78,3 +78,195 @@ fn secret(body: serde_json::Value) -> Response<Body> {
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::http::testing::{call, event, event_with_body};
+    use shared::key_cache::KeyCache;
+    use shared::store::memory::MemoryStore;
+    use shared::testing::{dev_authority, password_session, user_with_password};
+    use shared::totp::TotpSecret;
+
+    const RIGHT: &str = "correct horse battery staple";
+
+    /// alice in a store, logged in, and the access token of her session.
+    async fn logged_in(store: MemoryStore) -> (State<MemoryStore>, String) {
+        let state = State {
+            keys: KeyCache::ready(dev_authority()),
+            store,
+        };
+        let alice = user_with_password("u-1", "alice", RIGHT).await;
+        state.store.create_user(&alice).await.unwrap();
+        let authority = state.keys.loaded().unwrap();
+        let now = shared::now();
+        let session = password_session(&authority, &alice, now);
+        state.store.create_session(&session, None).await.unwrap();
+        let access = shared::service::sessions::token_pair(&authority, &session, now).access_token;
+        (state, access)
+    }
+
+    fn issuer() -> TotpIssuer {
+        TotpIssuer::from_lookup(|_| Some("Example App".into())).unwrap()
+    }
+
+    fn with_body(name: &str, token: &str, body: serde_json::Value) -> Request {
+        let mut req = event_with_body(name, &body);
+        let value = format!("Bearer {token}").parse().unwrap();
+        req.headers_mut().insert("authorization", value);
+        req
+    }
+
+    #[tokio::test]
+    async fn enrolling_confirming_and_removing_a_factor_over_the_routes() {
+        let (state, access) = logged_in(MemoryStore::default()).await;
+        let (response, body) = call(handle(&state, &issuer(), event("mfa-enroll", Some(&access)))).await;
+        assert_eq!(response.status(), 200, "{body}");
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        let uri = body["otpauth_uri"].as_str().unwrap();
+        assert!(uri.starts_with("otpauth://totp/Example%20App:alice?"), "{uri}");
+        let secret = TotpSecret::from_base32(body["secret"].as_str().unwrap()).unwrap();
+
+        let code = secret.code_at(shared::now());
+        let req = with_body("mfa-confirm", &access, serde_json::json!({ "code": code }));
+        let (response, body) = call(handle(&state, &issuer(), req)).await;
+        assert_eq!(response.status(), 200, "{body}");
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        assert_eq!(body["recovery_codes"].as_array().unwrap().len(), 10);
+
+        let (response, body) = call(handle(&state, &issuer(), event("mfa-enroll", Some(&access)))).await;
+        assert_eq!(
+            (response.status().as_u16(), body["error"].as_str()),
+            (409, Some("totp_enabled"))
+        );
+
+        let req = with_body("mfa-recovery-codes", &access, serde_json::json!({ "password": RIGHT }));
+        let (response, body) = call(handle(&state, &issuer(), req)).await;
+        assert_eq!(response.status(), 200, "{body}");
+        assert_eq!(body["recovery_codes"].as_array().unwrap().len(), 10);
+
+        let req = with_body(
+            "mfa-disable",
+            &access,
+            serde_json::json!({ "password": "wrong horse battery staple" }),
+        );
+        let (response, body) = call(handle(&state, &issuer(), req)).await;
+        assert_eq!(
+            (response.status().as_u16(), body["error"].as_str()),
+            (401, Some("invalid_credentials"))
+        );
+        let (response, _) = call(handle(&state, &issuer(), event("mfa-disable", Some(&access)))).await;
+        assert_eq!(response.status(), 204);
+        assert!(!state.store.user_now("alice").totp);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_first_code_is_400_invalid_code_and_nothing_pending_is_404() {
+        let (state, access) = logged_in(MemoryStore::default()).await;
+        let (response, body) = call(handle(&state, &issuer(), event("mfa-confirm", Some(&access)))).await;
+        assert_eq!(
+            (response.status().as_u16(), body["error"].as_str()),
+            (404, Some("not_found"))
+        );
+        call(handle(&state, &issuer(), event("mfa-enroll", Some(&access)))).await;
+        let secret = state.store.totp_now("alice").unwrap().secret;
+        let wrong = if secret.code_at(shared::now()) == "000000" {
+            "111111"
+        } else {
+            "000000"
+        };
+        let req = with_body("mfa-confirm", &access, serde_json::json!({ "code": wrong }));
+        let (response, body) = call(handle(&state, &issuer(), req)).await;
+        assert_eq!(
+            (response.status().as_u16(), body["error"].as_str()),
+            (400, Some("invalid_code"))
+        );
+    }
+
+    #[tokio::test]
+    async fn removing_with_a_wrong_code_is_401_invalid_code_and_with_no_factor_404() {
+        let (state, access) = logged_in(MemoryStore::default()).await;
+        let (response, body) = call(handle(&state, &issuer(), event("mfa-disable", Some(&access)))).await;
+        assert_eq!(
+            (response.status().as_u16(), body["error"].as_str()),
+            (404, Some("not_found"))
+        );
+        let alice = state.store.user_now("alice");
+        let (secret, _) = shared::testing::enable_totp(&state.store, &alice, shared::now()).await;
+        let wrong = if secret.code_at(shared::now()) == "000000" {
+            "111111"
+        } else {
+            "000000"
+        };
+        let req = with_body("mfa-disable", &access, serde_json::json!({ "code": wrong }));
+        let (response, body) = call(handle(&state, &issuer(), req)).await;
+        assert_eq!(
+            (response.status().as_u16(), body["error"].as_str()),
+            (401, Some("invalid_code"))
+        );
+    }
+
+    #[tokio::test]
+    async fn both_a_code_and_a_password_or_neither_or_a_number_is_400() {
+        let (state, access) = logged_in(MemoryStore::default()).await;
+        for body in [
+            serde_json::json!({ "code": "123456", "password": RIGHT }),
+            serde_json::json!({}),
+            serde_json::json!({ "code": 123456 }),
+            serde_json::json!({ "password": "short" }),
+        ] {
+            let req = with_body("mfa-disable", &access, body.clone());
+            let (response, answer) = call(handle(&state, &issuer(), req)).await;
+            assert_eq!(
+                (response.status().as_u16(), answer["error"].as_str()),
+                (400, Some("invalid_request")),
+                "{body}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn each_route_answers_its_methods_only_and_needs_a_token() {
+        let (state, access) = logged_in(MemoryStore::default()).await;
+        let mut get = event("mfa-enroll", Some(&access));
+        *get.method_mut() = lambda_http::http::Method::GET;
+        let (response, _) = call(handle(&state, &issuer(), get)).await;
+        assert_eq!(
+            (
+                response.status().as_u16(),
+                response.headers()["allow"].to_str().unwrap()
+            ),
+            (405, "POST, DELETE")
+        );
+        let mut delete = event("mfa-confirm", Some(&access));
+        *delete.method_mut() = lambda_http::http::Method::DELETE;
+        let (response, _) = call(handle(&state, &issuer(), delete)).await;
+        assert_eq!(
+            (
+                response.status().as_u16(),
+                response.headers()["allow"].to_str().unwrap()
+            ),
+            (405, "POST")
+        );
+        let (response, body) = call(handle(&state, &issuer(), event("mfa-enroll", None))).await;
+        assert_eq!(
+            (response.status().as_u16(), body["error"].as_str()),
+            (401, Some("invalid_token"))
+        );
+        assert!(response.headers().contains_key("www-authenticate"));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_store_is_503() {
+        let state = State {
+            keys: KeyCache::ready(dev_authority()),
+            store: MemoryStore::unreachable(),
+        };
+        let access = shared::testing::access_token(&dev_authority(), "u-1", "alice", shared::now());
+        let (response, body) = call(handle(&state, &issuer(), event("mfa-enroll", Some(&access)))).await;
+        assert_eq!(
+            (response.status().as_u16(), body["error"].as_str()),
+            (503, Some("unavailable"))
+        );
+    }
+}

@@ -320,3 +320,389 @@ fn digests(user: &User, codes: &[String]) -> Vec<String> {
         .map(|code| totp::recovery_code_hash(&user.id, code).expect("a new recovery code is well formed"))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lockout::FailedLogins;
+    use crate::service::login::login;
+    use crate::store::AccountStore;
+    use crate::store::memory::MemoryStore;
+    use crate::testing::{dev_authority, enable_totp, password_session, user_with_password};
+    use crate::totp::STEP;
+
+    const RIGHT: &str = "correct horse battery staple";
+
+    struct World {
+        store: MemoryStore,
+        tokens: TokenAuthority,
+        alice: User,
+        /// An access token of a live password session of alice.
+        claims: AccessClaims,
+        now: u64,
+    }
+
+    async fn world() -> World {
+        let store = MemoryStore::default();
+        let tokens = dev_authority();
+        let alice = user_with_password("u-1", "alice", RIGHT).await;
+        store.create_user(&alice).await.unwrap();
+        let now = crate::clock::now();
+        let session = password_session(&tokens, &alice, now);
+        store.create_session(&session, None).await.unwrap();
+        let access = sessions::token_pair(&tokens, &session, now).access_token;
+        let claims = tokens.verify_access(&access, now).unwrap();
+        World {
+            store,
+            tokens,
+            alice,
+            claims,
+            now,
+        }
+    }
+
+    fn password(raw: &str) -> Password {
+        Password::parse(raw).unwrap()
+    }
+
+    /// The `mfa_token` a right password gets alice.
+    async fn mfa_token(w: &World) -> String {
+        let name = Username::parse("alice").unwrap();
+        match login(&w.store, &w.tokens, &name, &password(RIGHT), Origin::default(), w.now).await {
+            Err(LoginError::MfaRequired { mfa_token }) => mfa_token,
+            other => panic!("expected mfa_required, got {:?}", other.map(|_| "tokens")),
+        }
+    }
+
+    async fn second_step(w: &World, token: &str, second: SecondFactor) -> Result<TokenPair, MfaError> {
+        login_mfa(&w.store, &w.tokens, token, &second, Origin::default(), w.now).await
+    }
+
+    #[tokio::test]
+    async fn enrollment_is_pending_until_its_first_code_and_then_answers_ten_recovery_codes() {
+        let w = world().await;
+        let issuer = TotpIssuer::from_lookup(|_| None).unwrap();
+        let enrollment = enroll(&w.store, &issuer, &w.claims, w.now).await.unwrap();
+        assert!(
+            enrollment
+                .otpauth_uri
+                .starts_with("otpauth://totp/lambda-jwt-auth:alice?")
+        );
+        assert!(!w.store.user_now("alice").totp, "pending: not active yet");
+        let name = Username::parse("alice").unwrap();
+        let pair = login(&w.store, &w.tokens, &name, &password(RIGHT), Origin::default(), w.now).await;
+        assert!(pair.is_ok(), "a pending factor does not ask for a code");
+        let code = enrollment.secret.code_at(w.now);
+        let codes = confirm(&w.store, &w.claims, &code, w.now).await.unwrap();
+        assert_eq!(codes.len(), 10);
+        assert!(w.store.user_now("alice").totp);
+        let factor = w.store.totp_now("alice").unwrap();
+        assert!(factor.active);
+        assert_eq!(factor.last_step, w.now / STEP, "the confirming code is used");
+        assert!(
+            !factor.recovery.iter().any(|d| codes.contains(d)),
+            "only digests are stored"
+        );
+        assert!(matches!(
+            enroll(&w.store, &issuer, &w.claims, w.now).await,
+            Err(MfaError::AlreadyActive)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_wrong_or_late_enrollment_code_activates_nothing_and_counts_as_a_failure() {
+        let w = world().await;
+        let issuer = TotpIssuer::from_lookup(|_| None).unwrap();
+        let enrollment = enroll(&w.store, &issuer, &w.claims, w.now).await.unwrap();
+        let wrong = if enrollment.secret.code_at(w.now) == "000000" {
+            "111111"
+        } else {
+            "000000"
+        };
+        assert!(matches!(
+            confirm(&w.store, &w.claims, wrong, w.now).await,
+            Err(MfaError::InvalidEnrollmentCode)
+        ));
+        let failures = w
+            .store
+            .login_record(&Username::parse("alice").unwrap())
+            .await
+            .unwrap()
+            .failures;
+        assert_eq!(failures.count, 1);
+        let later = w.now + totp::PENDING_TTL;
+        let code = enrollment.secret.code_at(later);
+        assert!(matches!(
+            confirm(&w.store, &w.claims, &code, later).await,
+            Err(MfaError::NotFound)
+        ));
+        assert!(!w.store.user_now("alice").totp);
+    }
+
+    #[tokio::test]
+    async fn a_login_with_a_factor_gets_an_mfa_token_and_the_code_then_gets_tokens_with_otp() {
+        let w = world().await;
+        let (secret, _) = enable_totp(&w.store, &w.alice, w.now).await;
+        let token = mfa_token(&w).await;
+        let sessions_before = w.store.sessions("alice").await.unwrap().len();
+        let pair = second_step(&w, &token, SecondFactor::Code(secret.code_at(w.now)))
+            .await
+            .unwrap();
+        let access = w.tokens.verify_access(&pair.access_token, w.now).unwrap();
+        assert_eq!(access.amr, ["pwd", "otp"]);
+        assert_eq!(w.store.sessions("alice").await.unwrap().len(), sessions_before + 1);
+        let refresh = w.tokens.verify_refresh(&pair.refresh_token, w.now).unwrap();
+        assert_eq!(refresh.amr, ["pwd", "otp"], "kept by every refresh");
+    }
+
+    #[tokio::test]
+    async fn the_second_step_makes_two_round_trips() {
+        let w = world().await;
+        let (secret, _) = enable_totp(&w.store, &w.alice, w.now).await;
+        let token = mfa_token(&w).await;
+        let before = w.store.calls();
+        second_step(&w, &token, SecondFactor::Code(secret.code_at(w.now)))
+            .await
+            .unwrap();
+        // The read and the try's count run side by side: two calls, one round trip; then the write.
+        assert_eq!(w.store.calls() - before, 3);
+    }
+
+    #[tokio::test]
+    async fn a_code_is_accepted_once_and_an_earlier_step_never_after_a_later_one() {
+        let w = world().await;
+        let (secret, _) = enable_totp(&w.store, &w.alice, w.now).await;
+        let next = secret.code_at(w.now + STEP);
+        let token = mfa_token(&w).await;
+        second_step(&w, &token, SecondFactor::Code(next.clone())).await.unwrap();
+        for code in [next, secret.code_at(w.now)] {
+            let token = mfa_token(&w).await;
+            assert!(matches!(
+                second_step(&w, &token, SecondFactor::Code(code)).await,
+                Err(MfaError::InvalidCode)
+            ));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_recovery_code_logs_in_once() {
+        let w = world().await;
+        let (_, codes) = enable_totp(&w.store, &w.alice, w.now).await;
+        let token = mfa_token(&w).await;
+        let typed = codes[3].to_uppercase().replace('-', " ");
+        let pair = second_step(&w, &token, SecondFactor::RecoveryCode(typed.clone()))
+            .await
+            .unwrap();
+        assert_eq!(
+            w.tokens.verify_access(&pair.access_token, w.now).unwrap().amr,
+            ["pwd", "otp"]
+        );
+        assert_eq!(w.store.totp_now("alice").unwrap().recovery.len(), 9);
+        let token = mfa_token(&w).await;
+        assert!(matches!(
+            second_step(&w, &token, SecondFactor::RecoveryCode(typed)).await,
+            Err(MfaError::InvalidCode)
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_mfa_token_is_single_use_and_void_after_five_tries_even_for_the_right_code() {
+        let w = world().await;
+        let (secret, _) = enable_totp(&w.store, &w.alice, w.now).await;
+        let token = mfa_token(&w).await;
+        second_step(&w, &token, SecondFactor::Code(secret.code_at(w.now - STEP)))
+            .await
+            .unwrap();
+        assert!(matches!(
+            second_step(&w, &token, SecondFactor::Code(secret.code_at(w.now))).await,
+            Err(MfaError::InvalidMfaToken)
+        ));
+        let token = mfa_token(&w).await;
+        let right = secret.code_at(w.now);
+        let wrong = if right == "000000" { "111111" } else { "000000" };
+        for _ in 0..totp::MAX_TRIES {
+            match second_step(&w, &token, SecondFactor::Code(wrong.into())).await {
+                Err(MfaError::InvalidCode | MfaError::Locked { .. }) => {}
+                other => panic!("{:?}", other.map(|_| "tokens")),
+            }
+        }
+        assert!(matches!(
+            second_step(&w, &token, SecondFactor::Code(right)).await,
+            Err(MfaError::InvalidMfaToken)
+        ));
+    }
+
+    #[tokio::test]
+    async fn wrong_codes_count_toward_the_lockout_and_a_password_alone_does_not_clear_it() {
+        let w = world().await;
+        let (secret, _) = enable_totp(&w.store, &w.alice, w.now).await;
+        let right = secret.code_at(w.now);
+        let wrong = if right == "000000" { "111111" } else { "000000" };
+        let token = mfa_token(&w).await;
+        for _ in 0..FailedLogins::LIMIT - 2 {
+            assert!(matches!(
+                second_step(&w, &token, SecondFactor::Code(wrong.into())).await,
+                Err(MfaError::InvalidCode)
+            ));
+        }
+        let name = Username::parse("alice").unwrap();
+        // A name with recent failures counts every attempt, a right password too,
+        // and only the second factor clears the count.
+        let token = mfa_token(&w).await;
+        let failures = w.store.login_record(&name).await.unwrap().failures;
+        assert_eq!(
+            failures.count,
+            FailedLogins::LIMIT - 1,
+            "the right password cleared nothing"
+        );
+        assert!(matches!(
+            second_step(&w, &token, SecondFactor::Code(wrong.into())).await,
+            Err(MfaError::InvalidCode)
+        ));
+        assert!(matches!(
+            second_step(&w, &token, SecondFactor::Code(right)).await,
+            Err(MfaError::Locked { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_right_code_clears_the_failures() {
+        let w = world().await;
+        let (secret, _) = enable_totp(&w.store, &w.alice, w.now).await;
+        let right = secret.code_at(w.now);
+        let wrong = if right == "000000" { "111111" } else { "000000" };
+        let token = mfa_token(&w).await;
+        let _ = second_step(&w, &token, SecondFactor::Code(wrong.into())).await;
+        second_step(&w, &token, SecondFactor::Code(right)).await.unwrap();
+        let name = Username::parse("alice").unwrap();
+        assert_eq!(w.store.login_record(&name).await.unwrap().failures.count, 0);
+    }
+
+    #[tokio::test]
+    async fn a_newer_login_voids_the_older_mfa_token() {
+        let w = world().await;
+        let (secret, _) = enable_totp(&w.store, &w.alice, w.now).await;
+        let older = mfa_token(&w).await;
+        let newer = mfa_token(&w).await;
+        assert!(matches!(
+            second_step(&w, &older, SecondFactor::Code(secret.code_at(w.now))).await,
+            Err(MfaError::InvalidMfaToken)
+        ));
+        assert!(
+            second_step(&w, &newer, SecondFactor::Code(secret.code_at(w.now)))
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_password_changed_after_the_first_step_voids_the_mfa_token() {
+        let w = world().await;
+        let (secret, _) = enable_totp(&w.store, &w.alice, w.now).await;
+        let token = mfa_token(&w).await;
+        let new_hash = crate::password::hash(&password("another horse battery staple"))
+            .await
+            .unwrap();
+        w.store.change_password(&w.alice, &new_hash, &[]).await.unwrap();
+        assert!(matches!(
+            second_step(&w, &token, SecondFactor::Code(secret.code_at(w.now))).await,
+            Err(MfaError::InvalidMfaToken)
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_mfa_token_that_is_forged_or_another_kind_is_refused_before_the_store() {
+        let w = world().await;
+        enable_totp(&w.store, &w.alice, w.now).await;
+        let access = crate::testing::access_token(&w.tokens, "u-1", "alice", w.now);
+        for token in [access.as_str(), "", "not.a.jwt"] {
+            let before = w.store.calls();
+            assert!(matches!(
+                second_step(&w, token, SecondFactor::Code("123456".into())).await,
+                Err(MfaError::InvalidMfaToken)
+            ));
+            assert_eq!(w.store.calls(), before);
+        }
+    }
+
+    #[tokio::test]
+    async fn removing_the_factor_takes_a_current_code_or_the_password_and_then_a_password_logs_in() {
+        let w = world().await;
+        let (secret, _) = enable_totp(&w.store, &w.alice, w.now).await;
+        assert!(matches!(
+            disable(
+                &w.store,
+                &w.claims,
+                &Reauth::Password(password("wrong horse battery staple")),
+                w.now
+            )
+            .await,
+            Err(MfaError::InvalidCredentials)
+        ));
+        let code = secret.code_at(w.now);
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+        assert!(matches!(
+            disable(&w.store, &w.claims, &Reauth::Code(wrong.into()), w.now).await,
+            Err(MfaError::InvalidCode)
+        ));
+        assert!(w.store.user_now("alice").totp);
+        disable(&w.store, &w.claims, &Reauth::Code(code.clone()), w.now)
+            .await
+            .unwrap();
+        assert!(!w.store.user_now("alice").totp);
+        assert!(w.store.totp_now("alice").is_none(), "the recovery codes went with it");
+        assert!(matches!(
+            disable(&w.store, &w.claims, &Reauth::Password(password(RIGHT)), w.now).await,
+            Err(MfaError::NotFound)
+        ));
+        let name = Username::parse("alice").unwrap();
+        assert!(
+            login(&w.store, &w.tokens, &name, &password(RIGHT), Origin::default(), w.now)
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn new_recovery_codes_void_the_old_set() {
+        let w = world().await;
+        let (_, old) = enable_totp(&w.store, &w.alice, w.now).await;
+        let new = renew_recovery_codes(&w.store, &w.claims, &Reauth::Password(password(RIGHT)), w.now)
+            .await
+            .unwrap();
+        assert_eq!(new.len(), 10);
+        let token = mfa_token(&w).await;
+        assert!(matches!(
+            second_step(&w, &token, SecondFactor::RecoveryCode(old[0].clone())).await,
+            Err(MfaError::InvalidCode)
+        ));
+        let token = mfa_token(&w).await;
+        assert!(
+            second_step(&w, &token, SecondFactor::RecoveryCode(new[0].clone()))
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_token_of_an_ended_session_changes_no_factor() {
+        let w = world().await;
+        let (secret, _) = enable_totp(&w.store, &w.alice, w.now).await;
+        let key = crate::session::SessionKey::new("alice", &w.claims.sid);
+        w.store.revoke_session(&key, "u-1", w.now).await.unwrap();
+        let issuer = TotpIssuer::from_lookup(|_| None).unwrap();
+        assert!(matches!(
+            enroll(&w.store, &issuer, &w.claims, w.now).await,
+            Err(MfaError::Gone)
+        ));
+        assert!(matches!(
+            disable(&w.store, &w.claims, &Reauth::Code(secret.code_at(w.now)), w.now).await,
+            Err(MfaError::Gone)
+        ));
+        assert!(matches!(
+            disable(&w.store, &w.claims, &Reauth::Password(password(RIGHT)), w.now).await,
+            Err(MfaError::Gone)
+        ));
+        assert!(w.store.user_now("alice").totp);
+    }
+}
