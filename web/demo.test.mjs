@@ -9,12 +9,22 @@
 // password?, open the mailed link (reset-password/), set a new password (the
 // token leaves the address bar and is sent nowhere but POST /password/reset; a
 // second use is refused), back to the demo: the old password fails, the new one
-// works, and the session of another device has ended. Saves screenshots. Run by
-// `make test`:
+// works, and the session of another device has ended. Then two-factor
+// authentication on a new user: enable it (the QR code must encode the
+// otpauth:// URI), confirm with a code computed here from the secret shown (a
+// wrong one first), keep the 10 recovery codes; log in: the password alone asks
+// for a second step, where the confirmation's code is refused (a code counts
+// once), a recovery code works, a forged mfa_token starts the login over, and a
+// code of the next 30-second step works; new recovery codes and disabling, with
+// the password. Saves screenshots. Run by `make test`:
 //   node web/demo.test.mjs <page-url> <api-url> <screenshot.png> <ses-url>
 // <ses-url> is aws-ses-v2-local's base URL (GET <ses-url>/store lists the mail).
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
+import { createRequire } from "node:module";
+// The QR library the page uses (scripts/lib.sh copies this very file into web/vendor/).
+const qrcode = createRequire(import.meta.url)("qrcode-generator");
 
 const [pageUrl, apiUrl, screenshot, sesUrl] = process.argv.slice(2);
 if (!pageUrl || !apiUrl || !screenshot || !sesUrl) {
@@ -63,6 +73,46 @@ function codeIn(m) {
 }
 const RESET_LINK = /(https?:\/\/[^\s<>"']*?)\/reset-password#token=([A-Za-z0-9_-]+)/;
 const hasLink = (m) => RESET_LINK.test(text(m));
+
+// TOTP (RFC 6238) as an authenticator app computes it: HMAC-SHA-1, 6 digits, 30-second steps.
+const STEP = 30;
+function base32(secret) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  const bytes = [];
+  let bits = 0, value = 0;
+  for (const ch of secret.replace(/=+$/, "").toUpperCase()) {
+    const i = alphabet.indexOf(ch);
+    assert.ok(i >= 0, `not base32: ${secret}`);
+    value = ((value << 5) | i) & 0xffff;
+    bits += 5;
+    if (bits >= 8) { bits -= 8; bytes.push((value >> bits) & 0xff); }
+  }
+  return Buffer.from(bytes);
+}
+function totp(secret, step) {
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(step));
+  const h = createHmac("sha1", base32(secret)).update(counter).digest();
+  const offset = h[h.length - 1] & 0x0f;
+  return String((h.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, "0");
+}
+// RFC 6238's SHA-1 test vector at T = 59 s (step 1), its last six digits.
+assert.equal(totp("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", 1), "287082");
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+// The current step, after waiting for the next one if fewer than 3 s of this one are left,
+// so that a code computed now is still current when the API checks it.
+async function freshStep() {
+  const left = STEP - (Date.now() / 1000) % STEP;
+  if (left < 3) await sleep(left * 1000 + 200);
+  return Math.floor(Date.now() / 1000 / STEP);
+}
+// The first step after `step`, waiting for it to begin.
+async function stepAfter(step) {
+  const wait = (step + 1) * STEP * 1000 - Date.now();
+  if (wait > 0) await sleep(wait + 200);
+  return freshStep();
+}
+const claims = (jwt) => JSON.parse(Buffer.from(jwt.split(".")[1], "base64url").toString());
 
 // Fail now, not after the first half of the test, if the mail store is not there.
 await mailsTo("nobody@example.invalid");
@@ -354,7 +404,168 @@ try {
   await page.screenshot({ path: sibling("email"), fullPage: true });
   for (const p of [page, reset]) assert.equal(await driver(p).stored(), "{}{}", "no token in web storage");
   assert.deepEqual(errors, []);
-  console.log(`browser demo passed; screenshots: ${screenshot}, ${sibling("email")}, ${sibling("reset-password")}`);
+
+  // ---- Two-factor authentication: enable, log in with a code and a recovery code, disable ----
+  await page.goto(pageUrl); // a fresh page: an empty log, no tokens
+  await page.fill("#api", apiUrl);
+  const totpUser = `browser-totp-${Date.now()}`;
+  await page.fill("#username", totpUser);
+  await page.fill("#password", password);
+  await click("register", 1);
+  await click("login", 2);
+  const totpState = () => page.getAttribute("#totp-status", "data-totp");
+  const message = async (id) => [await page.getAttribute(`#${id}`, "data-error"), await page.textContent(`#${id}`)];
+  assert.equal(await totpState(), "false", "a login by the password alone: no second factor");
+  assert.equal(await page.isHidden("#totp-manage"), true);
+
+  // Enable: the secret in text and the QR code of the otpauth:// URI.
+  await click("totp-enable", 3);
+  assert.equal(await page.isVisible("#totp-setup"), true);
+  const secret = await page.textContent("#totp-secret");
+  assert.match(secret, /^[A-Z2-7]{32}$/, "a base32 secret of 160 bits");
+  const enroll = await body("POST /mfa/totp");
+  assert.equal(enroll.secret, secret);
+  const uri = new URL(enroll.otpauth_uri);
+  assert.equal(uri.protocol, "otpauth:");
+  assert.equal(uri.searchParams.get("secret"), secret);
+  assert.ok(decodeURIComponent(uri.pathname).includes(totpUser), `the URI names the user: ${enroll.otpauth_uri}`);
+  assert.equal(await page.isVisible("#totp-qr svg"), true, "the QR code is shown");
+  assert.ok((await page.locator("#totp-qr svg").boundingBox()).width >= 100, "the QR code is large enough to scan");
+  const shown = await page.$eval("#totp-qr svg", (svg) => ({
+    modules: Number(svg.dataset.modules), size: svg.viewBox.baseVal.width, d: svg.querySelector("path").getAttribute("d"),
+  }));
+  const qr = qrcode(0, "M");
+  qr.addData(enroll.otpauth_uri);
+  qr.make();
+  assert.equal(shown.modules, qr.getModuleCount());
+  const margin = (shown.size - shown.modules) / 2;
+  const drawn = new Set([...shown.d.matchAll(/M(\d+),(\d+)/g)].map(([, x, y]) => `${y - margin},${x - margin}`));
+  const dark = new Set();
+  for (let r = 0; r < qr.getModuleCount(); r++) for (let c = 0; c < qr.getModuleCount(); c++) if (qr.isDark(r, c)) dark.add(`${r},${c}`);
+  assert.deepEqual(drawn, dark, "the QR code encodes otpauth_uri");
+  await page.screenshot({ path: sibling("totp"), fullPage: true });
+
+  // Confirm: a wrong code is refused, the current one turns the factor on and shows 10 recovery codes.
+  const nearby = (step) => [-2, -1, 0, 1, 2].map((d) => totp(secret, step + d));
+  let wrong = "000000";
+  while (nearby(Math.floor(Date.now() / 1000 / STEP)).includes(wrong)) wrong = String(Number(wrong) + 1).padStart(6, "0");
+  await page.fill("#totp-confirm-code", wrong);
+  await press("#totp-confirm", 4);
+  assert.equal((await message("totp-message"))[0], "invalid_code");
+  assert.equal(await page.isVisible("#totp-setup"), true, "a wrong code leaves the setup open");
+  const confirmStep = await freshStep();
+  const confirmCode = totp(secret, confirmStep);
+  await page.fill("#totp-confirm-code", confirmCode);
+  await press("#totp-confirm", 5);
+  const recoveryCodes = await page.$$eval("#recovery-code-list li", (lis) => lis.map((li) => li.textContent));
+  assert.equal(recoveryCodes.length, 10, "10 recovery codes");
+  for (const c of recoveryCodes) assert.match(c, /^[0-9a-z]{4}(-[0-9a-z]{4}){3}$/i);
+  assert.equal(new Set(recoveryCodes).size, 10);
+  assert.deepEqual((await body("POST /mfa/totp/confirm")).recovery_codes, recoveryCodes);
+  assert.equal(await page.isVisible("#recovery-codes"), true);
+  assert.equal(await page.isHidden("#totp-setup"), true, "the setup closes");
+  assert.equal(await page.textContent("#totp-secret"), "", "the secret leaves the page");
+  assert.equal(await totpState(), "true");
+  assert.equal(await page.isHidden("#totp-enable"), true);
+  assert.equal(await page.isVisible("#totp-manage"), true);
+  await click("account", 6);
+  assert.equal((await body("GET /account")).mfa?.totp, true, "GET /account shows mfa.totp");
+  assert.equal(await totpState(), "true");
+  await click("logout", 7);
+  assert.equal(await page.isHidden("#recovery-codes"), true, "recovery codes are shown once");
+
+  // The password alone: a second step, no tokens yet.
+  await click("login", 8);
+  assert.equal((await body("POST /login")).error, "mfa_required");
+  assert.equal(await page.isVisible("#mfa-step"), true);
+  assert.equal(await page.isVisible("#mfa-code"), true);
+  assert.equal(await page.textContent("#state"), "Not logged in.");
+  assert.equal(await stored(), "{}{}", "no mfa_token in web storage");
+  // The confirmation's code again: a code counts once.
+  await page.fill("#mfa-code", confirmCode);
+  await press("#mfa-submit", 9);
+  assert.equal((await message("mfa-message"))[0], "invalid_code");
+  assert.equal(await page.isVisible("#mfa-step"), true, "a wrong code leaves the step open");
+  // A recovery code, typed loosely (upper case, spaces for dashes).
+  await page.click("#mfa-switch");
+  assert.equal(await page.isVisible("#mfa-recovery-code"), true);
+  assert.equal(await page.isHidden("#mfa-code"), true);
+  await page.fill("#mfa-recovery-code", recoveryCodes[0].toUpperCase().replaceAll("-", " "));
+  await press("#mfa-submit", 10);
+  assert.equal(await page.isHidden("#mfa-step"), true);
+  assert.equal(await page.textContent("#state"), `Logged in as ${totpUser} (tokens in memory).`);
+  assert.deepEqual(claims((await body("POST /login/mfa")).access_token).amr, ["pwd", "otp"]);
+  assert.equal(await totpState(), "true");
+  await click("logout", 11);
+
+  // A forged mfa_token: the step closes, the login starts over.
+  await click("login", 12);
+  await page.evaluate(() => { mfaToken = "forged.mfa.token"; });
+  await page.fill("#mfa-code", "123456");
+  await press("#mfa-submit", 13);
+  assert.equal((await message("mfa-message"))[0], "invalid_token");
+  assert.equal(await page.isHidden("#mfa-step"), true, "invalid_token closes the step");
+  assert.equal(await page.textContent("#state"), "Not logged in.");
+
+  // A code of the next step (the confirmation used this one), typed in the app's code field.
+  await click("login", 14);
+  assert.equal(await page.isVisible("#mfa-code"), true, "a new login asks for the app's code again");
+  const loginStep = await stepAfter(confirmStep);
+  await page.fill("#mfa-code", totp(secret, loginStep));
+  await press("#mfa-submit", 15);
+  assert.equal(await page.isHidden("#mfa-step"), true);
+  assert.deepEqual(await message("mfa-message"), ["", ""]);
+  assert.equal(await page.textContent("#state"), `Logged in as ${totpUser} (tokens in memory).`);
+  assert.deepEqual(claims((await body("POST /login/mfa")).access_token).amr, ["pwd", "otp"]);
+  await click("account", 16);
+  assert.equal(await totpState(), "true");
+
+  // New recovery codes, then disable, each with the password (neither given: nothing is sent).
+  await page.click("#totp-new-codes");
+  assert.equal(await page.textContent("#totp-message"), "Enter a current code from the app, or the password: one of the two.");
+  assert.equal(await count(), 16);
+  await page.fill("#totp-manage-password", password);
+  await press("#totp-new-codes", 17);
+  const newCodes = await page.$$eval("#recovery-code-list li", (lis) => lis.map((li) => li.textContent));
+  assert.equal(newCodes.length, 10);
+  assert.ok(newCodes.every((c) => !recoveryCodes.includes(c)), "a new set of recovery codes");
+  await page.fill("#totp-manage-password", password);
+  await press("#totp-disable", 18);
+  assert.equal(await totpState(), "false");
+  assert.equal(await page.isHidden("#recovery-codes"), true);
+  assert.equal(await page.isVisible("#totp-enable"), true);
+  await click("logout", 19);
+  // The password alone logs in again.
+  await click("login", 20);
+  assert.equal(await page.isHidden("#mfa-step"), true);
+  assert.ok(!claims((await body("POST /login")).access_token).amr?.includes("otp"));
+  await click("logout", 21);
+  assert.deepEqual((await entries()).reverse(), [
+    ["POST /register", 201],
+    ["POST /login", 200],
+    ["POST /mfa/totp", 200],
+    ["POST /mfa/totp/confirm", 400],
+    ["POST /mfa/totp/confirm", 200],
+    ["GET /account", 200],
+    ["POST /logout", 204],
+    ["POST /login", 403],
+    ["POST /login/mfa", 401],
+    ["POST /login/mfa", 200],
+    ["POST /logout", 204],
+    ["POST /login", 403],
+    ["POST /login/mfa", 401],
+    ["POST /login", 403],
+    ["POST /login/mfa", 200],
+    ["GET /account", 200],
+    ["POST /mfa/recovery-codes", 200],
+    ["DELETE /mfa/totp", 204],
+    ["POST /logout", 204],
+    ["POST /login", 200],
+    ["POST /logout", 204],
+  ]);
+  assert.equal(await stored(), "{}{}", "no token in web storage");
+  assert.deepEqual(errors, []);
+  console.log(`browser demo passed; screenshots: ${screenshot}, ${sibling("email")}, ${sibling("reset-password")}, ${sibling("totp")}`);
 } finally {
   await browser.close();
 }
