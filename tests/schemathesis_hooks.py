@@ -34,16 +34,29 @@ schemathesis sends without the header, or with a header that is not a bearer
 token, or with its deliberately invalid one, is left as generated: those are
 the 401 cases.
 
+The second factor likewise: on every other call, POST /mfa/totp/confirm gets a
+user with a pending enrollment and the current code of its secret (computed
+here, RFC 6238); DELETE /mfa/totp and POST /mfa/recovery-codes get a user with
+an active factor and its password or a fresh code, in whichever field the
+case holds as a string (and POST /mfa/totp such a user: `409 totp_enabled`,
+its other calls a new user: `200`); and POST /login/mfa (no access token: it takes the
+`mfa_token` of a `403 mfa_required` login) gets a live `mfa_token` of such a
+user and a fresh code or one of its recovery codes. Otherwise those calls
+would only ever see `404` (no factor) or `401`.
+
 This runs at call time, not when the case is generated: a register and a login
 per case (argon2id each) inside Hypothesis' generation would trip its
 `too_slow` health check."""
 
 import base64
 import collections
+import hashlib
+import hmac
 import json
 import os
 import re
 import secrets
+import struct
 import time
 import urllib.error
 import urllib.request
@@ -143,6 +156,45 @@ def _new_user(base, logins):
     return user["password"], tokens[-1]["access_token"], [_session_id(t["access_token"]) for t in tokens]
 
 
+def _totp(secret, at):
+    """The RFC 6238 code (SHA-1, 6 digits, 30 s) of base32 `secret` at Unix time `at`."""
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    mac = hmac.new(key, struct.pack(">Q", int(at) // 30), hashlib.sha1).digest()
+    offset = mac[-1] & 0x0F
+    return "%06d" % ((struct.unpack(">I", mac[offset:offset + 4])[0] & 0x7FFFFFFF) % 1_000_000)
+
+
+def _totp_user(base, confirmed):
+    """A new user with a TOTP factor, pending or `confirmed` (with the code of
+    the current step, so that the next one is fresh, and both are in the
+    window even if a step ends meanwhile): (credentials, access token,
+    secret, recovery codes)."""
+    password, access_token, _ = _new_user(base, 1)
+    enrollment = _expect("POST /mfa/totp", _call(base, "POST", "/mfa/totp", {}, access_token), 200)
+    recovery = []
+    if confirmed:
+        code = _totp(enrollment["secret"], time.time())
+        confirmation = _call(base, "POST", "/mfa/totp/confirm", {"code": code}, access_token)
+        recovery = _expect("POST /mfa/totp/confirm", confirmation, 200)["recovery_codes"]
+    username = _claims(access_token)["username"]
+    return {"username": username, "password": password}, access_token, enrollment["secret"], recovery
+
+
+def _claims(token):
+    """The claims of a JWT (read, not verified: the API verifies it)."""
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def _with_second_factor(case, base):
+    """POST /login/mfa with a live `mfa_token` and a fresh code or a recovery code."""
+    creds, _, secret, recovery = _totp_user(base, confirmed=True)
+    mfa_token = _expect("POST /login", _call(base, "POST", "/login", creds), 403)["mfa_token"]
+    body = _with(case.body, "mfa_token", mfa_token)
+    body = _with(body, "code", _totp(secret, time.time() + 30))
+    case.body = _with(body, "recovery_code", recovery[0])
+
+
 def _user_for(base, method, logins):
     if method != "GET":
         return _new_user(base, logins)
@@ -183,17 +235,33 @@ def _with(mapping, field, value):
 
 @schemathesis.hook
 def before_call(ctx, case, **kwargs):
-    if not _needs_access_token(case.operation) or not _sends_bearer(case.headers):
-        return
     method, path = case.method.upper(), case.path
     base = case.operation.schema.get_base_url().rstrip("/")
-    password, access_token, sessions = _user_for(base, method, 2 if path.startswith("/sessions") else 1)
+    if (method, path) == ("POST", "/login/mfa"):
+        if _real_turn(case):
+            _with_second_factor(case, base)
+        return
+    if not _needs_access_token(case.operation) or not _sends_bearer(case.headers):
+        return
+    factor = None
+    if path.startswith("/mfa/") and _real_turn(case):
+        # A user with a factor: pending for its confirmation, active for the others.
+        creds, access_token, secret, _ = _totp_user(base, confirmed=path != "/mfa/totp/confirm")
+        password, sessions, factor = creds["password"], [], secret
+    else:
+        password, access_token, sessions = _user_for(base, method, 2 if path.startswith("/sessions") else 1)
     headers = case.headers
     for name in [name for name in headers if name.lower() == "authorization"]:
         del headers[name]
     headers["Authorization"] = f"Bearer {access_token}"
     case.headers = headers
-    if not _real_turn(case):
+    if factor is not None:
+        # The confirmation takes the current step's code; the others the next
+        # step's, fresh after the current one the confirmation used.
+        at = time.time() + (0 if path == "/mfa/totp/confirm" else 30)
+        case.body = _with(_with(case.body, "code", _totp(factor, at)), "password", password)
+        return
+    if path.startswith("/mfa/") or not _real_turn(case):
         return
     if (method, path) == ("DELETE", "/account"):
         case.body = _with(case.body, "password", password)

@@ -843,7 +843,7 @@ async fn the_authorizer_allows_a_live_access_token_and_denies_refresh_forged_and
     let decision = authorize(&login.field("access_token")).await;
     assert_eq!(
         decision,
-        json!({"isAuthorized": true, "context": {"sub": me.field("id"), "username": me.field("username")}})
+        json!({"isAuthorized": true, "context": {"sub": me.field("id"), "username": me.field("username"), "amr": "pwd"}})
     );
     let expired = {
         let mut c = claims("access");

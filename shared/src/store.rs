@@ -97,6 +97,16 @@ pub trait UserStore: Send + Sync {
 
     /// Forgets the failed logins of a name after a good login.
     fn clear_failed_logins(&self, username: &Username) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Takes back one attempt: puts the name's record back from `counted`
+    /// (as this attempt wrote it) to `before`, only if nobody counted
+    /// another since (else it stays, the stricter outcome).
+    fn uncount_attempt(
+        &self,
+        username: &Username,
+        counted: FailedLogins,
+        before: FailedLogins,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Outcome of an attempt to rotate a session.

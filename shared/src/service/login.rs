@@ -104,7 +104,11 @@ async fn start<S: UserStore + SessionStore + AccountStore + MfaStore>(
     }
     if user.totp {
         // The failures stay until the second factor is through: a password
-        // alone must not reset the count of wrong codes.
+        // alone must not reset the count of wrong codes. Nor does a right
+        // password add to it: the attempt counted before its hash was checked is taken back.
+        if let Some(counted) = checked.counted {
+            store.uncount_attempt(username, counted, checked.failures).await?;
+        }
         let attempt = uuid::Uuid::new_v4().to_string();
         if store.start_mfa_attempt(username, &attempt).await? == Change::Done {
             tracing::info!(user_id = %user.id, "password right, second factor required");
@@ -136,6 +140,9 @@ pub(super) struct Checked {
     pub failures: FailedLogins,
     /// The user's TOTP factor, read with the user.
     pub totp: Option<TotpFactor>,
+    /// The record as this attempt's count left it, when it was counted
+    /// before the hash was checked (a name with recent failures).
+    pub counted: Option<FailedLogins>,
 }
 
 /// The user `username` if `password` is theirs, behind the throttle: a name
@@ -155,9 +162,10 @@ pub(super) async fn check_password<S: UserStore>(
     // checked, so parallel guesses cannot all slip in under the limit; a
     // name without any costs no extra write.
     let suspect = !record.failures.is_stale(now);
-    if suspect {
-        count_attempt(store, username, record.failures, now).await?;
-    }
+    let counted = match suspect {
+        true => Some(count_attempt(store, username, record.failures, now).await?),
+        false => None,
+    };
     let stored_hash = record.user.as_ref().map(|u| u.password_hash.as_str());
     let verdict = password::verify(password, stored_hash).await?;
     match (verdict, record.user) {
@@ -168,6 +176,7 @@ pub(super) async fn check_password<S: UserStore>(
                 verdict,
                 failures: record.failures,
                 totp: record.totp,
+                counted,
             })
         }
         _ => {
@@ -198,19 +207,20 @@ pub(super) async fn throttle(
     Ok(right)
 }
 
-/// Counts one attempt against `username`, or fails while the name is locked.
+/// Counts one attempt against `username` and returns the record as counted,
+/// or fails while the name is locked.
 async fn count_attempt(
     store: &impl UserStore,
     username: &Username,
     mut seen: FailedLogins,
     now: u64,
-) -> Result<(), LoginError> {
+) -> Result<FailedLogins, LoginError> {
     for _ in 0..5 {
         if let Some(retry_after) = seen.locked_for(now) {
             return Err(LoginError::Locked { retry_after });
         }
-        if store.count_attempt(username, seen, now).await?.is_some() {
-            return Ok(());
+        if let Some(counted) = store.count_attempt(username, seen, now).await? {
+            return Ok(counted);
         }
         seen = store.login_record(username).await?.failures;
     }

@@ -539,15 +539,14 @@ mod tests {
         let right = secret.code_at(w.now);
         let wrong = if right == "000000" { "111111" } else { "000000" };
         let token = mfa_token(&w).await;
-        for _ in 0..FailedLogins::LIMIT - 2 {
+        for _ in 0..FailedLogins::LIMIT - 1 {
             assert!(matches!(
                 second_step(&w, &token, SecondFactor::Code(wrong.into())).await,
                 Err(MfaError::InvalidCode)
             ));
         }
         let name = Username::parse("alice").unwrap();
-        // A name with recent failures counts every attempt, a right password too,
-        // and only the second factor clears the count.
+        // A right password neither clears the count nor adds to it: only the second factor clears it.
         let token = mfa_token(&w).await;
         let failures = w.store.login_record(&name).await.unwrap().failures;
         assert_eq!(
@@ -563,6 +562,25 @@ mod tests {
             second_step(&w, &token, SecondFactor::Code(right)).await,
             Err(MfaError::Locked { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn four_wrong_passwords_then_the_right_password_and_code_log_in_as_without_a_factor() {
+        let w = world().await;
+        let (secret, _) = enable_totp(&w.store, &w.alice, w.now).await;
+        let name = Username::parse("alice").unwrap();
+        let wrong = password("wrong horse battery staple");
+        for _ in 0..FailedLogins::LIMIT - 1 {
+            let answer = login(&w.store, &w.tokens, &name, &wrong, Origin::default(), w.now).await;
+            assert!(matches!(answer, Err(LoginError::InvalidCredentials)));
+        }
+        let token = mfa_token(&w).await;
+        let failures = w.store.login_record(&name).await.unwrap().failures;
+        assert_eq!(failures.count, FailedLogins::LIMIT - 1);
+        second_step(&w, &token, SecondFactor::Code(secret.code_at(w.now)))
+            .await
+            .unwrap();
+        assert_eq!(w.store.login_record(&name).await.unwrap().failures.count, 0);
     }
 
     #[tokio::test]

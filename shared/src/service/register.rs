@@ -139,6 +139,14 @@ mod tests {
         async fn clear_failed_logins(&self, _: &Username) -> Result<(), StoreError> {
             unreachable!()
         }
+        async fn uncount_attempt(
+            &self,
+            _: &Username,
+            _: crate::lockout::FailedLogins,
+            _: crate::lockout::FailedLogins,
+        ) -> Result<(), StoreError> {
+            unreachable!()
+        }
     }
 
     #[tokio::test]

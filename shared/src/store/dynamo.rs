@@ -444,6 +444,33 @@ impl UserStore for DynamoStore {
             .map(|_| ())
             .map_err(|e| failed("DeleteItem", e))
     }
+
+    async fn uncount_attempt(
+        &self,
+        username: &Username,
+        counted: FailedLogins,
+        before: FailedLogins,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, user_pk(username))
+            .item(SK, s("LOCKOUT"))
+            .item("failures", n(before.count))
+            .item("last_failure_at", n(before.last_at))
+            .item(TTL, n(before.last_at.saturating_add(FailedLogins::QUIET_PERIOD)))
+            .condition_expression("failures = :count AND last_failure_at = :last")
+            .expression_attribute_values(":count", n(counted.count))
+            .expression_attribute_values(":last", n(counted.last_at))
+            .send()
+            .await;
+        match result {
+            // Another attempt was counted since: the record stays as it is.
+            Err(e) if condition_failed(&e) => Ok(()),
+            other => other.map(|_| ()).map_err(|e| failed("PutItem", e)),
+        }
+    }
 }
 
 impl SessionStore for DynamoStore {

@@ -146,6 +146,20 @@ impl UserStore for MemoryStore {
         self.lock()?.failures.remove(&username.normalized());
         Ok(())
     }
+
+    async fn uncount_attempt(
+        &self,
+        username: &Username,
+        counted: FailedLogins,
+        before: FailedLogins,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        let key = username.normalized();
+        if inner.failures.get(&key) == Some(&counted) {
+            inner.failures.insert(key, before);
+        }
+        Ok(())
+    }
 }
 
 impl SessionStore for MemoryStore {
