@@ -218,6 +218,9 @@ def main():
         # code check with no code pending, a reset with an unknown token.
         "email": (lambda: event("email-verify", token=user_access),) * 2 + (400,),
         "password-reset": (lambda: event("password-reset", {"token": uuid.uuid4().hex, "new_password": password}),) * 2 + (400,),
+        # mfa on a path that reads the table and changes nothing: a confirmation
+        # by a real user with no pending factor (404, no failure counted).
+        "mfa": (lambda: event("mfa-confirm", token=user_access),) * 2 + (404,),
         "jwks": (lambda: event("jwks"),) * 2,
         "authorizer": (lambda: event("authorizer-ok", token=access),) * 2,
     }
