@@ -574,6 +574,46 @@ async fn deleting_the_user_deletes_its_factor_and_a_new_user_of_the_name_has_non
     );
 }
 
+#[tokio::test]
+async fn a_password_session_read_before_a_factor_was_confirmed_is_not_written_after_it() {
+    let (store, _) = fresh_store().await;
+    let mia = user(&uuid::Uuid::new_v4().to_string(), "Mia");
+    store.create_user(&mia).await.unwrap();
+    // The password login read mia without a factor; the factor is confirmed before its session write.
+    enable_totp(&store, &mia, now()).await;
+    let session = shared::testing::password_session(&dev_authority(), &mia, now());
+    assert_eq!(
+        store.create_session(&session, Some(&mia)).await.unwrap(),
+        Change::Conflict
+    );
+    assert!(store.sessions("mia").await.unwrap().is_empty());
+    let marked = store.login_record(&name("mia")).await.unwrap().user.unwrap();
+    assert_eq!(
+        store
+            .create_session(&otp_session(&marked), Some(&marked))
+            .await
+            .unwrap(),
+        Change::Done
+    );
+}
+
+#[tokio::test]
+async fn a_deletion_that_read_the_user_before_a_factor_was_confirmed_leaves_nothing_behind() {
+    let (store, client) = fresh_store().await;
+    let noa = user(&uuid::Uuid::new_v4().to_string(), "Noa");
+    store.create_user(&noa).await.unwrap();
+    enable_totp(&store, &noa, now()).await;
+    assert_eq!(
+        store.delete_user(&noa).await.unwrap(),
+        Change::Conflict,
+        "the user changed since read"
+    );
+    let read = store.login_record(&name("noa")).await.unwrap().user.unwrap();
+    assert_eq!(store.delete_user(&read).await.unwrap(), Change::Done);
+    let items = client.scan().table_name(store.table()).send().await.unwrap();
+    assert_eq!(items.count(), 0, "nothing left: {:?}", items.items());
+}
+
 // ---- end to end over HTTP -------------------------------------------------
 
 fn api() -> Api {
@@ -1116,14 +1156,14 @@ async fn wrong_codes_count_toward_the_lockout_and_a_locked_name_gets_429_even_wi
     let api = api();
     let mut e = enrolled(&api).await;
     let first = password_step(&api, &e.creds).await;
-    for _ in 0..3 {
+    for _ in 0..4 {
         assert_error(
             &second_step(&api, &first, "code", &e.app.wrong_code()).await,
             401,
             "invalid_code",
         );
     }
-    // A wrong recovery code counts too.
+    // The right password neither clears nor adds to the count; a wrong recovery code counts (the fifth).
     let second = password_step(&api, &e.creds).await;
     assert_error(
         &second_step(&api, &second, "recovery_code", "0000-0000-0000-0000").await,

@@ -283,6 +283,12 @@ mod tests {
     }
 
     #[test]
+    fn an_issuer_of_64_characters_is_accepted() {
+        let name = "x".repeat(64);
+        assert_eq!(TotpIssuer::from_lookup(|_| Some(name.clone())).unwrap().0, name);
+    }
+
+    #[test]
     fn the_issuer_defaults_and_refuses_a_colon_or_nothing() {
         assert_eq!(TotpIssuer::from_lookup(|_| None).unwrap().0, TotpIssuer::DEFAULT);
         for bad in ["", "  ", "a:b", &"x".repeat(65)] {

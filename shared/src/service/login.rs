@@ -116,7 +116,10 @@ async fn start<S: UserStore + SessionStore + AccountStore + MfaStore>(
             let mfa_token = tokens.issue_mfa(&user.id, &user.username, &pwf, &attempt, now);
             return Err(LoginError::MfaRequired { mfa_token });
         }
-        // The factor was removed since the read: a password login, as the account now is.
+        // No active factor behind the mark: removed since the read (a retry
+        // logs in by password) or worse. Never a password-only session for it.
+        tracing::warn!("the account's TOTP mark has no active factor");
+        return Err(LoginError::InvalidCredentials);
     }
     if checked.failures.count > 0 {
         store.clear_failed_logins(username).await?;
@@ -191,8 +194,9 @@ pub(super) async fn check_password<S: UserStore>(
 
 /// The login throttle around a check already made that costs nothing (a
 /// code): a name with recent failures counts the attempt whatever its
-/// outcome, before it is acted on; a wrong one is counted in any case.
-/// `Ok(false)` for a wrong one, `Locked` while the name is locked, even for a right one.
+/// outcome, before it is acted on, and takes a right one's count back; a
+/// wrong one is counted in any case. `Ok(false)` for a wrong one, `Locked`
+/// while the name is locked, even for a right one.
 pub(super) async fn throttle(
     store: &impl UserStore,
     username: &Username,
@@ -202,7 +206,11 @@ pub(super) async fn throttle(
 ) -> Result<bool, LoginError> {
     let suspect = !failures.is_stale(now);
     if suspect || !right {
-        count_attempt(store, username, failures, now).await?;
+        let counted = count_attempt(store, username, failures, now).await?;
+        // Allowed and right: the count was only a turn in the queue, taken back.
+        if right {
+            store.uncount_attempt(username, counted, failures).await?;
+        }
     }
     Ok(right)
 }

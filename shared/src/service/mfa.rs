@@ -115,7 +115,7 @@ pub async fn enroll<S: UserStore + SessionStore + MfaStore>(
     now: u64,
 ) -> Result<Enrollment, MfaError> {
     let (user, record) = caller(store, claims, now).await?;
-    if user.totp || record.totp.is_some_and(|f| f.active) {
+    if record.totp.is_some_and(|f| f.active) {
         return Err(MfaError::AlreadyActive);
     }
     let factor = TotpFactor {
@@ -233,6 +233,10 @@ async fn reauthenticate<S: UserStore + SessionStore>(
             let (checked, live) = (checked?, live?);
             if !live || checked.user.id != claims.sub || checked.user.deleting {
                 return Err(MfaError::Gone);
+            }
+            // A right password does not add to the name's failures.
+            if let Some(counted) = checked.counted {
+                store.uncount_attempt(&username, counted, checked.failures).await?;
             }
             Ok((checked.user, active(checked.totp)?, None))
         }
@@ -410,6 +414,64 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_right_code_or_password_on_a_name_with_failures_adds_none() {
+        let w = world().await;
+        let issuer = TotpIssuer::from_lookup(|_| None).unwrap();
+        let name = Username::parse("alice").unwrap();
+        let enrollment = enroll(&w.store, &issuer, &w.claims, w.now).await.unwrap();
+        let right = enrollment.secret.code_at(w.now);
+        let wrong = if right == "000000" { "111111" } else { "000000" };
+        for _ in 0..2 {
+            assert!(confirm(&w.store, &w.claims, wrong, w.now).await.is_err());
+        }
+        confirm(&w.store, &w.claims, &right, w.now).await.unwrap();
+        assert_eq!(w.store.login_record(&name).await.unwrap().failures.count, 2);
+        let reauth = Reauth::Password(password(RIGHT));
+        renew_recovery_codes(&w.store, &w.claims, &reauth, w.now).await.unwrap();
+        assert_eq!(w.store.login_record(&name).await.unwrap().failures.count, 2);
+    }
+
+    #[tokio::test]
+    async fn a_totp_mark_without_an_active_factor_logs_nobody_in_by_password() {
+        let w = world().await;
+        let marked = User {
+            id: "u-2".into(),
+            username: "bob".into(),
+            totp: true,
+            ..w.alice.clone()
+        };
+        w.store.create_user(&marked).await.unwrap();
+        let name = Username::parse("bob").unwrap();
+        let answer = login(&w.store, &w.tokens, &name, &password(RIGHT), Origin::default(), w.now).await;
+        assert!(matches!(answer, Err(LoginError::InvalidCredentials)));
+        assert!(w.store.sessions("bob").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_confirmation_is_refused_once_a_factor_is_active() {
+        let w = world().await;
+        let (secret, _) = enable_totp(&w.store, &w.alice, w.now).await;
+        assert!(matches!(
+            confirm(&w.store, &w.claims, &secret.code_at(w.now), w.now).await,
+            Err(MfaError::AlreadyActive)
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_enrollment_is_confirmed_up_to_the_last_second_of_its_life() {
+        let w = world().await;
+        let issuer = TotpIssuer::from_lookup(|_| None).unwrap();
+        let enrollment = enroll(&w.store, &issuer, &w.claims, w.now).await.unwrap();
+        let last = w.now + totp::PENDING_TTL - 1;
+        let session = password_session(&w.tokens, &w.alice, last);
+        w.store.create_session(&session, None).await.unwrap();
+        let access = sessions::token_pair(&w.tokens, &session, last).access_token;
+        let claims = w.tokens.verify_access(&access, last).unwrap();
+        let codes = confirm(&w.store, &claims, &enrollment.secret.code_at(last), last).await;
+        assert_eq!(codes.unwrap().len(), 10);
+    }
+
+    #[tokio::test]
     async fn a_wrong_or_late_enrollment_code_activates_nothing_and_counts_as_a_failure() {
         let w = world().await;
         let issuer = TotpIssuer::from_lookup(|_| None).unwrap();
@@ -475,12 +537,16 @@ mod tests {
         let next = secret.code_at(w.now + STEP);
         let token = mfa_token(&w).await;
         second_step(&w, &token, SecondFactor::Code(next.clone())).await.unwrap();
-        for code in [next, secret.code_at(w.now)] {
+        let name = Username::parse("alice").unwrap();
+        for (tries, code) in [next, secret.code_at(w.now)].into_iter().enumerate() {
             let token = mfa_token(&w).await;
             assert!(matches!(
                 second_step(&w, &token, SecondFactor::Code(code)).await,
                 Err(MfaError::InvalidCode)
             ));
+            // Refused as a wrong code is, and counted as one.
+            let failures = w.store.login_record(&name).await.unwrap().failures;
+            assert_eq!(failures.count as usize, tries + 1);
         }
     }
 
@@ -679,6 +745,27 @@ mod tests {
                 .await
                 .is_ok()
         );
+    }
+
+    #[tokio::test]
+    async fn a_token_of_an_earlier_user_of_the_name_changes_nothing_even_with_the_password() {
+        let w = world().await;
+        enable_totp(&w.store, &w.alice, w.now).await;
+        // A live session and token of "alice" from a user deleted since, whose name alice took.
+        let ghost = User {
+            id: "u-0".into(),
+            ..w.alice.clone()
+        };
+        let session = password_session(&w.tokens, &ghost, w.now);
+        w.store.create_session(&session, None).await.unwrap();
+        let access = sessions::token_pair(&w.tokens, &session, w.now).access_token;
+        let claims = w.tokens.verify_access(&access, w.now).unwrap();
+        let reauth = Reauth::Password(password(RIGHT));
+        assert!(matches!(
+            disable(&w.store, &claims, &reauth, w.now).await,
+            Err(MfaError::Gone)
+        ));
+        assert!(w.store.user_now("alice").totp);
     }
 
     #[tokio::test]

@@ -489,9 +489,12 @@ impl SessionStore for DynamoStore {
         let check = ConditionCheck::builder()
             .table_name(&self.table)
             .set_key(Some(self.profile_key(user)?))
-            .condition_expression("id = :id AND password_hash = :hash AND attribute_not_exists(deleting)")
+            .condition_expression(format!(
+                "id = :id AND password_hash = :hash AND attribute_not_exists(deleting) AND {TOTP_AS_READ}"
+            ))
             .expression_attribute_values(":id", s(&user.id))
             .expression_attribute_values(":hash", s(&user.password_hash))
+            .expression_attribute_values(":totp", AttributeValue::Bool(user.totp))
             .build()
             .expect("condition check fields are set");
         let items = vec![
@@ -834,10 +837,14 @@ impl AccountStore for DynamoStore {
                 item
             })
             .collect();
-        // The user as read, its address included: a verification that went
-        // through meanwhile makes this a conflict, never a claim left behind.
-        let (as_read, mut values) = email_as_read(user);
+        // The user as read, its address and second factor included: a
+        // verification or a TOTP confirmation that went through meanwhile
+        // makes this a conflict, never a claim or a factor left behind.
+        let (email_as_read, mut values) = email_as_read(user);
+        let as_read = format!("{email_as_read} AND {TOTP_AS_READ}");
+        let as_read = as_read.as_str();
         values.push((":id", s(&user.id)));
+        values.push((":totp", AttributeValue::Bool(user.totp)));
         let delete_profile = || {
             let mut delete = Delete::builder()
                 .table_name(&self.table)
@@ -899,6 +906,9 @@ impl AccountStore for DynamoStore {
         self.transact(last).await
     }
 }
+
+/// The condition that the user item's TOTP mark is still `:totp` (absent in items of older versions).
+const TOTP_AS_READ: &str = "(attribute_not_exists(totp) OR totp = :totp)";
 
 /// The condition that the user item's address is still as `user` holds it,
 /// with its values but `:id` (the user's id, which the condition names too).

@@ -167,7 +167,10 @@ impl SessionStore for MemoryStore {
         let mut inner = self.lock()?;
         if let Some(user) = user {
             let stored = inner.users.get(&user.username.to_ascii_lowercase());
-            if !stored.is_some_and(|u| u.id == user.id && u.password_hash == user.password_hash && !u.deleting) {
+            let as_read = |u: &User| {
+                u.id == user.id && u.password_hash == user.password_hash && !u.deleting && u.totp == user.totp
+            };
+            if !stored.is_some_and(as_read) {
                 return Ok(Change::Conflict);
             }
         }
@@ -244,7 +247,9 @@ impl AccountStore for MemoryStore {
     async fn delete_user(&self, user: &User) -> Result<Change, StoreError> {
         let key = user.username.to_ascii_lowercase();
         let mut inner = self.lock()?;
-        let as_read = |u: &User| u.id == user.id && u.email == user.email && u.email_verified == user.email_verified;
+        let as_read = |u: &User| {
+            u.id == user.id && u.email == user.email && u.email_verified == user.email_verified && u.totp == user.totp
+        };
         if !inner.users.get(&key).is_some_and(as_read) {
             return Ok(Change::Conflict);
         }
