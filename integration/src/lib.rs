@@ -435,3 +435,12 @@ pub fn status_and_json(response: &lambda_http::Response<lambda_http::Body>) -> (
     };
     (response.status().as_u16(), json)
 }
+
+/// Whether `needle` appears in `text` as a word of its own (not inside an id).
+pub fn as_word(text: &str, needle: &str) -> bool {
+    text.match_indices(needle).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + needle.len()..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_alphanumeric()) && !after.is_some_and(|c| c.is_ascii_alphanumeric())
+    })
+}

@@ -4,7 +4,7 @@
 //! the time a forgot-password request takes, known account or not.
 
 use integration::{
-    Api, Fault, FaultProxy, code_mailed_to, fresh_store, mails_to, new_address, request, required_env,
+    Api, Fault, FaultProxy, as_word, code_mailed_to, fresh_store, mails_to, new_address, request, required_env,
     reset_token_mailed_to, status_and_json,
 };
 use reqwest::Method;
@@ -733,15 +733,6 @@ async fn forgot_takes_the_same_time_for_a_verified_account_and_an_unknown_one() 
 }
 
 // ---- Logs -------------------------------------------------------------------
-
-/// Whether `needle` appears in `text` as a word of its own (not inside an id).
-fn as_word(text: &str, needle: &str) -> bool {
-    text.match_indices(needle).any(|(i, _)| {
-        let before = text[..i].chars().next_back();
-        let after = text[i + needle.len()..].chars().next();
-        !before.is_some_and(|c| c.is_ascii_alphanumeric()) && !after.is_some_and(|c| c.is_ascii_alphanumeric())
-    })
-}
 
 #[tokio::test]
 async fn no_code_token_or_link_reaches_the_functions_log() {

@@ -4,7 +4,7 @@
 //! and the authorizer's `REQUIRE_MFA` with and without `otp`.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use integration::{Api, Reply, fresh_store, required_env};
+use integration::{Api, Reply, as_word, fresh_store, required_env};
 use reqwest::Method;
 use serde_json::{Value, json};
 use shared::credentials::Username;
@@ -1476,15 +1476,6 @@ async fn login_mfa_refuses_bad_bodies_and_other_methods() {
     let r = api.get("/login/mfa", None).await;
     assert_error(&r, 405, "method_not_allowed");
     assert_eq!(r.header("allow"), "POST");
-}
-
-/// Whether `needle` appears in `text` as a word of its own (not inside an id).
-fn as_word(text: &str, needle: &str) -> bool {
-    text.match_indices(needle).any(|(i, _)| {
-        let before = text[..i].chars().next_back();
-        let after = text[i + needle.len()..].chars().next();
-        !before.is_some_and(|c| c.is_ascii_alphanumeric()) && !after.is_some_and(|c| c.is_ascii_alphanumeric())
-    })
 }
 
 #[tokio::test]
