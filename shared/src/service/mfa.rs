@@ -304,8 +304,21 @@ pub async fn login_mfa<S: UserStore + MfaStore>(
             tracing::info!(user_id = %user.id, recovery, "login succeeded with a second factor");
             Ok(sessions::token_pair(tokens, &session, now))
         }
-        // A parallel request used the same code or token first, or the password changed.
-        Change::Conflict => Err(MfaError::InvalidCode),
+        // Something changed since the read: tell a token that is no longer
+        // good (a newer login, used by a parallel request, a password
+        // changed) from a code that is (used by a parallel request), with one read more.
+        Change::Conflict => {
+            let record = store.login_record(&username).await?;
+            let token_good = record
+                .user
+                .is_some_and(|u| u.id == user.id && password_fingerprint(&u.password_hash) == claims.pwf)
+                && record.totp.is_some_and(|f| f.active && f.attempt == claims.jti);
+            Err(if token_good {
+                MfaError::InvalidCode
+            } else {
+                MfaError::InvalidMfaToken
+            })
+        }
     }
 }
 
@@ -809,5 +822,104 @@ mod tests {
             Err(MfaError::Gone)
         ));
         assert!(w.store.user_now("alice").totp);
+    }
+
+    /// The memory store, with a newer password login of alice landing just
+    /// before the second step's write: the race the write's condition loses.
+    struct NewerLoginFirst(MemoryStore);
+
+    impl UserStore for NewerLoginFirst {
+        async fn create_user(&self, user: &User) -> Result<(), crate::store::CreateUserError> {
+            self.0.create_user(user).await
+        }
+        async fn login_record(&self, username: &Username) -> Result<LoginRecord, StoreError> {
+            self.0.login_record(username).await
+        }
+        async fn replace_password_hash(&self, username: &Username, old: &str, new: &str) -> Result<(), StoreError> {
+            self.0.replace_password_hash(username, old, new).await
+        }
+        async fn count_attempt(
+            &self,
+            username: &Username,
+            seen: FailedLogins,
+            now: u64,
+        ) -> Result<Option<FailedLogins>, StoreError> {
+            self.0.count_attempt(username, seen, now).await
+        }
+        async fn clear_failed_logins(&self, username: &Username) -> Result<(), StoreError> {
+            self.0.clear_failed_logins(username).await
+        }
+        async fn uncount_attempt(
+            &self,
+            username: &Username,
+            counted: FailedLogins,
+            before: FailedLogins,
+        ) -> Result<(), StoreError> {
+            self.0.uncount_attempt(username, counted, before).await
+        }
+    }
+
+    impl MfaStore for NewerLoginFirst {
+        async fn put_pending_totp(&self, user: &User, factor: &TotpFactor) -> Result<Change, StoreError> {
+            self.0.put_pending_totp(user, factor).await
+        }
+        async fn activate_totp(
+            &self,
+            user: &User,
+            factor: &TotpFactor,
+            step: u64,
+            recovery: &[String],
+        ) -> Result<Change, StoreError> {
+            self.0.activate_totp(user, factor, step, recovery).await
+        }
+        async fn remove_totp(
+            &self,
+            user: &User,
+            factor: &TotpFactor,
+            proof: Option<&Proof>,
+        ) -> Result<Change, StoreError> {
+            self.0.remove_totp(user, factor, proof).await
+        }
+        async fn replace_recovery_codes(
+            &self,
+            user: &User,
+            factor: &TotpFactor,
+            proof: Option<&Proof>,
+            recovery: &[String],
+        ) -> Result<Change, StoreError> {
+            self.0.replace_recovery_codes(user, factor, proof, recovery).await
+        }
+        async fn start_mfa_attempt(&self, username: &Username, attempt: &str) -> Result<Change, StoreError> {
+            self.0.start_mfa_attempt(username, attempt).await
+        }
+        async fn count_mfa_try(&self, username: &Username, attempt: &str) -> Result<bool, StoreError> {
+            self.0.count_mfa_try(username, attempt).await
+        }
+        async fn finish_mfa_login(
+            &self,
+            user: &User,
+            attempt: &str,
+            proof: &Proof,
+            session: &crate::session::Session,
+        ) -> Result<Change, StoreError> {
+            let name = Username::parse(&user.username).unwrap();
+            self.0.start_mfa_attempt(&name, "a newer login").await?;
+            self.0.finish_mfa_login(user, attempt, proof, session).await
+        }
+    }
+
+    #[tokio::test]
+    async fn an_mfa_token_superseded_during_its_second_step_is_an_invalid_token_not_a_wrong_code() {
+        let w = world().await;
+        let (secret, _) = enable_totp(&w.store, &w.alice, w.now).await;
+        let token = mfa_token(&w).await;
+        let racing = NewerLoginFirst(w.store);
+        let second = SecondFactor::Code(secret.code_at(w.now));
+        let answer = login_mfa(&racing, &w.tokens, &token, &second, Origin::default(), w.now).await;
+        assert!(
+            matches!(answer, Err(MfaError::InvalidMfaToken)),
+            "{:?}",
+            answer.map(|_| "tokens")
+        );
     }
 }
