@@ -49,7 +49,7 @@ where
 mod tests {
     use super::*;
     use shared::credentials::Username;
-    use shared::http::testing::{call, event, event_with_body};
+    use shared::http::testing::{call, event, event_with_body, with_token};
     use shared::key_cache::KeyCache;
     use shared::session::Session;
     use shared::store::memory::MemoryStore;
@@ -200,12 +200,5 @@ mod tests {
                 "{name}"
             );
         }
-    }
-
-    /// `req` with `Authorization: Bearer <token>`.
-    fn with_token(mut req: Request, token: &str) -> Request {
-        let value = format!("Bearer {token}").parse().unwrap();
-        req.headers_mut().insert("authorization", value);
-        req
     }
 }

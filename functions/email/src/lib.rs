@@ -46,7 +46,7 @@ async fn route<S: AccountStore + EmailStore + SessionStore>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::http::testing::{call, event, event_with_body};
+    use shared::http::testing::{call, event, event_with_body, with_token};
     use shared::key_cache::KeyCache;
     use shared::store::UserStore;
     use shared::store::memory::MemoryStore;
@@ -83,12 +83,6 @@ mod tests {
                 "{name}"
             );
         }
-    }
-
-    fn with_token(mut req: Request, token: &str) -> Request {
-        let value = format!("Bearer {token}").parse().unwrap();
-        req.headers_mut().insert("authorization", value);
-        req
     }
 
     fn code_in(outbox: &Outbox<shared::mail::MemoryMailer>) -> String {

@@ -82,7 +82,7 @@ fn secret(body: serde_json::Value) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::http::testing::{call, event, event_with_body};
+    use shared::http::testing::{call, event, event_with_body, with_token};
     use shared::key_cache::KeyCache;
     use shared::store::memory::MemoryStore;
     use shared::testing::{dev_authority, password_session, user_with_password};
@@ -111,10 +111,7 @@ mod tests {
     }
 
     fn with_body(name: &str, token: &str, body: serde_json::Value) -> Request {
-        let mut req = event_with_body(name, &body);
-        let value = format!("Bearer {token}").parse().unwrap();
-        req.headers_mut().insert("authorization", value);
-        req
+        with_token(event_with_body(name, &body), token)
     }
 
     #[tokio::test]

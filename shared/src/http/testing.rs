@@ -40,3 +40,10 @@ pub fn event_with_body(name: &str, body: &serde_json::Value) -> Request {
     event["body"] = body.to_string().into();
     request::from_str(&event.to_string()).unwrap_or_else(|e| panic!("events/{name}.json is not an event: {e}"))
 }
+
+/// `req` with `Authorization: Bearer <token>`.
+pub fn with_token(mut req: Request, token: &str) -> Request {
+    let value = format!("Bearer {token}").parse().expect("a token is a header value");
+    req.headers_mut().insert("authorization", value);
+    req
+}
