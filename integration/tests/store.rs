@@ -18,6 +18,7 @@ fn user(name: &str) -> User {
         email: None,
         email_verified: false,
         totp: false,
+        passkeys: 0,
     }
 }
 

@@ -16,6 +16,8 @@ pub mod limits;
 pub mod lockout;
 pub mod log;
 pub mod mail;
+#[cfg(feature = "passkeys")]
+pub mod passkey;
 pub mod password;
 pub mod secret;
 pub mod service;

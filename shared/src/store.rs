@@ -30,6 +30,8 @@ pub struct User {
     pub email_verified: bool,
     /// The account has an active TOTP factor (`MfaStore`): a password alone does not log in.
     pub totp: bool,
+    /// How many passkeys the account has (`PasskeyStore`).
+    pub passkeys: u32,
 }
 
 impl User {
@@ -415,6 +417,120 @@ pub trait MfaStore: Send + Sync {
         user: &User,
         attempt: &str,
         proof: &Proof,
+        session: &Session,
+    ) -> impl Future<Output = Result<Change, StoreError>> + Send;
+}
+
+/// A passkey of a user, as stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredPasskey {
+    /// base64url of the SHA-256 of the WebAuthn credential id: short and
+    /// fixed in size whatever the authenticator chose, unique among all users.
+    pub id: String,
+    pub user_id: String,
+    pub username: String,
+    /// The name its owner gave it.
+    pub name: String,
+    pub created_at: u64,
+    /// The last login with it, if any.
+    pub last_used_at: Option<u64>,
+    /// The relying party's record of the credential (public key, sign
+    /// counter, flags) as `webauthn-rs` serializes it; opaque to the store.
+    pub credential: String,
+}
+
+impl std::fmt::Debug for StoredPasskey {
+    /// Without the credential: nothing secret, but long and of no use in a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredPasskey")
+            .field("id", &self.id)
+            .field("user_id", &self.user_id)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a WebAuthn challenge was issued for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ceremony {
+    /// Registering a passkey for the user of this id.
+    Registration { user_id: String },
+    /// A login with a discoverable passkey: nobody known yet.
+    Login,
+}
+
+/// The server-side state of a WebAuthn ceremony between its start and its
+/// finish, kept under a random id the client sends back. Used once.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Challenge {
+    pub id: String,
+    pub ceremony: Ceremony,
+    /// `webauthn-rs`'s state (it holds the challenge), serialized; opaque to the store.
+    pub state: String,
+    pub expires_at: u64,
+}
+
+impl std::fmt::Debug for Challenge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Challenge")
+            .field("ceremony", &self.ceremony)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Outcome of adding a passkey.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewPasskey {
+    Added,
+    /// The credential is registered already (to this user or another): nothing was written.
+    Taken,
+    /// The user is no longer as read, or has `passkey::MAX_PER_USER` already: nothing was written.
+    Conflict,
+}
+
+/// WebAuthn challenges and users' passkeys.
+pub trait PasskeyStore: Send + Sync {
+    /// Stores a challenge (it expires by itself at `expires_at`).
+    fn put_challenge(&self, challenge: &Challenge) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Removes the challenge `id` issued for `ceremony` and returns it: of
+    /// parallel takes of one challenge, one gets it and the others `None`,
+    /// as does an unknown id or one issued for another ceremony or user.
+    /// Expired or not: the caller checks `expires_at`.
+    fn take_challenge(
+        &self,
+        id: &str,
+        ceremony: &Ceremony,
+    ) -> impl Future<Output = Result<Option<Challenge>, StoreError>> + Send;
+
+    /// The passkeys of `username`, oldest first.
+    fn passkeys(&self, username: &Username) -> impl Future<Output = Result<Vec<StoredPasskey>, StoreError>> + Send;
+
+    /// The passkey of id `id` and its user, if both are there and agree.
+    fn passkey(&self, id: &str) -> impl Future<Output = Result<Option<(User, StoredPasskey)>, StoreError>> + Send;
+
+    /// Adds `passkey` to `user` (still as read, fewer than `max` passkeys)
+    /// and claims its credential id for them, in one transaction.
+    fn add_passkey(
+        &self,
+        user: &User,
+        passkey: &StoredPasskey,
+        max: u32,
+    ) -> impl Future<Output = Result<NewPasskey, StoreError>> + Send;
+
+    /// Removes the passkey `id` of `user` and frees its credential id;
+    /// `Conflict` when the user has no such passkey.
+    fn remove_passkey(&self, user: &User, id: &str) -> impl Future<Output = Result<Change, StoreError>> + Send;
+
+    /// A passkey login, in one transaction: stores `session` while `user`
+    /// is as read, and the passkey (still as read: not removed, not used by
+    /// a parallel login) with its `credential` updated and `last_used_at` now.
+    fn finish_passkey_login(
+        &self,
+        user: &User,
+        passkey: &StoredPasskey,
+        credential: &str,
         session: &Session,
     ) -> impl Future<Output = Result<Change, StoreError>> + Send;
 }

@@ -101,6 +101,7 @@ pub fn user(id: &str, username: &str) -> User {
         email: None,
         email_verified: false,
         totp: false,
+        passkeys: 0,
     }
 }
 

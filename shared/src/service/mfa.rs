@@ -451,6 +451,7 @@ mod tests {
             id: "u-2".into(),
             username: "bob".into(),
             totp: true,
+            passkeys: 0,
             ..w.alice.clone()
         };
         w.store.create_user(&marked).await.unwrap();

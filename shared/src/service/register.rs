@@ -42,6 +42,7 @@ pub async fn register(
         email: email.map(|e| e.as_str().to_owned()),
         email_verified: false,
         totp: false,
+        passkeys: 0,
     };
     match store.create_user(&user).await {
         Ok(()) => {}

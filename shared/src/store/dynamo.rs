@@ -2,7 +2,7 @@
 //!
 //! | item        | pk                 | sk        | attributes                                              |
 //! |-------------|--------------------|-----------|---------------------------------------------------------|
-//! | user        | `USER#<lowercase>` | `PROFILE` | id, username, password_hash, created_at, email, email_verified, totp, deleting (only while a deletion is interrupted) |
+//! | user        | `USER#<lowercase>` | `PROFILE` | id, username, password_hash, created_at, email, email_verified, totp, passkeys (a count), deleting (only while a deletion is interrupted) |
 //! | email code  | `USER#<lowercase>` | `EMAIL_CODE` | email, code_hash, attempts, expires_at, ttl             |
 //! | mail count  | `USER#<lowercase>` or `MAILS#<mailbox>` (`Email::mailbox`) | `MAILS#<hour>` | sent, ttl |
 //! | email claim | `EMAIL#<lowercase address>` | `EMAIL` | user_id, username (only for a verified address)     |
@@ -10,16 +10,21 @@
 //! | lockout     | `USER#<lowercase>` | `LOCKOUT` | failures, last_failure_at, ttl                          |
 //! | TOTP factor | `USER#<lowercase>` | `MFA#TOTP` | secret, active, created_at, last_step, recovery (string set of digests), attempt, attempt_tries, ttl (while pending) |
 //! | session     | `USER#<lowercase>` | `SESSION#<id>` | user_id, username, generation, token_hash, created_at, issued_at, expires_at, revoked, amr, ip, user_agent, ttl |
+//! | passkey     | `USER#<lowercase>` | `WEBAUTHN#<id>` | user_id, username, name, created_at, last_used_at, credential (after `PROFILE`: login's query never reads them) |
+//! | credential claim | `CREDENTIAL#<id>` | `CREDENTIAL` | user_id, username (`id`: base64url SHA-256 of the credential id) |
+//! | challenge   | `CHALLENGE#<id>`   | `CHALLENGE` | ceremony (`registration` or `login`), user_id (registration), state, expires_at, ttl |
 //!
 //! Everything that names a user lives in the user's partition, so one query
 //! finds it all (account deletion), but for what must be found by something
-//! else: the email claim (login by email; deleted with the user) and reset
+//! else: the email and credential claims (login by email or passkey; deleted
+//! with the user), WebAuthn challenges (nobody's yet at a login) and reset
 //! tokens (found by their hash; void once the user is gone). `ttl` (epoch seconds) is the table's TTL
 //! attribute; the code never relies on it and checks expiry itself.
 
 use super::{
-    AccountStore, Change, CreateUserError, EmailCode, EmailStore, LoginRecord, MfaStore, Proof, ResetToken, Rotation,
-    SessionStore, StoreError, TotpFactor, User, UserStore, Verification,
+    AccountStore, Ceremony, Challenge, Change, CreateUserError, EmailCode, EmailStore, LoginRecord, MfaStore,
+    NewPasskey, PasskeyStore, Proof, ResetToken, Rotation, SessionStore, StoreError, StoredPasskey, TotpFactor, User,
+    UserStore, Verification,
 };
 use crate::credentials::{Email, Username};
 use crate::lockout::FailedLogins;
@@ -190,6 +195,25 @@ fn totp_key(username: &str) -> Item {
     key(format!("USER#{}", username.to_ascii_lowercase()), TOTP)
 }
 
+/// The sort key prefix of passkeys: after `PROFILE` and `SESSION#`.
+const PASSKEY: &str = "WEBAUTHN#";
+
+fn passkey_key(username: &str, id: &str) -> Item {
+    key(
+        format!("USER#{}", username.to_ascii_lowercase()),
+        &format!("{PASSKEY}{id}"),
+    )
+}
+
+/// The claim of a credential id (its digest), unique among all users.
+fn credential_key(id: &str) -> Item {
+    key(format!("CREDENTIAL#{id}"), "CREDENTIAL")
+}
+
+fn challenge_key(id: &str) -> Item {
+    key(format!("CHALLENGE#{id}"), "CHALLENGE")
+}
+
 fn code_key(username: &Username) -> Item {
     key(format!("USER#{}", username.normalized()), "EMAIL_CODE")
 }
@@ -268,6 +292,7 @@ impl User {
             ("created_at".into(), n(self.created_at)),
             ("email_verified".into(), AttributeValue::Bool(self.email_verified)),
             ("totp".into(), AttributeValue::Bool(self.totp)),
+            ("passkeys".into(), n(self.passkeys)),
         ])
         .into_iter()
         .chain(self.email.as_ref().map(|e| ("email".to_owned(), s(e))))
@@ -285,6 +310,11 @@ impl User {
             email: item.get("email").map(|_| f.string("email")).transpose()?,
             email_verified: f.boolean("email_verified")?,
             totp: f.boolean("totp")?,
+            passkeys: item
+                .get("passkeys")
+                .map(|_| f.number("passkeys"))
+                .transpose()?
+                .unwrap_or(0),
         })
     }
 }
@@ -837,14 +867,27 @@ impl AccountStore for DynamoStore {
                 item
             })
             .collect();
-        // The user as read, its address and second factor included: a
-        // verification or a TOTP confirmation that went through meanwhile
-        // makes this a conflict, never a claim or a factor left behind.
+        // The user as read, its address, second factor and passkeys
+        // included: a verification, a TOTP confirmation or a passkey added
+        // meanwhile makes this a conflict, never a claim or a factor left behind.
         let (email_as_read, mut values) = email_as_read(user);
-        let as_read = format!("{email_as_read} AND {TOTP_AS_READ}");
+        let as_read =
+            format!("{email_as_read} AND {TOTP_AS_READ} AND (attribute_not_exists(passkeys) OR passkeys = :passkeys)");
         let as_read = as_read.as_str();
         values.push((":id", s(&user.id)));
         values.push((":totp", AttributeValue::Bool(user.totp)));
+        values.push((":passkeys", n(user.passkeys)));
+        // Each passkey goes with the claim of its credential id.
+        let keys: Vec<Item> = keys
+            .into_iter()
+            .flat_map(|item| {
+                let claim = match item.get(SK) {
+                    Some(AttributeValue::S(sk)) => sk.strip_prefix(PASSKEY).map(credential_key),
+                    _ => None,
+                };
+                std::iter::once(item).chain(claim)
+            })
+            .collect();
         let delete_profile = || {
             let mut delete = Delete::builder()
                 .table_name(&self.table)
@@ -1496,6 +1539,222 @@ impl MfaStore for DynamoStore {
             self.put(session.to_item(), Some("attribute_not_exists(pk)"), &[]),
             TransactWriteItem::builder().condition_check(check).build(),
             self.delete(lockout),
+        ];
+        self.transact(items).await
+    }
+}
+
+impl StoredPasskey {
+    fn to_item(&self) -> Item {
+        let mut item = passkey_key(&self.username, &self.id);
+        item.extend([
+            ("user_id".to_owned(), s(&self.user_id)),
+            ("username".to_owned(), s(&self.username)),
+            ("name".to_owned(), s(&self.name)),
+            ("created_at".to_owned(), n(self.created_at)),
+            ("credential".to_owned(), s(&self.credential)),
+        ]);
+        item.extend(self.last_used_at.map(|at| ("last_used_at".to_owned(), n(at))));
+        item
+    }
+
+    fn from_item(item: &Item, operation: &'static str) -> Result<Self, StoreError> {
+        let f = Fields(item, operation);
+        Ok(Self {
+            id: f
+                .string(SK)?
+                .strip_prefix(PASSKEY)
+                .ok_or_else(|| corrupt(operation, SK))?
+                .to_owned(),
+            user_id: f.string("user_id")?,
+            username: f.string("username")?,
+            name: f.string("name")?,
+            created_at: f.number("created_at")?,
+            last_used_at: item.get("last_used_at").map(|_| f.number("last_used_at")).transpose()?,
+            credential: f.string("credential")?,
+        })
+    }
+}
+
+const REGISTRATION: &str = "registration";
+const LOGIN: &str = "login";
+
+impl PasskeyStore for DynamoStore {
+    async fn put_challenge(&self, challenge: &Challenge) -> Result<(), StoreError> {
+        let mut item = challenge_key(&challenge.id);
+        item.extend([
+            ("state".to_owned(), s(&challenge.state)),
+            ("expires_at".to_owned(), n(challenge.expires_at)),
+            (TTL.to_owned(), n(challenge.expires_at)),
+        ]);
+        match &challenge.ceremony {
+            Ceremony::Registration { user_id } => {
+                item.insert("ceremony".into(), s(REGISTRATION));
+                item.insert("user_id".into(), s(user_id));
+            }
+            Ceremony::Login => {
+                item.insert("ceremony".into(), s(LOGIN));
+            }
+        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| failed("PutItem", e))?;
+        Ok(())
+    }
+
+    async fn take_challenge(&self, id: &str, ceremony: &Ceremony) -> Result<Option<Challenge>, StoreError> {
+        let mut delete = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(challenge_key(id)))
+            .return_values(ReturnValue::AllOld);
+        delete = match ceremony {
+            Ceremony::Registration { user_id } => delete
+                .condition_expression("ceremony = :ceremony AND user_id = :user_id")
+                .expression_attribute_values(":ceremony", s(REGISTRATION))
+                .expression_attribute_values(":user_id", s(user_id)),
+            Ceremony::Login => delete
+                .condition_expression("ceremony = :ceremony")
+                .expression_attribute_values(":ceremony", s(LOGIN)),
+        };
+        let item = match delete.send().await {
+            Ok(out) => out.attributes,
+            Err(e) if condition_failed(&e) => return Ok(None),
+            Err(e) => return Err(failed("DeleteItem", e)),
+        };
+        let Some(item) = item else { return Ok(None) };
+        let f = Fields(&item, "DeleteItem");
+        Ok(Some(Challenge {
+            id: id.to_owned(),
+            ceremony: ceremony.clone(),
+            state: f.string("state")?,
+            expires_at: f.number("expires_at")?,
+        }))
+    }
+
+    async fn passkeys(&self, username: &Username) -> Result<Vec<StoredPasskey>, StoreError> {
+        let items = self.partition(user_pk(username), Some(PASSKEY), None).await?;
+        let mut passkeys = items
+            .iter()
+            .map(|item| StoredPasskey::from_item(item, "Query"))
+            .collect::<Result<Vec<_>, _>>()?;
+        passkeys.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(passkeys)
+    }
+
+    async fn passkey(&self, id: &str) -> Result<Option<(User, StoredPasskey)>, StoreError> {
+        let Some(claim) = self.get(credential_key(id)).await? else {
+            return Ok(None);
+        };
+        let f = Fields(&claim, "GetItem");
+        let (user_id, username) = (f.string("user_id")?, f.string("username")?);
+        let (user, passkey) = tokio::join!(
+            self.get(key(format!("USER#{}", username.to_ascii_lowercase()), "PROFILE")),
+            self.get(passkey_key(&username, id))
+        );
+        let (Some(user), Some(passkey)) = (user?, passkey?) else {
+            return Ok(None);
+        };
+        let user = User::from_item(&user, "GetItem")?;
+        let passkey = StoredPasskey::from_item(&passkey, "GetItem")?;
+        Ok((user.id == user_id && passkey.user_id == user_id).then_some((user, passkey)))
+    }
+
+    async fn add_passkey(&self, user: &User, passkey: &StoredPasskey, max: u32) -> Result<NewPasskey, StoreError> {
+        let mut claim = credential_key(&passkey.id);
+        claim.extend([
+            ("user_id".to_owned(), s(&user.id)),
+            ("username".to_owned(), s(&user.username)),
+        ]);
+        let count = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(self.profile_key(user)?))
+            .update_expression("ADD passkeys :one")
+            .condition_expression(
+                "id = :id AND attribute_not_exists(deleting) AND (attribute_not_exists(passkeys) OR passkeys < :max)",
+            )
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":id", s(&user.id))
+            .expression_attribute_values(":max", n(max))
+            .build()
+            .expect("update fields are set");
+        let items = vec![
+            self.put(claim, Some("attribute_not_exists(pk)"), &[]),
+            self.put(passkey.to_item(), Some("attribute_not_exists(pk)"), &[]),
+            TransactWriteItem::builder().update(count).build(),
+        ];
+        Ok(match self.transact_with_reasons(items).await? {
+            None => NewPasskey::Added,
+            Some(refused) if refused[0] || refused[1] => NewPasskey::Taken,
+            Some(_) => NewPasskey::Conflict,
+        })
+    }
+
+    async fn remove_passkey(&self, user: &User, id: &str) -> Result<Change, StoreError> {
+        let owned = |key: Item| {
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key))
+                .condition_expression("user_id = :id")
+                .expression_attribute_values(":id", s(&user.id))
+                .build()
+                .expect("delete fields are set");
+            TransactWriteItem::builder().delete(delete).build()
+        };
+        let count = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(self.profile_key(user)?))
+            .update_expression("ADD passkeys :minus_one")
+            .condition_expression("id = :id AND passkeys > :zero")
+            .expression_attribute_values(":minus_one", n(-1))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":id", s(&user.id))
+            .build()
+            .expect("update fields are set");
+        let items = vec![
+            owned(passkey_key(&user.username, id)),
+            owned(credential_key(id)),
+            TransactWriteItem::builder().update(count).build(),
+        ];
+        self.transact(items).await
+    }
+
+    async fn finish_passkey_login(
+        &self,
+        user: &User,
+        passkey: &StoredPasskey,
+        credential: &str,
+        session: &Session,
+    ) -> Result<Change, StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(self.profile_key(user)?))
+            .condition_expression(format!("{AS_READ} AND attribute_not_exists(deleting)"))
+            .expression_attribute_values(":id", s(&user.id))
+            .expression_attribute_values(":hash", s(&user.password_hash))
+            .build()
+            .expect("condition check fields are set");
+        let used = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(passkey_key(&passkey.username, &passkey.id)))
+            .update_expression("SET credential = :new, last_used_at = :now")
+            .condition_expression("user_id = :id AND credential = :old")
+            .expression_attribute_values(":new", s(credential))
+            .expression_attribute_values(":now", n(session.issued_at))
+            .expression_attribute_values(":id", s(&user.id))
+            .expression_attribute_values(":old", s(&passkey.credential))
+            .build()
+            .expect("update fields are set");
+        let items = vec![
+            self.put(session.to_item(), Some("attribute_not_exists(pk)"), &[]),
+            TransactWriteItem::builder().condition_check(check).build(),
+            TransactWriteItem::builder().update(used).build(),
         ];
         self.transact(items).await
     }

@@ -2,8 +2,9 @@
 //! tests. Storage behaviour itself is tested against DynamoDB Local.
 
 use super::{
-    AccountStore, Change, CreateUserError, EmailCode, EmailStore, LoginRecord, MfaStore, Proof, ResetToken, Rotation,
-    SessionStore, StoreError, TotpFactor, User, UserStore, Verification,
+    AccountStore, Ceremony, Challenge, Change, CreateUserError, EmailCode, EmailStore, LoginRecord, MfaStore,
+    NewPasskey, PasskeyStore, Proof, ResetToken, Rotation, SessionStore, StoreError, StoredPasskey, TotpFactor, User,
+    UserStore, Verification,
 };
 use crate::credentials::{Email, Username};
 use crate::lockout::FailedLogins;
@@ -36,6 +37,10 @@ struct Inner {
     resets: HashMap<String, ResetToken>,
     /// TOTP factors by normalized username.
     totp: HashMap<String, TotpFactor>,
+    /// WebAuthn challenges by id.
+    challenges: HashMap<String, Challenge>,
+    /// Passkeys by id (each is also its credential id's claim).
+    passkeys: HashMap<String, StoredPasskey>,
 }
 
 impl MemoryStore {
@@ -248,7 +253,11 @@ impl AccountStore for MemoryStore {
         let key = user.username.to_ascii_lowercase();
         let mut inner = self.lock()?;
         let as_read = |u: &User| {
-            u.id == user.id && u.email == user.email && u.email_verified == user.email_verified && u.totp == user.totp
+            u.id == user.id
+                && u.email == user.email
+                && u.email_verified == user.email_verified
+                && u.totp == user.totp
+                && u.passkeys == user.passkeys
         };
         if !inner.users.get(&key).is_some_and(as_read) {
             return Ok(Change::Conflict);
@@ -259,6 +268,7 @@ impl AccountStore for MemoryStore {
         inner.totp.remove(&key);
         inner.mails.retain(|(k, _), _| *k != format!("USER#{key}"));
         inner.sessions.retain(|k, _| k.user != key);
+        inner.passkeys.retain(|_, p| p.user_id != user.id);
         if let Some(email) = user.verified_email() {
             inner.claims.remove(&email);
         }
@@ -546,6 +556,97 @@ impl MfaStore for MemoryStore {
         factor.attempt.clear();
         factor.attempt_tries = 0;
         inner.failures.remove(&key);
+        inner.sessions.insert(session.key(), session.clone());
+        Ok(Change::Done)
+    }
+}
+
+impl PasskeyStore for MemoryStore {
+    async fn put_challenge(&self, challenge: &Challenge) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        inner.challenges.insert(challenge.id.clone(), challenge.clone());
+        Ok(())
+    }
+
+    async fn take_challenge(&self, id: &str, ceremony: &Ceremony) -> Result<Option<Challenge>, StoreError> {
+        let mut inner = self.lock()?;
+        if inner.challenges.get(id).is_none_or(|c| c.ceremony != *ceremony) {
+            return Ok(None);
+        }
+        Ok(inner.challenges.remove(id))
+    }
+
+    async fn passkeys(&self, username: &Username) -> Result<Vec<StoredPasskey>, StoreError> {
+        let inner = self.lock()?;
+        let mut passkeys: Vec<StoredPasskey> = inner
+            .passkeys
+            .values()
+            .filter(|p| p.username.to_ascii_lowercase() == username.normalized())
+            .cloned()
+            .collect();
+        passkeys.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(passkeys)
+    }
+
+    async fn passkey(&self, id: &str) -> Result<Option<(User, StoredPasskey)>, StoreError> {
+        let inner = self.lock()?;
+        let Some(passkey) = inner.passkeys.get(id) else {
+            return Ok(None);
+        };
+        let user = inner.users.get(&passkey.username.to_ascii_lowercase());
+        Ok(user
+            .filter(|u| u.id == passkey.user_id)
+            .map(|u| (u.clone(), passkey.clone())))
+    }
+
+    async fn add_passkey(&self, user: &User, passkey: &StoredPasskey, max: u32) -> Result<NewPasskey, StoreError> {
+        let mut inner = self.lock()?;
+        if inner.passkeys.contains_key(&passkey.id) {
+            return Ok(NewPasskey::Taken);
+        }
+        let key = user.username.to_ascii_lowercase();
+        match inner.users.get_mut(&key) {
+            Some(u) if u.id == user.id && !u.deleting && u.passkeys < max => u.passkeys += 1,
+            _ => return Ok(NewPasskey::Conflict),
+        }
+        inner.passkeys.insert(passkey.id.clone(), passkey.clone());
+        Ok(NewPasskey::Added)
+    }
+
+    async fn remove_passkey(&self, user: &User, id: &str) -> Result<Change, StoreError> {
+        let mut inner = self.lock()?;
+        if inner.passkeys.get(id).is_none_or(|p| p.user_id != user.id) {
+            return Ok(Change::Conflict);
+        }
+        match inner.users.get_mut(&user.username.to_ascii_lowercase()) {
+            Some(u) if u.id == user.id && u.passkeys > 0 => u.passkeys -= 1,
+            _ => return Ok(Change::Conflict),
+        }
+        inner.passkeys.remove(id);
+        Ok(Change::Done)
+    }
+
+    async fn finish_passkey_login(
+        &self,
+        user: &User,
+        passkey: &StoredPasskey,
+        credential: &str,
+        session: &Session,
+    ) -> Result<Change, StoreError> {
+        let mut inner = self.lock()?;
+        let stored = inner.users.get(&user.username.to_ascii_lowercase());
+        let user_as_read =
+            stored.is_some_and(|u| u.id == user.id && u.password_hash == user.password_hash && !u.deleting);
+        let passkey_as_read = inner
+            .passkeys
+            .get(&passkey.id)
+            .is_some_and(|p| p.user_id == user.id && p.credential == passkey.credential);
+        if !(user_as_read && passkey_as_read) {
+            return Ok(Change::Conflict);
+        }
+        let stored = inner.passkeys.get_mut(&passkey.id).expect("checked above");
+        stored.credential = credential.to_owned();
+        stored.last_used_at = Some(session.issued_at);
         inner.sessions.insert(session.key(), session.clone());
         Ok(Change::Done)
     }
