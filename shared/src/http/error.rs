@@ -51,6 +51,16 @@ pub enum ApiError {
     },
     /// A TOTP factor is active already.
     TotpEnabled,
+    /// A WebAuthn `challenge_id` that is unknown, used, expired or not the caller's.
+    InvalidChallenge,
+    /// A passkey registration the relying party refused.
+    InvalidPasskey,
+    /// A passkey login that proved nothing (unknown passkey, bad signature, wrong origin...).
+    RejectedPasskey,
+    /// The credential is registered already.
+    PasskeyTaken,
+    /// The account holds the most passkeys it may.
+    TooManyPasskeys,
     PayloadTooLarge,
     TooManyAttempts {
         retry_after: u64,
@@ -138,6 +148,31 @@ impl ApiError {
                 StatusCode::CONFLICT,
                 "totp_enabled",
                 "an authenticator app is already set up; remove it first",
+            ),
+            Self::InvalidChallenge => (
+                StatusCode::BAD_REQUEST,
+                "invalid_challenge",
+                "the challenge is unknown, used or expired; start again",
+            ),
+            Self::InvalidPasskey => (
+                StatusCode::BAD_REQUEST,
+                "invalid_credential",
+                "the authenticator's answer was not accepted",
+            ),
+            Self::RejectedPasskey => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "the passkey was not accepted",
+            ),
+            Self::PasskeyTaken => (
+                StatusCode::CONFLICT,
+                "passkey_taken",
+                "this passkey is registered already",
+            ),
+            Self::TooManyPasskeys => (
+                StatusCode::CONFLICT,
+                "too_many_passkeys",
+                "the account has the most passkeys it may hold; remove one first",
             ),
             Self::TooManyMails { .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -283,6 +318,33 @@ impl From<MfaError> for ApiError {
             MfaError::InvalidMfaToken => Self::InvalidToken,
             MfaError::Store(e) => e.into(),
             MfaError::Hash(e) => e.into(),
+        }
+    }
+}
+
+#[cfg(feature = "passkeys")]
+impl From<crate::service::PasskeyError> for ApiError {
+    fn from(error: crate::service::PasskeyError) -> Self {
+        use crate::service::PasskeyError;
+        match error {
+            PasskeyError::Malformed(reason) => {
+                tracing::info!(%reason, "malformed credential");
+                Self::invalid("credential is not a WebAuthn credential of this ceremony (PublicKeyCredential.toJSON())")
+            }
+            PasskeyError::InvalidChallenge => Self::InvalidChallenge,
+            PasskeyError::Refused(reason) => {
+                tracing::info!(%reason, "passkey registration refused");
+                Self::InvalidPasskey
+            }
+            PasskeyError::LoginRefused(reason) => {
+                tracing::info!(%reason, "passkey login refused");
+                Self::RejectedPasskey
+            }
+            PasskeyError::Taken => Self::PasskeyTaken,
+            PasskeyError::TooMany => Self::TooManyPasskeys,
+            PasskeyError::NotFound => Self::NotFound,
+            PasskeyError::Gone => Self::BearerChallenge { token_sent: true },
+            PasskeyError::Store(e) => e.into(),
         }
     }
 }

@@ -157,6 +157,15 @@ impl JsonObject {
         }
     }
 
+    /// A required field that is a JSON object, as it is.
+    pub fn object(&self, field: &str) -> Result<&Value, ApiError> {
+        match self.0.get(field) {
+            Some(value @ Value::Object(_)) => Ok(value),
+            None | Some(Value::Null) => Err(ApiError::invalid(format!("field \"{field}\" is required"))),
+            Some(_) => Err(ApiError::invalid(format!("field \"{field}\" must be an object"))),
+        }
+    }
+
     /// A boolean field, `false` when absent (or `null`).
     pub fn flag(&self, field: &str) -> Result<bool, ApiError> {
         match self.0.get(field) {

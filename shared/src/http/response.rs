@@ -78,7 +78,7 @@ pub fn account_view(user: &User) -> Response<Body> {
         created_at: user.created_at,
         mfa: Factors {
             totp: user.totp,
-            passkeys: 0,
+            passkeys: user.passkeys,
         },
     };
     json(StatusCode::OK, &body)

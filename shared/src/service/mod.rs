@@ -9,6 +9,8 @@ pub mod email;
 pub mod login;
 pub mod logout;
 pub mod mfa;
+#[cfg(feature = "passkeys")]
+pub mod passkeys;
 pub mod refresh;
 pub mod register;
 pub mod reset;
@@ -19,6 +21,8 @@ pub use email::EmailError;
 pub use login::{LoginError, login, login_by_email};
 pub use logout::logout;
 pub use mfa::MfaError;
+#[cfg(feature = "passkeys")]
+pub use passkeys::PasskeyError;
 pub use refresh::{RefreshError, refresh};
 pub use register::{RegisterError, register};
 pub use reset::{ResetError, forgot, reset};
