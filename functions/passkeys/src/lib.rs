@@ -127,3 +127,330 @@ fn started(started: Started) -> Response<Body> {
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambda_http::request;
+    use serde_json::Value;
+    use shared::http::testing::call;
+    use shared::key_cache::KeyCache;
+    use shared::store::memory::MemoryStore;
+    use shared::store::{Ceremony, UserStore};
+    use shared::testing::{dev_authority, password_session, user};
+
+    const ALICE: &str = "6a1f0c7e-3b2d-4e5f-8a9b-0c1d2e3f4a5b";
+
+    fn rp() -> RelyingParty {
+        RelyingParty::from_lookup(|name| match name {
+            "WEBAUTHN_RP_ID" => Some("localhost".into()),
+            "WEBAUTHN_ORIGIN" => Some("http://localhost:8090".into()),
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    /// alice in a store, logged in, and the access token of her session.
+    async fn logged_in(store: MemoryStore) -> (State<MemoryStore>, String) {
+        let state = State {
+            keys: KeyCache::ready(dev_authority()),
+            store,
+        };
+        let alice = user(ALICE, "alice");
+        state.store.create_user(&alice).await.unwrap();
+        let authority = state.keys.loaded().unwrap();
+        let now = shared::now();
+        let session = password_session(&authority, &alice, now);
+        state.store.create_session(&session, None).await.unwrap();
+        let access = shared::service::sessions::token_pair(&authority, &session, now).access_token;
+        (state, access)
+    }
+
+    /// An HTTP API event for `method path`, with a bearer token and a JSON body if given.
+    fn req(method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Request {
+        let mut headers = json!({ "content-type": "application/json" });
+        if let Some(token) = token {
+            headers["authorization"] = format!("Bearer {token}").into();
+        }
+        let id = path.rsplit('/').next().unwrap();
+        let event = json!({
+            "version": "2.0",
+            "routeKey": format!("{method} {path}"),
+            "rawPath": path,
+            "rawQueryString": "",
+            "headers": headers,
+            "pathParameters": if path.starts_with("/passkeys/") && !path.contains("register") { json!({ "id": id }) } else { json!({}) },
+            "requestContext": {
+                "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.10", "userAgent": "test" },
+                "routeKey": format!("{method} {path}"),
+                "stage": "$default",
+                "requestId": "r",
+                "accountId": "1", "apiId": "a", "domainName": "d", "domainPrefix": "d", "time": "t", "timeEpoch": 0
+            },
+            "body": body.map(|b| b.to_string()),
+            "isBase64Encoded": false
+        });
+        request::from_str(&event.to_string()).unwrap()
+    }
+
+    async fn answer(state: &State<MemoryStore>, req: Request) -> (u16, Value) {
+        let (response, body) = call(handle(state, &rp(), req)).await;
+        (response.status().as_u16(), body)
+    }
+
+    /// A parseable assertion that names a credential nobody registered.
+    fn unknown_assertion() -> Value {
+        let b64 = |bytes: &[u8]| shared::testing::b64(bytes);
+        json!({
+            "id": b64(b"unknown credential"),
+            "rawId": b64(b"unknown credential"),
+            "type": "public-key",
+            "response": {
+                "authenticatorData": b64(&[0; 37]),
+                "clientDataJSON": b64(br#"{"type":"webauthn.get","challenge":"AAAA","origin":"http://localhost:8090"}"#),
+                "signature": b64(&[0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01]),
+                "userHandle": b64(uuid_bytes(ALICE).as_slice()),
+            },
+            "extensions": {}
+        })
+    }
+
+    fn uuid_bytes(id: &str) -> Vec<u8> {
+        id.replace('-', "")
+            .as_bytes()
+            .chunks(2)
+            .map(|h| u8::from_str_radix(std::str::from_utf8(h).unwrap(), 16).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn registration_options_require_a_discoverable_credential_and_user_verification() {
+        let (state, access) = logged_in(MemoryStore::default()).await;
+        let (response, body) = call(handle(
+            &state,
+            &rp(),
+            req("POST", "/passkeys/register/start", Some(&access), None),
+        ))
+        .await;
+        assert_eq!(response.status(), 200, "{body}");
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        assert!(body["challenge_id"].as_str().is_some_and(|id| id.len() == 32), "{body}");
+        let options = &body["publicKey"];
+        let selection = &options["authenticatorSelection"];
+        assert_eq!(selection["residentKey"], "required", "{options}");
+        assert_eq!(selection["requireResidentKey"], true);
+        assert_eq!(selection["userVerification"], "required");
+        assert_eq!(options["attestation"], "none");
+        assert_eq!(options["rp"]["id"], "localhost");
+        assert_eq!(options["user"]["name"], "alice");
+        assert_eq!(
+            shared::testing::b64_decode(options["user"]["id"].as_str().unwrap()),
+            uuid_bytes(ALICE)
+        );
+    }
+
+    #[tokio::test]
+    async fn login_options_name_no_credential_and_require_user_verification() {
+        let (state, _) = logged_in(MemoryStore::default()).await;
+        let (status, body) = answer(&state, req("POST", "/login/passkey/start", None, None)).await;
+        assert_eq!(status, 200, "{body}");
+        let options = &body["publicKey"];
+        assert_eq!(options["userVerification"], "required", "{options}");
+        assert_eq!(options["rpId"], "localhost");
+        assert!(
+            options["allowCredentials"].as_array().is_none_or(Vec::is_empty),
+            "{options}"
+        );
+        assert!(body.get("mediation").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_challenge_is_taken_by_its_first_finish_whatever_the_credential() {
+        let (state, _) = logged_in(MemoryStore::default()).await;
+        let (_, started) = answer(&state, req("POST", "/login/passkey/start", None, None)).await;
+        let finish = json!({ "challenge_id": started["challenge_id"], "credential": unknown_assertion() });
+        let (status, body) = answer(&state, req("POST", "/login/passkey/finish", None, Some(finish.clone()))).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("invalid_credentials")),
+            "{body}"
+        );
+        let (status, body) = answer(&state, req("POST", "/login/passkey/finish", None, Some(finish))).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_challenge")),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_challenge_serves_only_its_own_ceremony_and_user() {
+        let (state, access) = logged_in(MemoryStore::default()).await;
+        let (_, login) = answer(&state, req("POST", "/login/passkey/start", None, None)).await;
+        let (_, registration) = answer(&state, req("POST", "/passkeys/register/start", Some(&access), None)).await;
+        let credential = json!({
+            "id": "AAAA", "rawId": "AAAA", "type": "public-key",
+            "response": { "attestationObject": "AAAA", "clientDataJSON": "AAAA" },
+            "extensions": {}
+        });
+        let finish = json!({ "challenge_id": login["challenge_id"], "credential": credential });
+        let (status, body) = answer(
+            &state,
+            req("POST", "/passkeys/register/finish", Some(&access), Some(finish)),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_challenge")),
+            "{body}"
+        );
+        // Neither was consumed by the wrong use.
+        let ceremony = Ceremony::Registration { user_id: ALICE.into() };
+        let id = registration["challenge_id"].as_str().unwrap();
+        assert!(
+            state
+                .store
+                .take_challenge(id, &Ceremony::Login)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(state.store.take_challenge(id, &ceremony).await.unwrap().is_some());
+        let id = login["challenge_id"].as_str().unwrap();
+        assert!(
+            state
+                .store
+                .take_challenge(id, &Ceremony::Login)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[tokio::test]
+    async fn malformed_finish_bodies_are_400_and_never_a_500() {
+        let (state, access) = logged_in(MemoryStore::default()).await;
+        let (_, started) = answer(&state, req("POST", "/passkeys/register/start", Some(&access), None)).await;
+        let id = started["challenge_id"].clone();
+        for body in [
+            json!({}),
+            json!({ "challenge_id": id }),
+            json!({ "challenge_id": id, "credential": "a string" }),
+            json!({ "challenge_id": id, "credential": {} }),
+            json!({ "challenge_id": id, "credential": { "id": "AAAA", "rawId": "!!", "type": "public-key", "response": {} } }),
+            json!({ "challenge_id": 7, "credential": unknown_assertion() }),
+            json!({ "challenge_id": id, "credential": unknown_assertion(), "name": "" }),
+            json!({ "challenge_id": id, "credential": unknown_assertion(), "name": "x".repeat(65) }),
+        ] {
+            let (status, reply) = answer(
+                &state,
+                req("POST", "/passkeys/register/finish", Some(&access), Some(body.clone())),
+            )
+            .await;
+            assert_eq!(
+                (status, reply["error"].as_str()),
+                (400, Some("invalid_request")),
+                "{body} -> {reply}"
+            );
+        }
+        for body in [
+            json!({ "challenge_id": "nope", "credential": {} }),
+            json!({ "credential": unknown_assertion() }),
+        ] {
+            let (status, reply) = answer(&state, req("POST", "/login/passkey/finish", None, Some(body.clone()))).await;
+            assert_eq!(
+                (status, reply["error"].as_str()),
+                (400, Some("invalid_request")),
+                "{body} -> {reply}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unknown_challenge_id_is_invalid_challenge() {
+        let (state, access) = logged_in(MemoryStore::default()).await;
+        let body = json!({ "challenge_id": "0123456789abcdef0123456789abcdef", "credential": unknown_assertion() });
+        let (status, reply) = answer(&state, req("POST", "/login/passkey/finish", None, Some(body))).await;
+        assert_eq!(
+            (status, reply["error"].as_str()),
+            (400, Some("invalid_challenge")),
+            "{reply}"
+        );
+        let credential = json!({
+            "id": "AAAA", "rawId": "AAAA", "type": "public-key",
+            "response": { "attestationObject": "AAAA", "clientDataJSON": "AAAA" },
+            "extensions": {}
+        });
+        let body = json!({ "challenge_id": "0123456789abcdef0123456789abcdef", "credential": credential });
+        let (status, reply) = answer(
+            &state,
+            req("POST", "/passkeys/register/finish", Some(&access), Some(body)),
+        )
+        .await;
+        assert_eq!(
+            (status, reply["error"].as_str()),
+            (400, Some("invalid_challenge")),
+            "{reply}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_callers_routes_need_a_live_session() {
+        let (state, access) = logged_in(MemoryStore::default()).await;
+        for (method, path) in [
+            ("POST", "/passkeys/register/start"),
+            ("GET", "/passkeys"),
+            ("DELETE", "/passkeys/abc"),
+        ] {
+            let (response, body) = call(handle(&state, &rp(), req(method, path, None, None))).await;
+            assert_eq!(
+                (response.status().as_u16(), body["error"].as_str()),
+                (401, Some("invalid_token")),
+                "{path}"
+            );
+            assert!(response.headers().contains_key("www-authenticate"));
+        }
+        let authority = state.keys.loaded().unwrap();
+        let session = authority.verify_access(&access, shared::now()).unwrap().sid;
+        let key = shared::session::SessionKey::new("alice", &session);
+        state.store.revoke_session(&key, ALICE, shared::now()).await.unwrap();
+        let (status, _) = answer(&state, req("GET", "/passkeys", Some(&access), None)).await;
+        assert_eq!(status, 401);
+    }
+
+    #[tokio::test]
+    async fn no_passkeys_lists_empty_and_removing_an_unknown_one_is_404() {
+        let (state, access) = logged_in(MemoryStore::default()).await;
+        let (status, body) = answer(&state, req("GET", "/passkeys", Some(&access), None)).await;
+        assert_eq!((status, body), (200, json!({ "passkeys": [] })));
+        let (status, body) = answer(&state, req("DELETE", "/passkeys/abc", Some(&access), None)).await;
+        assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
+    }
+
+    #[tokio::test]
+    async fn each_route_answers_its_one_method() {
+        let (state, access) = logged_in(MemoryStore::default()).await;
+        for (method, path, allow) in [
+            ("GET", "/passkeys/register/start", "POST"),
+            ("GET", "/passkeys/register/finish", "POST"),
+            ("POST", "/passkeys", "GET"),
+            ("GET", "/passkeys/abc", "DELETE"),
+            ("GET", "/login/passkey/start", "POST"),
+            ("PUT", "/login/passkey/finish", "POST"),
+        ] {
+            let (response, _) = call(handle(&state, &rp(), req(method, path, Some(&access), None))).await;
+            assert_eq!(response.status(), 405, "{method} {path}");
+            assert_eq!(response.headers()["allow"], allow);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_store_is_503() {
+        let state = State {
+            keys: KeyCache::ready(dev_authority()),
+            store: MemoryStore::unreachable(),
+        };
+        let (status, body) = answer(&state, req("POST", "/login/passkey/start", None, None)).await;
+        assert_eq!((status, body["error"].as_str()), (503, Some("unavailable")));
+    }
+}
