@@ -72,23 +72,37 @@ ensure_chromium() {
     die "could not install chromium with apt-get"
 }
 
-# Serves web/ (the browser demo) on 127.0.0.1:<port> in the background, with
-# its one library, qrcode-generator (npm, installed by ensure_tools), copied
-# into web/vendor/ (gitignored): the page loads nothing from a CDN.
+# Serves web/ (the browser demo) on the loopback addresses at <port> in the
+# background, to be opened at http://localhost:<port> (WebAuthn refuses an IP
+# address as relying party id). Chromium tries ::1 before 127.0.0.1 for
+# localhost, so the page is served on both (on ::1 where the host has it), and
+# nothing else can answer in its place. Its one library, qrcode-generator (npm,
+# installed by ensure_tools), is copied into web/vendor/ (gitignored): the page
+# loads nothing from a CDN.
 serve_web() { # port
   port_free "$1" || die "port $1 is already in use: stop what holds it, or pick another port."
+  local v6=
+  if python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' 2>/dev/null; then
+    v6=1
+    port_free "$1" ::1 || die "port $1 is already in use on ::1: stop what holds it, or pick another port."
+  fi
   mkdir -p "$ROOT/web/vendor"
   cp "$ROOT/node_modules/qrcode-generator/dist/qrcode.js" "$ROOT/web/vendor/qrcode.js"
   background python3 -m http.server --bind 127.0.0.1 --directory "$ROOT/web" "$1" >"$TOOLS/web-$1.log" 2>&1
   wait_for_port "$1" "the demo page server" 10
+  if [ -n "$v6" ]; then
+    background python3 -m http.server --bind ::1 --directory "$ROOT/web" "$1" >"$TOOLS/web-$1-ipv6.log" 2>&1
+    wait_for_port "$1" "the demo page server on ::1" 10 ::1
+  fi
 }
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port_free() { ! (exec 3<>"/dev/tcp/${2:-127.0.0.1}/$1") 2>/dev/null; } # port, address
 
-wait_for_port() { # port, what, seconds
-  for _ in $(seq $(( $3 * 10 ))); do port_free "$1" || return 0; sleep 0.1; done
-  die "$2 did not start on 127.0.0.1:$1 within $3 s"
+wait_for_port() { # port, what, seconds, address (127.0.0.1)
+  for _ in $(seq $(( $3 * 10 ))); do port_free "$1" "${4:-}" || return 0; sleep 0.1; done
+  die "$2 did not start on ${4:-127.0.0.1}:$1 within $3 s"
 }
+
 
 start_dynamodb() { # port
   port_free "$1" || die "port $1 is already in use: stop what holds it (another 'make dev'? 'lsof -i :$1' tells), or pick another port."

@@ -1,8 +1,9 @@
 """Checks on template.yaml that cfn-lint cannot know: every function has its
 binary, each role allows exactly what its function calls, only the mailing
 functions may send mail and only from the sender's identity, the table keeps
-TTL and backups, the signing key is generated, and the authorizer caches per
-route and knows which routes need a second factor. Run by `make check`."""
+TTL and backups, the signing key is generated, the authorizer caches per
+route and knows which routes need a second factor, and only the passkeys
+function knows the WebAuthn relying party. Run by `make check`."""
 
 import re
 import unittest
@@ -41,6 +42,9 @@ DYNAMODB_CALLS = {
     # The pending and active factor, the recovery codes, the failed-code count; confirming and
     # disabling are TransactWriteItems (the factor and the user's `totp` flag) with a ConditionCheck.
     "mfa": ITEM_CALLS | {"dynamodb:ConditionCheckItem"},
+    # Challenges (put, taken by a conditional delete), passkeys and their credential-id claims, the
+    # user's count; a passkey login is a TransactWriteItems with a ConditionCheck on the user.
+    "passkeys": ITEM_CALLS | {"dynamodb:ConditionCheckItem"},
     "jwks": set(),
     "authorizer": set(),
 }
@@ -71,6 +75,8 @@ MFA_ENV = {
     "mfa": {"TOTP_ISSUER": "TotpIssuer"},
     "authorizer": {"REQUIRE_MFA": "RequireMfaRoutes"},
 }
+# The relying party, on the one function that runs WebAuthn, and the parameter behind each.
+WEBAUTHN_ENV = {"passkeys": {"WEBAUTHN_RP_ID": "WebauthnRpId", "WEBAUTHN_ORIGIN": "WebauthnOrigin"}}
 
 
 def load():
@@ -158,6 +164,29 @@ class Template(unittest.TestCase):
             if r["Type"] == "AWS::Serverless::Function":
                 self.assertNotIn("Policies", r["Properties"], name)
 
+    def test_passkeys_reads_the_signing_keys_as_login_does_and_sends_no_mail(self):
+        # It signs the tokens of a passkey login, like login, and checks access tokens, like mfa.
+        _, login = self.statements(self.functions()["login"][1])
+        role_name, passkeys = self.statements(self.functions()["passkeys"][1])
+        secret_reads = [s for s in passkeys if "secretsmanager" in str(s["Action"])]
+        self.assertEqual(secret_reads, [s for s in login if "secretsmanager" in str(s["Action"])], role_name)
+        self.assertEqual(secret_reads, [{"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": SECRET}])
+        self.assertNotIn("ses:", str(passkeys).lower(), role_name)
+        for statement in passkeys:
+            self.assertEqual(set(statement), {"Effect", "Action", "Resource"}, role_name)
+
+    def test_each_function_logs_to_a_group_of_its_own_kept_for_the_retention_days(self):
+        groups = {}
+        for binary, (name, f) in self.functions().items():
+            group = f["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+            self.assertEqual(f["Properties"]["LoggingConfig"]["LogFormat"], "JSON", name)
+            self.assertNotIn(group, groups, f"{name} shares {group} with {groups.get(group)}")
+            groups[group] = name
+            resource = self.resources[group]
+            self.assertEqual(resource["Type"], "AWS::Logs::LogGroup", group)
+            self.assertEqual(resource["Properties"]["RetentionInDays"], {"Ref": "LogRetentionDays"}, group)
+        self.assertEqual(groups["PasskeysLogs"], "PasskeysFunction")
+
     def test_password_reset_never_reads_the_signing_keys(self):
         _, f = self.functions()["password-reset"]
         role_name, statements = self.statements(f)
@@ -209,6 +238,63 @@ class Template(unittest.TestCase):
         for bad in ("/example/mfa", "get /example/mfa", "GET /a, POST /b", "GET /a,", "*,GET /a"):
             self.assertFalse(re.fullmatch(routes, bad), bad)
 
+    def test_the_relying_party_reaches_the_passkeys_function_only_and_must_be_a_domain_and_an_https_origin(self):
+        webauthn_vars = {v for env in WEBAUTHN_ENV.values() for v in env}
+        for binary, (name, f) in self.functions().items():
+            env = f["Properties"].get("Environment", {}).get("Variables", {})
+            mine = {k: v for k, v in env.items() if k in webauthn_vars}
+            self.assertEqual(mine, {k: {"Ref": p} for k, p in WEBAUTHN_ENV.get(binary, {}).items()}, name)
+        template, _ = decode(str(ROOT / "template.yaml"))
+        self.assertFalse(webauthn_vars & set(template["Globals"]["Function"]["Environment"]["Variables"]))
+        parameters = template["Parameters"]
+        # No default: passkeys are bound to the relying party id for good, so a deploy names its own.
+        for required in ("WebauthnRpId", "WebauthnOrigin"):
+            self.assertNotIn("Default", parameters[required], required)
+            self.assertEqual(parameters[required]["Type"], "String", required)
+        # What the passkeys function starts with (shared/src/passkey.rs, RelyingParty): a lower-case
+        # domain, never an IP address (browsers refuse one), no scheme, port or path.
+        rp_id = parameters["WebauthnRpId"]["AllowedPattern"]
+        for good in ("example.com", "auth.example.co.uk", "localhost", "xn--bcher-kva.example", "a-b.io", "x1.dev"):
+            self.assertTrue(re.fullmatch(rp_id, good), good)
+        for bad in (
+            "",
+            "127.0.0.1",
+            "10.0.0.1",
+            "::1",
+            "[::1]",
+            "Example.com",
+            "example.com:443",
+            "https://example.com",
+            "example.com/",
+            "-example.com",
+            "example-.com",
+            "example..com",
+            ".example.com",
+            "example.com.",
+            "exa mple.com",
+            "x" * 64 + ".com",
+        ):
+            self.assertFalse(re.fullmatch(rp_id, bad), bad)
+        # An origin: https, host and optional port, nothing after (the function also requires the host
+        # to be the rp id or a subdomain of it, which a pattern cannot tie to the other parameter).
+        origin = parameters["WebauthnOrigin"]["AllowedPattern"]
+        for good in ("https://example.com", "https://app.example.com", "https://example.com:8443"):
+            self.assertTrue(re.fullmatch(origin, good), good)
+        for bad in (
+            "",
+            "http://example.com",
+            "http://localhost:8090",
+            "https://example.com/",
+            "https://example.com/login",
+            "https://example.com?x=1",
+            "https://example.com#x",
+            "https://App.example.com",
+            "https://user@example.com",
+            "example.com",
+            "https://",
+        ):
+            self.assertFalse(re.fullmatch(origin, bad), bad)
+
     def test_only_the_functions_that_store_have_the_table(self):
         for binary, (name, f) in self.functions().items():
             env = f["Properties"].get("Environment", {}).get("Variables", {})
@@ -239,7 +325,7 @@ class Template(unittest.TestCase):
         paths = sorted(e["Properties"]["Path"] for e in events.values())
         self.assertEqual(paths, ["/.well-known/jwks.json", "/.well-known/openid-configuration"])
 
-    def test_the_login_account_sessions_email_password_reset_and_mfa_functions_serve_their_routes_for_any_method(self):
+    def test_the_functions_with_several_routes_serve_them_for_any_method_without_the_authorizer(self):
         for name, expected in (
             ("LoginFunction", ["/login", "/login/mfa"]),
             ("AccountFunction", ["/account", "/account/password"]),
@@ -247,6 +333,17 @@ class Template(unittest.TestCase):
             ("EmailFunction", ["/account/email", "/account/email/verify"]),
             ("PasswordResetFunction", ["/password/forgot", "/password/reset"]),
             ("MfaFunction", ["/mfa/recovery-codes", "/mfa/totp", "/mfa/totp/confirm"]),
+            (
+                "PasskeysFunction",
+                [
+                    "/login/passkey/finish",
+                    "/login/passkey/start",
+                    "/passkeys",
+                    "/passkeys/register/finish",
+                    "/passkeys/register/start",
+                    "/passkeys/{id}",
+                ],
+            ),
         ):
             events = self.resources[name]["Properties"]["Events"]
             self.assertEqual(sorted(e["Properties"]["Path"] for e in events.values()), expected, name)
@@ -255,6 +352,7 @@ class Template(unittest.TestCase):
                 self.assertEqual(event["Properties"]["ApiId"], {"Ref": "Api"}, name)
                 # The function answers 405 with Allow itself.
                 self.assertEqual(event["Properties"]["Method"], "ANY", name)
+                # It checks the Bearer token itself (or needs none, as a login does).
                 self.assertNotIn("Auth", event["Properties"], name)
 
     def test_cors_allows_the_methods_the_browser_demo_uses(self):

@@ -16,12 +16,21 @@
 // for a second step, where the confirmation's code is refused (a code counts
 // once), a recovery code works, a forged mfa_token starts the login over, and a
 // code of the next 30-second step works; new recovery codes and disabling, with
-// the password. Saves screenshots. Run by `make test`:
+// the password. Then passkeys on a new user, in Chromium's own WebAuthn with a
+// virtual authenticator (DevTools protocol: CTAP2, built in, resident keys, user
+// verification): with none on the device the login says so; add one from the
+// Passkeys box (a second on the same device is refused by the browser), log
+// out, log in with it with nothing typed (amr hwk+user, the account view of
+// that user), again (the signature counter moves on), remove it: the device
+// still offers it, the login fails with a visible error. Saves screenshots.
+// Run by `make test`:
 //   node web/demo.test.mjs <page-url> <api-url> <screenshot.png> <ses-url>
+// <page-url> must name the host localhost (WebAuthn's relying party id), as
+// the API's WEBAUTHN_ORIGIN does.
 // <ses-url> is aws-ses-v2-local's base URL (GET <ses-url>/store lists the mail).
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
-import { createHmac } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 import { createRequire } from "node:module";
 // The QR library the page uses (scripts/lib.sh copies this very file into web/vendor/).
 const qrcode = createRequire(import.meta.url)("qrcode-generator");
@@ -33,6 +42,7 @@ if (!pageUrl || !apiUrl || !screenshot || !sesUrl) {
   process.exit(2);
 }
 const ses = sesUrl.replace(/\/+$/, "");
+assert.equal(new URL(pageUrl).hostname, "localhost", "open the page at localhost: WebAuthn refuses an IP address as relying party id");
 const sibling = (suffix) => screenshot.replace(/(\.png)?$/i, `-${suffix}.png`);
 
 // The mail aws-ses-v2-local holds for an address, oldest first.
@@ -565,7 +575,190 @@ try {
   ]);
   assert.equal(await stored(), "{}{}", "no token in web storage");
   assert.deepEqual(errors, []);
-  console.log(`browser demo passed; screenshots: ${screenshot}, ${sibling("email")}, ${sibling("reset-password")}, ${sibling("totp")}`);
+
+  // ---- Passkeys: add one, log in with it (no username typed) twice, remove it ----
+  await page.goto(pageUrl); // a fresh page: an empty log, no tokens
+  await page.fill("#api", apiUrl);
+  const keyUser = `browser-passkey-${Date.now()}`;
+  await page.fill("#username", keyUser);
+  await page.fill("#password", password);
+  // The tab's WebAuthn answered by a virtual authenticator: a platform one (like
+  // Touch ID or Windows Hello) that keeps resident keys and verifies its user.
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("WebAuthn.enable");
+  const { authenticatorId } = await cdp.send("WebAuthn.addVirtualAuthenticator", {
+    options: { protocol: "ctap2", transport: "internal", hasResidentKey: true, hasUserVerification: true,
+               isUserVerified: true, automaticPresenceSimulation: true },
+  });
+  const held = async () => (await cdp.send("WebAuthn.getCredentials", { authenticatorId })).credentials;
+  const passkeyState = () => page.getAttribute("#passkey-status", "data-count");
+  const listedKeys = () => page.$$eval("#passkey-list li", (lis) => lis.map((li) => ({ id: li.dataset.id, name: li.dataset.name, text: li.textContent })));
+  const state = () => page.textContent("#state");
+  // What the page sends to the finish routes.
+  const finishes = [];
+  page.on("request", (r) => { if (/\/(passkeys\/register|login\/passkey)\/finish$/.test(r.url())) finishes.push(JSON.parse(r.postData())); });
+
+  // No passkey on the device yet: the browser finds none, the page says so, nothing reaches finish.
+  await click("passkey-login", 2);
+  assert.deepEqual(await message("passkey-login-message"),
+    ["NotAllowedError", "No passkey was used: the browser's prompt was cancelled or timed out, or the device holds none for this site."]);
+  assert.equal(await state(), "Not logged in.");
+  assert.equal(finishes.length, 0);
+  assert.equal(await page.isHidden("#passkey-manage"), true, "no passkey controls while logged out");
+  await click("register", 3);
+  await click("login", 4);
+  assert.equal(await page.isVisible("#passkey-add"), true, "a login shows the Passkeys box");
+  assert.equal(await passkeyState(), "");
+  await click("passkeys", 5);
+  assert.deepEqual(await listedKeys(), []);
+  assert.equal(await passkeyState(), "0");
+
+  // Add a passkey: the options ask for a resident key and user verification; the
+  // browser makes it, the API stores it, the page lists it.
+  await page.fill("#passkey-name", "  Virtual laptop  ");
+  await click("passkey-add", 8);
+  const creation = (await body("POST /passkeys/register/start")).publicKey;
+  assert.equal(creation.authenticatorSelection?.residentKey, "required", JSON.stringify(creation));
+  assert.equal(creation.authenticatorSelection?.userVerification, "required");
+  assert.equal(creation.rp?.id, "localhost");
+  assert.equal(creation.user?.name, keyUser);
+  const added = await body("POST /passkeys/register/finish");
+  assert.equal(added.name, "Virtual laptop", "the name is trimmed");
+  assert.match(added.id, /^[A-Za-z0-9_-]{43}$/);
+  assert.equal(added.last_used_at, null);
+  const [made] = finishes;
+  assert.deepEqual(Object.keys(made).sort(), ["challenge_id", "credential", "name"]);
+  assert.equal(made.credential.type, "public-key");
+  assert.equal(await page.inputValue("#passkey-name"), "", "the name field is cleared");
+  assert.match(await page.textContent("#passkey-message"), /^Passkey "Virtual laptop" added/);
+  let keys = await listedKeys();
+  assert.deepEqual(keys.map(({ id, name }) => ({ id, name })), [{ id: added.id, name: "Virtual laptop" }]);
+  assert.match(keys[0].text, /never used to log in/);
+  assert.equal(await passkeyState(), "1");
+  // The device holds it as a resident (discoverable) key for localhost, for this user,
+  // under the id the API names it by: base64url(SHA-256(credential id)).
+  let [credential] = await held();
+  assert.equal((await held()).length, 1, "one credential on the authenticator");
+  assert.equal(credential.isResidentCredential, true, "a resident key");
+  assert.equal(credential.rpId, "localhost");
+  assert.equal(createHash("sha256").update(Buffer.from(credential.credentialId, "base64")).digest("base64url"), added.id);
+  await click("account", 9);
+  const keyAccount = await body("GET /account");
+  assert.equal(keyAccount.mfa?.passkeys, 1, "GET /account counts the passkey");
+  assert.equal(Buffer.from(credential.userHandle, "base64").toString("hex"), keyAccount.id.replaceAll("-", ""),
+    "the user handle is the account's id");
+  let signCount = credential.signCount;
+  await page.screenshot({ path: sibling("passkeys"), fullPage: true });
+
+  // The same device again: the browser refuses (excludeCredentials), nothing is sent to finish.
+  await click("passkey-add", 11);
+  assert.equal((await message("passkey-message"))[0], "InvalidStateError", await page.textContent("#passkey-message"));
+  assert.equal((await held()).length, 1);
+  assert.equal(finishes.length, 1);
+  await click("logout", 12);
+  assert.equal(await page.isHidden("#passkey-manage"), true);
+
+  // Log in with it, nothing typed: the page is logged in as the passkey's user.
+  await page.fill("#username", "");
+  await page.fill("#password", "");
+  const passkeyLogin = async (n) => {
+    await click("passkey-login", n);
+    const request = (await body("POST /login/passkey/start")).publicKey;
+    assert.equal(request.userVerification, "required", JSON.stringify(request));
+    assert.equal(request.rpId, "localhost");
+    assert.ok(!request.allowCredentials?.length, "no allowCredentials: the device offers its passkey for the site");
+    const sent = finishes[finishes.length - 1];
+    assert.deepEqual(Object.keys(sent).sort(), ["challenge_id", "credential"], "no username sent");
+  };
+  await passkeyLogin(15);
+  assert.deepEqual(await message("passkey-login-message"), ["", ""]);
+  assert.equal(await state(), `Logged in as ${keyUser} (tokens in memory).`);
+  const keyTokens = await body("POST /login/passkey/finish");
+  assert.deepEqual(claims(keyTokens.access_token).amr, ["hwk", "user"]);
+  assert.equal(claims(keyTokens.access_token).username, keyUser);
+  assert.equal((await body("GET /account")).username, keyUser, "the page shows the passkey's account");
+  assert.equal(await page.getAttribute("#totp-status", "data-totp"), "false");
+  assert.equal(await passkeyState(), "1");
+  assert.equal(await page.inputValue("#username"), "", "nothing was typed");
+  [credential] = await held();
+  assert.ok(credential.signCount > signCount, `the counter moves on: ${signCount} then ${credential.signCount}`);
+  signCount = credential.signCount;
+  // A refresh keeps how the session began.
+  await click("refresh", 16);
+  assert.deepEqual(claims((await body("POST /refresh")).access_token).amr, ["hwk", "user"]);
+  await click("passkeys", 17);
+  keys = await listedKeys();
+  assert.equal(keys.length, 1);
+  assert.match(keys[0].text, /last used/);
+  const used = (await body("GET /passkeys")).passkeys[0].last_used_at;
+  assert.ok(Number.isInteger(used) && used >= added.created_at, `last_used_at ${used}`);
+  await click("logout", 18);
+
+  // A second login with it: the counter moves on again and the API takes it.
+  await passkeyLogin(21);
+  assert.equal(await state(), `Logged in as ${keyUser} (tokens in memory).`);
+  assert.deepEqual(claims((await body("POST /login/passkey/finish")).access_token).amr, ["hwk", "user"]);
+  [credential] = await held();
+  assert.ok(credential.signCount > signCount, `the counter moves on: ${signCount} then ${credential.signCount}`);
+
+  // Remove it: the list empties; the device still holds it, but it logs in no more.
+  await click("passkeys", 22);
+  await press(`#passkey-list li[data-id="${added.id}"] button.remove`, 23);
+  assert.deepEqual(await listedKeys(), []);
+  assert.equal(await passkeyState(), "0");
+  assert.match(await page.textContent("#passkey-message"), /^Passkey "Virtual laptop" removed/);
+  await click("logout", 24);
+  assert.equal((await held()).length, 1, "the device keeps its copy");
+  await click("passkey-login", 26);
+  assert.equal(await page.isVisible("#passkey-login-message"), true, "the failure is shown");
+  const [failure, failureText] = await message("passkey-login-message");
+  assert.equal(failure, "invalid_credentials");
+  assert.match(failureText, /does not log in here/);
+  assert.equal(await state(), "Not logged in.");
+  // The password still works, and clears the message.
+  await page.fill("#username", keyUser);
+  await page.fill("#password", password);
+  await click("login", 27);
+  assert.deepEqual(await message("passkey-login-message"), ["", ""]);
+  assert.deepEqual(claims((await body("POST /login")).access_token).amr, ["pwd"]);
+  await click("logout", 28);
+  assert.deepEqual((await entries()).reverse(), [
+    ["POST /login/passkey/start", 200],
+    ["navigator.credentials.get", 0],
+    ["POST /register", 201],
+    ["POST /login", 200],
+    ["GET /passkeys", 200],
+    ["POST /passkeys/register/start", 200],
+    ["POST /passkeys/register/finish", 201],
+    ["GET /passkeys", 200],
+    ["GET /account", 200],
+    ["POST /passkeys/register/start", 200],
+    ["navigator.credentials.create", 0],
+    ["POST /logout", 204],
+    ["POST /login/passkey/start", 200],
+    ["POST /login/passkey/finish", 200],
+    ["GET /account", 200],
+    ["POST /refresh", 200],
+    ["GET /passkeys", 200],
+    ["POST /logout", 204],
+    ["POST /login/passkey/start", 200],
+    ["POST /login/passkey/finish", 200],
+    ["GET /account", 200],
+    ["GET /passkeys", 200],
+    ["DELETE /passkeys/{id}", 204],
+    ["POST /logout", 204],
+    ["POST /login/passkey/start", 200],
+    ["POST /login/passkey/finish", 401],
+    ["POST /login", 200],
+    ["POST /logout", 204],
+  ]);
+  assert.equal(finishes.length, 4, "one registration and three logins reached the API");
+  await page.screenshot({ path: sibling("passkeys-removed"), fullPage: true });
+  assert.equal(await stored(), "{}{}", "no token in web storage");
+  assert.deepEqual(errors, []);
+  await cdp.send("WebAuthn.removeVirtualAuthenticator", { authenticatorId });
+  console.log(`browser demo passed; screenshots: ${screenshot}, ${sibling("email")}, ${sibling("reset-password")}, ${sibling("totp")}, ` +
+    `${sibling("passkeys")}, ${sibling("passkeys-removed")}`);
 } finally {
   await browser.close();
 }

@@ -1,6 +1,7 @@
 //! What the store and end-to-end tests share: where the local stack is, a
 //! fresh table per test, and a small HTTP client for the API.
 
+pub mod authenticator;
 pub mod secretsmanager;
 
 use aws_sdk_dynamodb::Client;

@@ -22,6 +22,9 @@ use webauthn_rs_proto::ResidentKeyRequirement;
 /// user verified by it (PIN or biometric).
 pub const AMR: [&str; 2] = ["hwk", "user"];
 
+/// The longest credential id a relying party accepts.
+const MAX_CREDENTIAL_ID_BYTES: usize = 1023;
+
 /// Why a passkey operation did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum PasskeyError {
@@ -185,10 +188,23 @@ pub async fn finish_registration<S: AccountStore + SessionStore + PasskeyStore>(
         take::<_, PasskeyRegistration>(store, challenge_id, &ceremony, now)
     );
     let (user, state) = (user?, state?);
-    let passkey = rp
-        .webauthn()
-        .finish_passkey_registration(&credential, &state)
-        .map_err(|e| PasskeyError::Refused(e.to_string()))?;
+    let passkey = match rp.webauthn().finish_passkey_registration(&credential, &state) {
+        Ok(passkey) => passkey,
+        // The options excluded the caller's passkeys, so webauthn-rs refuses
+        // one of them offered again: that is a passkey registered already.
+        Err(error) => {
+            let id = passkey_id(&credential.raw_id);
+            let again = store.passkey(&id).await?.is_some_and(|(owner, _)| owner.id == user.id);
+            return Err(match again {
+                true => PasskeyError::Taken,
+                false => PasskeyError::Refused(error.to_string()),
+            });
+        }
+    };
+    // WebAuthn Level 3, registration step 22 (webauthn-rs allows up to 4096).
+    if passkey.cred_id().len() > MAX_CREDENTIAL_ID_BYTES {
+        return Err(PasskeyError::Refused("credential id longer than 1023 bytes".into()));
+    }
     let stored = StoredPasskey {
         id: passkey_id(passkey.cred_id()),
         user_id: user.id.clone(),
