@@ -1,7 +1,8 @@
 //! What the store and end-to-end tests share: where the local stack is, a
 //! fresh table per test, and a small HTTP client for the API.
 
-pub mod authenticator;
+/// The software authenticator of the passkey tests.
+pub use passkeys::testing as authenticator;
 pub mod secretsmanager;
 
 use aws_sdk_dynamodb::Client;

@@ -16,6 +16,9 @@ use shared::store::{AccountStore, PasskeyStore, SessionStore, StoredPasskey};
 
 pub use shared::State;
 
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
 /// The routes, told apart by the end of the path.
 #[derive(Debug, PartialEq, Eq)]
 enum Route {
@@ -452,5 +455,258 @@ mod tests {
         };
         let (status, body) = answer(&state, req("POST", "/login/passkey/start", None, None)).await;
         assert_eq!((status, body["error"].as_str()), (503, Some("unavailable")));
+    }
+
+    // The ceremonies through the service, with the software authenticator.
+
+    const ORIGIN: &str = "http://localhost:8090";
+    use crate::testing::{SoftAuthenticator, Tamper};
+    use shared::service::passkeys as service;
+
+    fn claims_of(state: &State<MemoryStore>, access: &str) -> shared::token::AccessClaims {
+        state
+            .keys
+            .loaded()
+            .unwrap()
+            .verify_access(access, shared::now())
+            .unwrap()
+    }
+
+    /// Registers `authenticator` for the caller at `now`.
+    async fn registered(
+        state: &State<MemoryStore>,
+        access: &str,
+        authenticator: &mut SoftAuthenticator,
+    ) -> Result<shared::store::StoredPasskey, service::PasskeyError> {
+        let claims = claims_of(state, access);
+        let now = shared::now();
+        let started = service::start_registration(&state.store, &rp(), &claims, now).await?;
+        let credential = authenticator.register(&started.public_key, ORIGIN);
+        service::finish_registration(
+            &state.store,
+            &rp(),
+            &claims,
+            &started.challenge_id,
+            &credential,
+            "Key".into(),
+            now,
+        )
+        .await
+    }
+
+    /// A passkey login with `authenticator` at `now`, tampered with as given.
+    async fn login_at(
+        state: &State<MemoryStore>,
+        authenticator: &mut SoftAuthenticator,
+        tamper: &Tamper,
+        started_at: u64,
+        now: u64,
+    ) -> Result<shared::service::TokenPair, service::PasskeyError> {
+        let started = service::start_login(&state.store, &rp(), started_at).await?;
+        let credential = authenticator.login_with(&started.public_key, ORIGIN, tamper);
+        let authority = state.keys.loaded().unwrap();
+        let origin = shared::session::Origin::default();
+        service::finish_login(
+            &state.store,
+            &rp(),
+            &authority,
+            &started.challenge_id,
+            &credential,
+            origin,
+            now,
+        )
+        .await
+    }
+
+    async fn login(
+        state: &State<MemoryStore>,
+        authenticator: &mut SoftAuthenticator,
+        tamper: &Tamper,
+    ) -> Result<shared::service::TokenPair, service::PasskeyError> {
+        login_at(state, authenticator, tamper, shared::now(), shared::now()).await
+    }
+
+    fn refused<T: std::fmt::Debug>(result: Result<T, service::PasskeyError>) -> String {
+        match result {
+            Err(service::PasskeyError::LoginRefused(why)) => why,
+            other => panic!("expected a refused login, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_registered_passkey_logs_in_with_amr_hwk_user_and_its_counter_is_kept() {
+        let (state, access) = logged_in(MemoryStore::default()).await;
+        let mut key = SoftAuthenticator::new();
+        let stored = registered(&state, &access, &mut key).await.unwrap();
+        assert_eq!(stored.id, key.passkey_id());
+        assert_eq!((stored.user_id.as_str(), stored.name.as_str()), (ALICE, "Key"));
+        assert_eq!(state.store.user_now("alice").passkeys, 1);
+
+        let pair = login(&state, &mut key, &Tamper::default()).await.unwrap();
+        let access = state
+            .keys
+            .loaded()
+            .unwrap()
+            .verify_access(&pair.access_token, shared::now())
+            .unwrap();
+        assert_eq!(
+            (access.sub.as_str(), access.amr.clone()),
+            (ALICE, vec!["hwk".to_owned(), "user".to_owned()])
+        );
+        let (_, used) = state.store.passkey(&key.passkey_id()).await.unwrap().unwrap();
+        assert_eq!(used.last_used_at, Some(shared::now()));
+        assert_ne!(used.credential, stored.credential, "the counter moved on");
+
+        // A second login moves the counter on again; an old counter is refused.
+        login(&state, &mut key, &Tamper::default()).await.unwrap();
+        let replayed = Tamper {
+            counter: Some(1),
+            ..Tamper::default()
+        };
+        refused(login(&state, &mut key, &replayed).await);
+    }
+
+    #[tokio::test]
+    async fn a_login_with_another_users_handle_an_unknown_key_or_a_removed_passkey_is_refused() {
+        let (state, access) = logged_in(MemoryStore::default()).await;
+        let mut key = SoftAuthenticator::new();
+        registered(&state, &access, &mut key).await.unwrap();
+        let other = Tamper {
+            user_handle: Some(vec![7; 16]),
+            ..Tamper::default()
+        };
+        refused(login(&state, &mut key, &other).await);
+        let forged = Tamper {
+            sign_with_another_key: true,
+            ..Tamper::default()
+        };
+        refused(login(&state, &mut key, &forged).await);
+        let elsewhere = Tamper {
+            origin: Some("http://localhost:9999".into()),
+            ..Tamper::default()
+        };
+        refused(login(&state, &mut key, &elsewhere).await);
+        let no_uv = Tamper {
+            flags: Some(crate::testing::UP),
+            ..Tamper::default()
+        };
+        refused(login(&state, &mut key, &no_uv).await);
+        refused(login(&state, &mut SoftAuthenticator::new(), &Tamper::default()).await);
+
+        service::remove(
+            &state.store,
+            &claims_of(&state, &access),
+            &key.passkey_id(),
+            shared::now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(state.store.user_now("alice").passkeys, 0);
+        refused(login(&state, &mut key, &Tamper::default()).await);
+    }
+
+    #[tokio::test]
+    async fn a_challenge_older_than_five_minutes_is_refused() {
+        let (state, access) = logged_in(MemoryStore::default()).await;
+        let mut key = SoftAuthenticator::new();
+        registered(&state, &access, &mut key).await.unwrap();
+        let now = shared::now();
+        let late = login_at(&state, &mut key, &Tamper::default(), now - 300, now).await;
+        assert!(matches!(late, Err(service::PasskeyError::InvalidChallenge)), "{late:?}");
+        login_at(&state, &mut key, &Tamper::default(), now - 299, now)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_account_being_deleted_does_not_log_in() {
+        let (state, access) = logged_in(MemoryStore::default()).await;
+        let mut key = SoftAuthenticator::new();
+        registered(&state, &access, &mut key).await.unwrap();
+        state.store.mark_deleting("alice");
+        refused(login(&state, &mut key, &Tamper::default()).await);
+    }
+
+    #[tokio::test]
+    async fn a_credential_is_registered_once_whoever_offers_it_again() {
+        let (state, access) = logged_in(MemoryStore::default()).await;
+        let mut key = SoftAuthenticator::new();
+        registered(&state, &access, &mut key).await.unwrap();
+        let again = registered(&state, &access, &mut key).await;
+        assert!(matches!(again, Err(service::PasskeyError::Taken)), "{again:?}");
+
+        let bob = user("0b0b0b0b-0000-4000-8000-000000000000", "bob");
+        state.store.create_user(&bob).await.unwrap();
+        let authority = state.keys.loaded().unwrap();
+        let session = password_session(&authority, &bob, shared::now());
+        state.store.create_session(&session, None).await.unwrap();
+        let bob_access = shared::service::sessions::token_pair(&authority, &session, shared::now()).access_token;
+        let stolen = registered(&state, &bob_access, &mut key).await;
+        assert!(matches!(stolen, Err(service::PasskeyError::Taken)), "{stolen:?}");
+        assert_eq!(state.store.user_now("bob").passkeys, 0);
+    }
+
+    #[tokio::test]
+    async fn a_registration_from_another_origin_or_with_too_long_an_id_is_refused() {
+        let (state, access) = logged_in(MemoryStore::default()).await;
+        let claims = claims_of(&state, &access);
+        let now = shared::now();
+        for (mut key, origin) in [
+            (SoftAuthenticator::new(), "https://evil.example"),
+            (SoftAuthenticator::with_credential_id(vec![1; 1024]), ORIGIN),
+        ] {
+            let started = service::start_registration(&state.store, &rp(), &claims, now)
+                .await
+                .unwrap();
+            let credential = key.register(&started.public_key, origin);
+            let result = service::finish_registration(
+                &state.store,
+                &rp(),
+                &claims,
+                &started.challenge_id,
+                &credential,
+                "Key".into(),
+                now,
+            )
+            .await;
+            assert!(
+                matches!(result, Err(service::PasskeyError::Refused(_))),
+                "{origin}: {result:?}"
+            );
+        }
+        let mut longest = SoftAuthenticator::with_credential_id(vec![1; 1023]);
+        registered(&state, &access, &mut longest).await.unwrap();
+        assert_eq!(state.store.user_now("alice").passkeys, 1);
+    }
+
+    #[tokio::test]
+    async fn the_options_exclude_the_callers_passkeys_and_the_twentieth_is_the_last() {
+        let (state, access) = logged_in(MemoryStore::default()).await;
+        let claims = claims_of(&state, &access);
+        let mut keys: Vec<SoftAuthenticator> = (0..shared::passkey::MAX_PER_USER)
+            .map(|_| SoftAuthenticator::new())
+            .collect();
+        for key in &mut keys {
+            registered(&state, &access, key).await.unwrap();
+        }
+        let listed = service::list(&state.store, &claims, shared::now()).await.unwrap();
+        assert_eq!(listed.len(), keys.len());
+        let full = service::start_registration(&state.store, &rp(), &claims, shared::now()).await;
+        assert!(matches!(full, Err(service::PasskeyError::TooMany)), "{:?}", full.err());
+        service::remove(&state.store, &claims, &keys[0].passkey_id(), shared::now())
+            .await
+            .unwrap();
+        let started = service::start_registration(&state.store, &rp(), &claims, shared::now())
+            .await
+            .unwrap();
+        let excluded: Vec<&str> = started.public_key["excludeCredentials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(excluded.len(), keys.len() - 1);
+        assert!(excluded.contains(&crate::testing::b64(keys[1].credential_id()).as_str()));
+        assert!(!excluded.contains(&crate::testing::b64(keys[0].credential_id()).as_str()));
     }
 }

@@ -1,4 +1,4 @@
-//! A software WebAuthn authenticator and client for the tests: it answers
+//! A software WebAuthn authenticator and client for the tests (feature `testing`): it answers
 //! the creation and request options of `/passkeys/register/start` and
 //! `/login/passkey/start` as a browser with a platform authenticator would
 //! (`PublicKeyCredential.toJSON()`), with a P-256 key (ES256), attestation
