@@ -48,11 +48,6 @@ impl RelyingParty {
                 "an IP address cannot be a relying party id; use a domain name (locally `localhost`)",
             ));
         }
-        if rp_id.contains(['/', ':']) || rp_id != rp_id.to_ascii_lowercase() {
-            return Err(invalid_id(
-                "expected a lower-case domain name without scheme, port or path",
-            ));
-        }
         let invalid_origin = |why: &str| ConfigError::Invalid("WEBAUTHN_ORIGIN", format!("{why}, got {raw_origin:?}"));
         let origin = Url::parse(raw_origin.trim())
             .map_err(|_| invalid_origin("expected a URL such as https://app.example.com"))?;
@@ -133,6 +128,8 @@ mod tests {
             ("example.com", "https://badexample.com"),
             ("example.com", "http://example.com"),
             ("example.com", "https://example.com/login"),
+            ("example.com", "https://example.com/?next=1"),
+            ("example.com", "https://example.com/#top"),
             ("Example.com", "https://example.com"),
             ("example.com:443", "https://example.com"),
             ("localhost", "not a url"),

@@ -422,6 +422,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_token_of_an_account_being_deleted_or_of_a_former_holder_of_the_name_is_refused() {
+        let (state, access) = logged_in(MemoryStore::default()).await;
+        state.store.mark_deleting("alice");
+        let (status, _) = answer(&state, req("GET", "/passkeys", Some(&access), None)).await;
+        assert_eq!(status, 401);
+
+        // A live session of an alice who is not the alice stored now.
+        let (state, _) = logged_in(MemoryStore::default()).await;
+        let authority = state.keys.loaded().unwrap();
+        let former = user("0f0f0f0f-0000-4000-8000-000000000000", "alice");
+        let session = password_session(&authority, &former, shared::now());
+        state.store.create_session(&session, None).await.unwrap();
+        let stale = shared::service::sessions::token_pair(&authority, &session, shared::now()).access_token;
+        let (status, _) = answer(&state, req("POST", "/passkeys/register/start", Some(&stale), None)).await;
+        assert_eq!(status, 401);
+    }
+
+    #[tokio::test]
     async fn no_passkeys_lists_empty_and_removing_an_unknown_one_is_404() {
         let (state, access) = logged_in(MemoryStore::default()).await;
         let (status, body) = answer(&state, req("GET", "/passkeys", Some(&access), None)).await;
