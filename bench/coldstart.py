@@ -8,6 +8,9 @@ BENCH_EXTENSION_PORT and BENCH_SECRET_ARN set, the functions read their keys
 as deployed, from the Parameters and Secrets extension (a stand-in) on that
 port, at their first invocation.
 
+With BENCH_FUNCTIONS set (names, comma-separated), only those functions
+and the hello-world floor are measured.
+
     bench/coldstart.py <target-dir> <dynamodb-endpoint> <table> [runs]
 """
 
@@ -188,6 +191,12 @@ def main():
     runs = int(sys.argv[4]) if len(sys.argv) > 4 else 5
     env = {k: v for k, v in dev_env().items() if k != "RUST_LOG"}
     env.update({"AWS_ENDPOINT_URL_DYNAMODB": ddb, "TABLE_NAME": table})
+    # passkeys refuses to start without its relying party (dev.env has it).
+    env.setdefault("WEBAUTHN_RP_ID", "localhost")
+    env.setdefault("WEBAUTHN_ORIGIN", "http://localhost:8090")
+    only = {n for n in os.environ.get("BENCH_FUNCTIONS", "").split(",") if n}
+    # The functions that need registered users and their sessions.
+    with_users = {"register", "login", "refresh", "logout", "account", "sessions", "email", "mfa"}
     if "BENCH_EXTENSION_PORT" in os.environ:
         env.update({"JWT_SECRET_ARN": os.environ["BENCH_SECRET_ARN"],
                     "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": os.environ["BENCH_EXTENSION_PORT"],
@@ -196,14 +205,15 @@ def main():
     password = "correct horse battery staple"
     unique = lambda: {"username": f"cold-{uuid.uuid4().hex[:12]}", "password": password}
     login_user = {"username": f"cold-login-{uuid.uuid4().hex[:12]}", "password": password}
-    run_once(target / "register", env, lambda: event("register-ok", login_user), lambda: event("register-ok", unique()))
-    # refresh and logout spend a real session each time, so that their first
-    # invocation pays for its DynamoDB round trips as a user's would.
     login = lambda: event("login-ok", login_user)
-    pairs = logins(target, env, login, 2 * runs * (WARM + 1))
-    sessions = iter(pair["refresh_token"] for pair in pairs)
-    # account and sessions read the user's own items: a real user's token.
-    user_access = pairs[0]["access_token"]
+    if not only or only & with_users:
+        run_once(target / "register", env, lambda: event("register-ok", login_user), lambda: event("register-ok", unique()))
+        # refresh and logout spend a real session each time, so that their first
+        # invocation pays for its DynamoDB round trips as a user's would.
+        pairs = logins(target, env, login, 2 * runs * (WARM + 1))
+        sessions = iter(pair["refresh_token"] for pair in pairs)
+        # account and sessions read the user's own items: a real user's token.
+        user_access = pairs[0]["access_token"]
     cases = {
         "hello-floor": (lambda: event("protected-ok", token=access),) * 2,
         "protected": (lambda: event("protected-ok", token=access),) * 2,
@@ -223,7 +233,15 @@ def main():
         "mfa": (lambda: event("mfa-confirm", token=user_access),) * 2 + (404,),
         "jwks": (lambda: event("jwks"),) * 2,
         "authorizer": (lambda: event("authorizer-ok", token=access),) * 2,
+        # passkeys on the route that reads nothing and writes a challenge:
+        # the start of a passkey login (webauthn-rs's options, one PutItem).
+        "passkeys": (lambda: event("login-passkey-start"),) * 2 + (200,),
     }
+    if only:
+        unknown = only - cases.keys()
+        if unknown:
+            raise SystemExit(f"BENCH_FUNCTIONS: no such function {sorted(unknown)}")
+        cases = {name: case for name, case in cases.items() if name == "hello-floor" or name in only}
     # Round robin, so that a noisy moment of a shared machine falls on every
     # function, the floor included, rather than on all the runs of one.
     runs_of = {name: [] for name in cases}

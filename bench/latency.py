@@ -55,7 +55,7 @@ def main():
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 200
     clients = int(sys.argv[3]) if len(sys.argv) > 3 else 4
     per = n // clients
-    times = {route: [] for route in ["register", "login", "protected", "refresh", "logout", "jwks"]}
+    times = {route: [] for route in ["register", "login", "protected", "refresh", "logout", "jwks", "passkey login start"]}
 
     def expect(route, answer, status):
         if answer[0] != status:
@@ -80,6 +80,11 @@ def main():
         for _ in range(per):
             expect("jwks", c.call("GET", "/.well-known/jwks.json"), 200)
 
+    def passkey_login_start(c, i):
+        # WebAuthn request options and one challenge written (PutItem); no body.
+        for _ in range(per):
+            expect("passkey login start", c.call("POST", "/login/passkey/start"), 200)
+
     def refresh(c, i):
         token = sessions[i][0]["refresh_token"]
         for _ in range(per):
@@ -93,6 +98,7 @@ def main():
     sessions = parallel(clients, base, login)
     parallel(clients, base, protected)
     parallel(clients, base, jwks)
+    parallel(clients, base, passkey_login_start)
     parallel(clients, base, refresh)
     parallel(clients, base, logout)
 

@@ -7,6 +7,7 @@ its floor, from criterion's estimates, bench/coldstart.py and bench/latency.py.
 
 import json
 import platform
+import subprocess
 import sys
 from pathlib import Path
 
@@ -18,12 +19,26 @@ NO_DYNAMODB = ("protected", "jwks", "authorizer")
 LIKE_LOGOUT = ("account", "sessions", "email", "mfa")
 # No keys, the table and the SES client, like register: held to 10% over its size.
 LIKE_REGISTER = ("password-reset",)
+# Cold start allowance over the hello-world floor where it is not 10 ms:
+# passkeys builds webauthn-rs's relying party at init (issue 19: 15 ms).
+COLD_ALLOWED_MS = {"passkeys": 15}
 
 
 def criterion(target, name):
     """Median time of a criterion benchmark, in microseconds."""
     path = Path(target) / "criterion" / name / "new" / "estimates.json"
     return json.loads(path.read_text())["median"]["point_estimate"] / 1000
+
+
+def openssl_share(package):
+    """OpenSSL's share of a function's binary, from its dependency tree:
+    none when openssl-sys is not in it (webauthn-rs 0.6 is RustCrypto)."""
+    tree = subprocess.run(["cargo", "tree", "-p", package, "-e", "normal", "--prefix", "none"],
+                          cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, check=True)
+    linked = sum(1 for line in tree.stdout.splitlines() if line.startswith("openssl-sys "))
+    if linked == 0:
+        return "OpenSSL's share 0 MB (no openssl-sys in cargo tree: webauthn-rs 0.6 is RustCrypto)"
+    return f"links OpenSSL (openssl-sys in cargo tree {linked}x): its share is not measured here"
 
 
 def cpu():
@@ -85,6 +100,21 @@ def main():
         f"{criterion(target, 'login_mfa/floor_dynamodb_round_trip') / 1000:.2f} ms, 4-item transaction "
         f"{criterion(target, 'login_mfa/floor_dynamodb_transaction') / 1000:.2f} ms")
 
+    # A passkey login's second step: the challenge taken beside the passkey
+    # read (a GetItem of the credential's claim, then the passkey and its
+    # user in parallel), one ES256 verify (webauthn-rs), the transaction
+    # (counter and session). Held to 2x its parts, each measured alone.
+    pk_verify = criterion(target, "passkey_finish/floor_p256_verify")
+    pk_read = criterion(target, "passkey_finish/part_take_beside_passkey")
+    pk_write = criterion(target, "passkey_finish/part_finish_transaction")
+    pk_finish = criterion(target, "passkey_finish/finish_login")
+    parts = pk_verify + pk_read + pk_write
+    row("login/passkey/finish, in process (DynamoDB Local)", pk_finish / 1000, "ms",
+        f"<= 2x (P-256 verify + its round trips) ({2 * parts / 1000:.2f} ms)", pk_finish <= 2 * parts,
+        f"verify {pk_verify:.1f} µs + take beside passkey read {pk_read / 1000:.2f} ms + transaction "
+        f"{pk_write / 1000:.2f} ms, x{pk_finish / parts:.2f}; floor: one GetItem "
+        f"{criterion(target, 'passkey_finish/floor_dynamodb_get_item') / 1000:.2f} ms")
+
     ratio = forgot["unknown_ms"] / forgot["verified_ms"]
     row("forgot password, unknown / verified account, in process", ratio, "x", "0.90 to 1.10", 0.9 <= ratio <= 1.1,
         f"medians: unknown {forgot['unknown_ms']:.1f} ms, verified {forgot['verified_ms']:.1f} ms (a token and a mail)")
@@ -96,7 +126,7 @@ def main():
     for name, c in cold.items():
         if name == "hello-floor":
             continue
-        allowed = 2 if name in NO_DYNAMODB else 10
+        allowed = 2 if name in NO_DYNAMODB else COLD_ALLOWED_MS.get(name, 10)
         low, high = c["extra_range_ms"]
         row(f"cold start {name} (init + first - warm)", c["extra_ms"], "ms", f"<= floor + {allowed} ms ({floor_ms + allowed:.2f})",
             c["extra_ms"] <= floor_ms + allowed,
@@ -117,8 +147,14 @@ def main():
             limit = cold["logout"]["size_mb"] * 1.1
         if name in LIKE_REGISTER:
             limit = cold["register"]["size_mb"] * 1.1
-        row(f"size {name} (x86_64 release)", c["size_mb"], "MB", f"< {limit:.2f} MB", c["size_mb"] < limit,
-            f"hello {hello['size_mb']:.2f} MB; logout {cold['logout']['size_mb']:.2f} MB")
+        detail = f"hello {hello['size_mb']:.2f} MB; logout {cold['logout']['size_mb']:.2f} MB"
+        if name == "passkeys":
+            # Issue 19 asks for its size and OpenSSL's share in it, no budget.
+            extra = c["size_mb"] - cold["logout"]["size_mb"]
+            row(f"size {name} (x86_64 release)", c["size_mb"], "MB", "- (reported)", True,
+                f"{detail}, +{extra:.2f} MB over it: webauthn-rs and its RustCrypto; {openssl_share(name)}")
+            continue
+        row(f"size {name} (x86_64 release)", c["size_mb"], "MB", f"< {limit:.2f} MB", c["size_mb"] < limit, detail)
     for route, l in lat.items():
         rows.append((f"end to end {route} p50 / p99 ({l['n']} requests)", f"{l['p50_ms']:.2f} / {l['p99_ms']:.2f} ms", "-", "", ""))
 

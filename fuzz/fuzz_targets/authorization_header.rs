@@ -9,7 +9,9 @@ use std::sync::LazyLock;
 static KEYS: LazyLock<shared::token::TokenAuthority> = LazyLock::new(shared::testing::dev_authority);
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(value) = HeaderValue::from_bytes(data) else { return };
+    let Ok(value) = HeaderValue::from_bytes(data) else {
+        return;
+    };
     let req = lambda_http::http::Request::builder()
         .method("GET")
         .uri("/protected")
@@ -17,6 +19,9 @@ fuzz_target!(|data: &[u8]| {
         .body(Body::Empty)
         .expect("a request");
     if let Ok(Some(token)) = shared::http::bearer_token(&req) {
-        assert!(KEYS.verify_access(token, shared::now()).is_err(), "a random header is never a valid token");
+        assert!(
+            KEYS.verify_access(token, shared::now()).is_err(),
+            "a random header is never a valid token"
+        );
     }
 });
