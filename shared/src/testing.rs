@@ -90,6 +90,18 @@ pub fn password_session(authority: &TokenAuthority, user: &User, now: u64) -> cr
     crate::service::sessions::start(authority, user, &[crate::session::PASSWORD], origin, now)
 }
 
+/// Starts a password session of `user` (stored already) in `store` and
+/// returns its access token: the caller of a Bearer route in handler tests.
+pub async fn access_for(authority: &TokenAuthority, store: &impl crate::store::SessionStore, user: &User) -> String {
+    let now = crate::now();
+    let session = password_session(authority, user, now);
+    store
+        .create_session(&session, None)
+        .await
+        .expect("the test store takes sessions");
+    crate::service::sessions::token_pair(authority, &session, now).access_token
+}
+
 /// A user with no usable password (sessions and tokens only need the names).
 pub fn user(id: &str, username: &str) -> User {
     User {

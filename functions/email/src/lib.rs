@@ -50,7 +50,7 @@ mod tests {
     use shared::key_cache::KeyCache;
     use shared::store::UserStore;
     use shared::store::memory::MemoryStore;
-    use shared::testing::{dev_authority, outbox, outbox_unreachable, password_session, user};
+    use shared::testing::{access_for, dev_authority, outbox, outbox_unreachable, user};
 
     /// alice in a store, logged in, and the access token of her session.
     async fn logged_in() -> (State<MemoryStore>, String) {
@@ -60,11 +60,7 @@ mod tests {
         };
         let alice = user("u-1", "alice");
         state.store.create_user(&alice).await.unwrap();
-        let authority = state.keys.loaded().unwrap();
-        let now = shared::now();
-        let session = password_session(&authority, &alice, now);
-        state.store.create_session(&session, None).await.unwrap();
-        let access = shared::service::sessions::token_pair(&authority, &session, now).access_token;
+        let access = access_for(&state.keys.loaded().unwrap(), &state.store, &alice).await;
         (state, access)
     }
 

@@ -7,11 +7,9 @@
 //! - `DELETE /mfa/totp` removes the factor, given a current code or the password;
 //! - `POST /mfa/recovery-codes` replaces the recovery codes, likewise.
 
-use lambda_http::http::StatusCode;
-use lambda_http::http::header::{CACHE_CONTROL, HeaderValue};
 use lambda_http::{Body, Error, Request, Response};
 use serde_json::json;
-use shared::http::{ApiError, JsonObject, authenticate, last_segment, no_content, respond};
+use shared::http::{ApiError, JsonObject, authenticate, last_segment, no_content, no_store, respond};
 use shared::service::mfa;
 use shared::store::{MfaStore, SessionStore, UserStore};
 use shared::totp::TotpIssuer;
@@ -48,12 +46,12 @@ async fn route<S: UserStore + SessionStore + MfaStore>(
         (Some("confirm"), _) => {
             let code = JsonObject::require(req)?.string("code")?.to_owned();
             let codes = mfa::confirm(store, &claims, &code, now).await?;
-            Ok(secret(json!({ "recovery_codes": codes })))
+            Ok(no_store(&json!({ "recovery_codes": codes })))
         }
         (Some("recovery-codes"), _) => {
             let reauth = JsonObject::require(req)?.reauth()?;
             let codes = mfa::renew_recovery_codes(store, &claims, &reauth, now).await?;
-            Ok(secret(json!({ "recovery_codes": codes })))
+            Ok(no_store(&json!({ "recovery_codes": codes })))
         }
         (_, "DELETE") => {
             let reauth = JsonObject::require(req)?.reauth()?;
@@ -62,21 +60,12 @@ async fn route<S: UserStore + SessionStore + MfaStore>(
         }
         _ => {
             let enrollment = mfa::enroll(store, issuer, &claims, now).await?;
-            Ok(secret(json!({
+            Ok(no_store(&json!({
                 "secret": enrollment.secret.base32(),
                 "otpauth_uri": enrollment.otpauth_uri,
             })))
         }
     }
-}
-
-/// `200` with a body that holds a secret: never cached.
-fn secret(body: serde_json::Value) -> Response<Body> {
-    let mut response = shared::http::json(StatusCode::OK, &body);
-    response
-        .headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 #[cfg(test)]
@@ -85,7 +74,7 @@ mod tests {
     use shared::http::testing::{call, event, event_with_body, with_token};
     use shared::key_cache::KeyCache;
     use shared::store::memory::MemoryStore;
-    use shared::testing::{dev_authority, password_session, user_with_password};
+    use shared::testing::{access_for, dev_authority, user_with_password};
     use shared::totp::TotpSecret;
 
     const RIGHT: &str = "correct horse battery staple";
@@ -98,11 +87,7 @@ mod tests {
         };
         let alice = user_with_password("u-1", "alice", RIGHT).await;
         state.store.create_user(&alice).await.unwrap();
-        let authority = state.keys.loaded().unwrap();
-        let now = shared::now();
-        let session = password_session(&authority, &alice, now);
-        state.store.create_session(&session, None).await.unwrap();
-        let access = shared::service::sessions::token_pair(&authority, &session, now).access_token;
+        let access = access_for(&state.keys.loaded().unwrap(), &state.store, &alice).await;
         (state, access)
     }
 

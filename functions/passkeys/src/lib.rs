@@ -6,10 +6,9 @@
 //!   with a discoverable passkey, no username, answered with tokens.
 
 use lambda_http::http::StatusCode;
-use lambda_http::http::header::{CACHE_CONTROL, HeaderValue};
 use lambda_http::{Body, Error, Request, Response};
 use serde_json::json;
-use shared::http::{ApiError, JsonObject, authenticate, last_segment, no_content, origin, respond, tokens};
+use shared::http::{ApiError, JsonObject, authenticate, last_segment, no_content, no_store, origin, respond, tokens};
 use shared::passkey::{RelyingParty, passkey_name};
 use shared::service::passkeys::{self, Started};
 use shared::store::{AccountStore, PasskeyStore, SessionStore, StoredPasskey};
@@ -123,12 +122,7 @@ fn view(passkey: &StoredPasskey) -> serde_json::Value {
 
 /// `200` with the options of a ceremony and its `challenge_id`: never cached.
 fn started(started: Started) -> Response<Body> {
-    let body = json!({ "challenge_id": started.challenge_id, "publicKey": started.public_key });
-    let mut response = shared::http::json(StatusCode::OK, &body);
-    response
-        .headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    no_store(&json!({ "challenge_id": started.challenge_id, "publicKey": started.public_key }))
 }
 
 #[cfg(test)]
@@ -140,7 +134,7 @@ mod tests {
     use shared::key_cache::KeyCache;
     use shared::store::memory::MemoryStore;
     use shared::store::{Ceremony, UserStore};
-    use shared::testing::{dev_authority, password_session, user};
+    use shared::testing::{access_for, dev_authority, user};
 
     const ALICE: &str = "6a1f0c7e-3b2d-4e5f-8a9b-0c1d2e3f4a5b";
 
@@ -161,11 +155,7 @@ mod tests {
         };
         let alice = user(ALICE, "alice");
         state.store.create_user(&alice).await.unwrap();
-        let authority = state.keys.loaded().unwrap();
-        let now = shared::now();
-        let session = password_session(&authority, &alice, now);
-        state.store.create_session(&session, None).await.unwrap();
-        let access = shared::service::sessions::token_pair(&authority, &session, now).access_token;
+        let access = access_for(&state.keys.loaded().unwrap(), &state.store, &alice).await;
         (state, access)
     }
 
@@ -432,9 +422,7 @@ mod tests {
         let (state, _) = logged_in(MemoryStore::default()).await;
         let authority = state.keys.loaded().unwrap();
         let former = user("0f0f0f0f-0000-4000-8000-000000000000", "alice");
-        let session = password_session(&authority, &former, shared::now());
-        state.store.create_session(&session, None).await.unwrap();
-        let stale = shared::service::sessions::token_pair(&authority, &session, shared::now()).access_token;
+        let stale = access_for(&authority, &state.store, &former).await;
         let (status, _) = answer(&state, req("POST", "/passkeys/register/start", Some(&stale), None)).await;
         assert_eq!(status, 401);
     }
@@ -655,10 +643,7 @@ mod tests {
 
         let bob = user("0b0b0b0b-0000-4000-8000-000000000000", "bob");
         state.store.create_user(&bob).await.unwrap();
-        let authority = state.keys.loaded().unwrap();
-        let session = password_session(&authority, &bob, shared::now());
-        state.store.create_session(&session, None).await.unwrap();
-        let bob_access = shared::service::sessions::token_pair(&authority, &session, shared::now()).access_token;
+        let bob_access = access_for(&state.keys.loaded().unwrap(), &state.store, &bob).await;
         let stolen = registered(&state, &bob_access, &mut key).await;
         assert!(matches!(stolen, Err(service::PasskeyError::Taken)), "{stolen:?}");
         assert_eq!(state.store.user_now("bob").passkeys, 0);

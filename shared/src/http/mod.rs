@@ -14,4 +14,4 @@ pub use bearer::{authenticate, bearer_token, parse_bearer};
 pub use error::{ApiError, REALM};
 pub use request::{JsonObject, MAX_BODY_BYTES, last_segment, origin, refresh_token, require_method};
 pub use respond::respond;
-pub use response::{account_view, json, no_content, tokens};
+pub use response::{account_view, json, no_content, no_store, tokens};

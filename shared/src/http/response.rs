@@ -24,6 +24,15 @@ pub fn no_content() -> Response<Body> {
     response
 }
 
+/// `200` with a body that holds a secret or a one-time value: never cached.
+pub fn no_store(body: &impl Serialize) -> Response<Body> {
+    let mut response = json(StatusCode::OK, body);
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 /// The token response of RFC 6749 §5.1.
 #[derive(Serialize)]
 struct TokenResponse<'a> {
@@ -42,9 +51,8 @@ pub fn tokens(pair: &TokenPair) -> Response<Body> {
         token_type: "Bearer",
         expires_in: pair.expires_in,
     };
-    let mut response = json(StatusCode::OK, &body);
+    let mut response = no_store(&body);
     let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     response
 }
