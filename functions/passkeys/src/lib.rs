@@ -208,6 +208,15 @@ mod tests {
         })
     }
 
+    /// A registration answer that parses and proves nothing.
+    fn registration_stub() -> Value {
+        json!({
+            "id": "AAAA", "rawId": "AAAA", "type": "public-key",
+            "response": { "attestationObject": "AAAA", "clientDataJSON": "AAAA" },
+            "extensions": {}
+        })
+    }
+
     fn uuid_bytes(id: &str) -> Vec<u8> {
         id.replace('-', "")
             .as_bytes()
@@ -281,11 +290,7 @@ mod tests {
         let (state, access) = logged_in(MemoryStore::default()).await;
         let (_, login) = answer(&state, req("POST", "/login/passkey/start", None, None)).await;
         let (_, registration) = answer(&state, req("POST", "/passkeys/register/start", Some(&access), None)).await;
-        let credential = json!({
-            "id": "AAAA", "rawId": "AAAA", "type": "public-key",
-            "response": { "attestationObject": "AAAA", "clientDataJSON": "AAAA" },
-            "extensions": {}
-        });
+        let credential = registration_stub();
         let finish = json!({ "challenge_id": login["challenge_id"], "credential": credential });
         let (status, body) = answer(
             &state,
@@ -369,11 +374,7 @@ mod tests {
             (400, Some("invalid_challenge")),
             "{reply}"
         );
-        let credential = json!({
-            "id": "AAAA", "rawId": "AAAA", "type": "public-key",
-            "response": { "attestationObject": "AAAA", "clientDataJSON": "AAAA" },
-            "extensions": {}
-        });
+        let credential = registration_stub();
         let body = json!({ "challenge_id": "0123456789abcdef0123456789abcdef", "credential": credential });
         let (status, reply) = answer(
             &state,
