@@ -1,9 +1,16 @@
 """Checks on template.yaml that cfn-lint cannot know: every function has its
 binary, each role allows exactly what its function calls, only the mailing
 functions may send mail and only from the sender's identity, the table keeps
-TTL and backups, the signing key is generated, the authorizer caches per
-route and knows which routes need a second factor, and only the passkeys
-function knows the WebAuthn relying party. Run by `make check`."""
+TTL and backups, the authorizer caches per route and knows which routes need
+a second factor, and only the passkeys function knows the WebAuthn relying
+party. The keys: only the signers' roles can read the private secret (and
+the verifiers' under SymmetricKeys alone), the verifiers read the public one,
+register and password-reset neither; the extension layer and the key
+variables reach exactly the functions that read keys; the rotation function
+may do exactly the rotation's calls, on a schedule from KeyRotationDays that
+also runs at once. The deploy fixes: the access log group under
+/aws/vendedlogs/, the exposed CORS headers, ${AWS::URLSuffix} in the URLs,
+the example route behind the native JWT authorizer. Run by `make check`."""
 
 import re
 import unittest
@@ -13,7 +20,11 @@ from cfnlint.decode import decode
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLE = {"Fn::GetAtt": ["AuthTable", "Arn"]}
-SECRET = {"Ref": "JwtSecret"}
+# The private key set, and the public keys (a JWKS) the rotation publishes.
+PRIVATE = {"Ref": "JwtSecret"}
+PUBLIC = {"Ref": "JwtPublicKeys"}
+# The Parameters and Secrets extension, at its newest version in the stack's region.
+EXTENSION = "{{resolve:ssm:/aws/service/aws-parameters-and-secrets-lambda-extension/arm64/latest}}"
 
 # The five item actions (TransactWriteItems is authorized per item it holds).
 ITEM_CALLS = {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
@@ -47,6 +58,7 @@ DYNAMODB_CALLS = {
     "passkeys": ITEM_CALLS | {"dynamodb:ConditionCheckItem"},
     "jwks": set(),
     "authorizer": set(),
+    "key-rotation": set(),
 }
 
 # The functions that send mail (SES v2 SendEmail); no other role has any ses: action.
@@ -62,8 +74,84 @@ SENDER_IDENTITIES = [
         ]
     },
 ]
-# The functions that never read the signing keys (they issue and verify no token).
-KEYLESS = {"password-reset"}
+# Who reads which keys. Signers read the private key set; verifiers the public keys only
+# (the private set under SymmetricKeys, where an HMAC key has no public half); the keyless
+# issue and verify no token and read neither. Every function is in exactly one of these or
+# is the rotation.
+SIGNERS = {"login", "refresh", "passkeys"}
+VERIFIERS = {"protected", "jwks", "authorizer", "account", "sessions", "email", "mfa", "logout"}
+KEYLESS = {"register", "password-reset"}
+ROTATION = "key-rotation"
+# What each may call on which secret, by whether SymmetricKeys holds.
+READ = "secretsmanager:GetSecretValue"
+ROTATION_CALLS = {
+    ("secretsmanager:DescribeSecret", "JwtSecret"),
+    ("secretsmanager:GetSecretValue", "JwtSecret"),
+    ("secretsmanager:PutSecretValue", "JwtSecret"),
+    ("secretsmanager:UpdateSecretVersionStage", "JwtSecret"),
+    ("secretsmanager:GetSecretValue", "JwtPublicKeys"),
+    ("secretsmanager:PutSecretValue", "JwtPublicKeys"),
+}
+
+
+def secret_calls(binary, symmetric):
+    """The (action, secret) pairs the role of `binary` must allow, no more."""
+    if binary in SIGNERS:
+        return {(READ, "JwtSecret")}
+    if binary in VERIFIERS:
+        return {(READ, "JwtSecret" if symmetric else "JwtPublicKeys")}
+    if binary == ROTATION:
+        return ROTATION_CALLS
+    return set()
+
+
+# The variables that say where the keys are and how to read them; only key readers get them.
+KEY_VARS = {
+    "JWT_SECRET",
+    "JWT_SECRET_ARN",
+    "JWT_PUBLIC_KEYS_ARN",
+    "KEYS_REFRESH_SECONDS",
+    "SECRETS_MANAGER_TTL",
+    "SECRETS_MANAGER_TIMEOUT_MILLIS",
+    "SIGNING_ALGORITHM",
+}
+# How the key readers read through the extension: its cache off (the functions keep the keys
+# and re-read them every KEYS_REFRESH_SECONDS), its own deadline inside the functions' 3 s.
+EXTENSION_VARS = {"SECRETS_MANAGER_TTL": "0", "SECRETS_MANAGER_TIMEOUT_MILLIS": "2500"}
+
+
+def key_vars(binary, symmetric):
+    """The key variables `binary` must get, exactly."""
+    refresh = {"KEYS_REFRESH_SECONDS": {"Ref": "KeysRefreshSeconds"}}
+    if binary in SIGNERS:
+        return {"JWT_SECRET_ARN": PRIVATE, **refresh, **EXTENSION_VARS}
+    if binary in VERIFIERS:
+        where = {"JWT_SECRET_ARN": PRIVATE} if symmetric else {"JWT_PUBLIC_KEYS_ARN": PUBLIC}
+        return {**where, **refresh, **EXTENSION_VARS}
+    if binary == ROTATION:
+        # The secret it rotates comes in each event; it writes no key through the extension.
+        return {"JWT_PUBLIC_KEYS_ARN": PUBLIC, "SIGNING_ALGORITHM": {"Ref": "SigningAlgorithm"}, **refresh}
+    return {}
+
+
+def resolve(value, symmetric):
+    """`value` as CloudFormation deploys it when SymmetricKeys is `symmetric`: each
+    Fn::If on SymmetricKeys replaced by its branch, AWS::NoValue dropped from maps and lists."""
+    no_value = object()
+
+    def walk(v):
+        if isinstance(v, dict):
+            if set(v) == {"Fn::If"} and v["Fn::If"][0] == "SymmetricKeys":
+                return walk(v["Fn::If"][1 if symmetric else 2])
+            if v == {"Ref": "AWS::NoValue"}:
+                return no_value
+            out = {k: walk(x) for k, x in v.items()}
+            return {k: x for k, x in out.items() if x is not no_value}
+        if isinstance(v, list):
+            return [x for x in map(walk, v) if x is not no_value]
+        return v
+
+    return walk(value)
 # The mail settings each mailing function gets, and the parameter behind each.
 MAIL_ENV = {
     "register": {"EMAIL_FROM": "EmailFrom", "EMAIL_CODE_TTL": "EmailCodeTtl"},
@@ -108,36 +196,49 @@ class Template(unittest.TestCase):
         role = self.resources[role_name]["Properties"]
         return role_name, [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
 
-    def test_each_role_allows_exactly_the_calls_its_function_makes_on_the_one_table_secret_and_sender(self):
+    def test_each_function_is_a_signer_a_verifier_keyless_or_the_rotation(self):
+        kinds = [SIGNERS, VERIFIERS, KEYLESS, {ROTATION}]
+        for binary in self.functions():
+            self.assertEqual(sum(binary in kind for kind in kinds), 1, binary)
+        self.assertEqual(set().union(*kinds), set(self.functions()))
+
+    def test_each_role_allows_exactly_the_calls_its_function_makes_on_the_table_secrets_and_sender(self):
         for binary, (name, f) in self.functions().items():
-            role_name, statements = self.statements(f)
-            self.assertNotIn("ManagedPolicyArns", self.resources[role_name]["Properties"], role_name)
-            dynamodb, secrets, logs, ses = set(), set(), set(), set()
-            for s in statements:
-                self.assertEqual(s["Effect"], "Allow")
-                actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
-                for action in actions:
-                    self.assertNotIn("*", action, f"{role_name}: wildcard action {action}")
-                    service = action.split(":")[0]
-                    if service == "dynamodb":
-                        self.assertEqual(s["Resource"], TABLE, f"{role_name}: {action} beyond the table")
-                        dynamodb.add(action)
-                    elif service == "secretsmanager":
-                        self.assertEqual(s["Resource"], SECRET, f"{role_name}: {action} beyond the secret")
-                        secrets.add(action)
-                    elif service == "logs":
-                        log_group = f["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
-                        self.assertEqual(s["Resource"], {"Fn::GetAtt": [log_group, "Arn"]}, role_name)
-                        logs.add(action)
-                    elif service == "ses":
-                        self.assertEqual(s["Resource"], SENDER_IDENTITIES, f"{role_name}: {action} beyond the sender")
-                        ses.add(action)
-                    else:
-                        self.fail(f"{role_name}: unexpected {action}")
-            self.assertEqual(dynamodb, DYNAMODB_CALLS[binary], role_name)
-            self.assertEqual(secrets, set() if binary in KEYLESS else {"secretsmanager:GetSecretValue"}, role_name)
-            self.assertEqual(logs, {"logs:CreateLogStream", "logs:PutLogEvents"}, role_name)
-            self.assertEqual(ses, {"ses:SendEmail"} if binary in MAILERS else set(), role_name)
+            for symmetric in (False, True):
+                self.check_role(binary, f, symmetric)
+
+    def check_role(self, binary, f, symmetric):
+        role_name, statements = self.statements(f)
+        statements = resolve(statements, symmetric)
+        where = f"{role_name} (SymmetricKeys {symmetric})"
+        self.assertNotIn("ManagedPolicyArns", self.resources[role_name]["Properties"], role_name)
+        dynamodb, secrets, logs, ses = set(), set(), set(), set()
+        for s in statements:
+            self.assertEqual(s["Effect"], "Allow")
+            actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+            for action in actions:
+                self.assertNotIn("*", action, f"{where}: wildcard action {action}")
+                service = action.split(":")[0]
+                if service == "dynamodb":
+                    self.assertEqual(s["Resource"], TABLE, f"{where}: {action} beyond the table")
+                    dynamodb.add(action)
+                elif service == "secretsmanager":
+                    resource = s["Resource"]
+                    self.assertIn(resource, [PRIVATE, PUBLIC], f"{where}: {action} beyond the two secrets")
+                    secrets.add((action, resource["Ref"]))
+                elif service == "logs":
+                    log_group = f["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+                    self.assertEqual(s["Resource"], {"Fn::GetAtt": [log_group, "Arn"]}, role_name)
+                    logs.add(action)
+                elif service == "ses":
+                    self.assertEqual(s["Resource"], SENDER_IDENTITIES, f"{role_name}: {action} beyond the sender")
+                    ses.add(action)
+                else:
+                    self.fail(f"{role_name}: unexpected {action}")
+        self.assertEqual(dynamodb, DYNAMODB_CALLS[binary], where)
+        self.assertEqual(secrets, secret_calls(binary, symmetric), where)
+        self.assertEqual(logs, {"logs:CreateLogStream", "logs:PutLogEvents"}, where)
+        self.assertEqual(ses, {"ses:SendEmail"} if binary in MAILERS else set(), where)
 
     def test_only_register_email_and_password_reset_send_mail_and_only_as_the_sender(self):
         senders = set()
@@ -165,12 +266,12 @@ class Template(unittest.TestCase):
                 self.assertNotIn("Policies", r["Properties"], name)
 
     def test_passkeys_reads_the_signing_keys_as_login_does_and_sends_no_mail(self):
-        # It signs the tokens of a passkey login, like login, and checks access tokens, like mfa.
+        # It signs the tokens of a passkey login, like login, and checks access tokens with the same set.
         _, login = self.statements(self.functions()["login"][1])
         role_name, passkeys = self.statements(self.functions()["passkeys"][1])
         secret_reads = [s for s in passkeys if "secretsmanager" in str(s["Action"])]
         self.assertEqual(secret_reads, [s for s in login if "secretsmanager" in str(s["Action"])], role_name)
-        self.assertEqual(secret_reads, [{"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": SECRET}])
+        self.assertEqual(secret_reads, [{"Effect": "Allow", "Action": [READ], "Resource": PRIVATE}])
         self.assertNotIn("ses:", str(passkeys).lower(), role_name)
         for statement in passkeys:
             self.assertEqual(set(statement), {"Effect", "Action", "Resource"}, role_name)
@@ -187,11 +288,34 @@ class Template(unittest.TestCase):
             self.assertEqual(resource["Properties"]["RetentionInDays"], {"Ref": "LogRetentionDays"}, group)
         self.assertEqual(groups["PasskeysLogs"], "PasskeysFunction")
 
-    def test_password_reset_never_reads_the_signing_keys(self):
-        _, f = self.functions()["password-reset"]
-        role_name, statements = self.statements(f)
-        self.assertNotIn("secretsmanager", str(statements).lower(), role_name)
-        self.assertNotIn(SECRET, [s["Resource"] for s in statements], role_name)
+    def test_register_and_password_reset_never_read_a_key(self):
+        for binary in KEYLESS:
+            name, f = self.functions()[binary]
+            role_name, statements = self.statements(f)
+            self.assertNotIn("secretsmanager", str(statements).lower(), role_name)
+            self.assertNotIn("JwtSecret", str(statements), role_name)
+            self.assertNotIn("JwtPublicKeys", str(statements), role_name)
+            self.assertNotIn("Layers", f["Properties"], name)
+            env = f["Properties"].get("Environment", {}).get("Variables", {})
+            self.assertFalse(KEY_VARS & set(env), name)
+
+    def test_only_the_signers_the_rotation_and_under_hs256_the_verifiers_can_read_the_private_keys(self):
+        readers = {False: set(), True: set()}
+        for binary, (name, f) in self.functions().items():
+            role_name, statements = self.statements(f)
+            for symmetric in (False, True):
+                for s in resolve(statements, symmetric):
+                    if s["Resource"] == PRIVATE:
+                        readers[symmetric].add(binary)
+        self.assertEqual(readers[False], SIGNERS | {ROTATION})
+        self.assertEqual(readers[True], SIGNERS | VERIFIERS | {ROTATION})
+        # No other resource grants anything on either secret: no managed policy, no resource policy.
+        roles = {self.statements(f)[0] for _, f in self.functions().values()}
+        for name, r in self.resources.items():
+            if r["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::SecretsManager::ResourcePolicy"):
+                self.fail(f"{name}: a policy outside the functions' roles")
+            if r["Type"] == "AWS::IAM::Role":
+                self.assertIn(name, roles, f"{name}: a role no function uses")
 
     def test_the_mailing_functions_get_the_sender_lifetimes_and_link_base_and_no_other_does(self):
         mail_vars = {v for env in MAIL_ENV.values() for v in env}
@@ -355,45 +479,158 @@ class Template(unittest.TestCase):
                 # It checks the Bearer token itself (or needs none, as a login does).
                 self.assertNotIn("Auth", event["Properties"], name)
 
-    def test_cors_allows_the_methods_the_browser_demo_uses(self):
+    def test_cors_allows_the_methods_the_browser_demo_uses_and_exposes_retry_after_and_the_challenge(self):
         _, cors, _ = self.resources["Api"]["Properties"]["CorsConfiguration"]["Fn::If"]
         self.assertEqual(set(cors["AllowMethods"]), {"GET", "POST", "DELETE", "OPTIONS"})
         self.assertEqual(set(cors["AllowHeaders"]), {"authorization", "content-type"})
+        # A page reads them only if exposed: when to retry a 429, why a 401.
+        self.assertEqual(set(cors["ExposeHeaders"]), {"retry-after", "www-authenticate"})
 
-    def test_the_table_has_ttl_backups_encryption_and_is_retained(self):
+    def test_the_table_has_ttl_backups_the_free_encryption_and_is_retained(self):
         table = self.resources["AuthTable"]
         props = table["Properties"]
         self.assertEqual(props["TimeToLiveSpecification"], {"AttributeName": "ttl", "Enabled": True})
         self.assertEqual(props["BillingMode"], "PAY_PER_REQUEST")
         self.assertTrue(props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"])
-        self.assertTrue(props["SSESpecification"]["SSEEnabled"])
+        # Encrypted at rest with a key AWS owns, at no cost: SSEEnabled would bill KMS requests.
+        self.assertNotIn("SSESpecification", props)
         self.assertEqual((table["DeletionPolicy"], table["UpdateReplacePolicy"]), ("Retain", "Retain"))
         keys = {k["AttributeName"]: k["KeyType"] for k in props["KeySchema"]}
         self.assertEqual(keys, {"pk": "HASH", "sk": "RANGE"})
 
-    def test_the_signing_key_is_generated_long_and_handed_over_by_arn(self):
+    def test_the_private_keys_are_generated_as_ever_and_the_public_ones_start_empty(self):
         secret = self.resources["JwtSecret"]
         self.assertEqual(secret["Type"], "AWS::SecretsManager::Secret")
-        self.assertGreaterEqual(secret["Properties"]["GenerateSecretString"]["PasswordLength"], 64)
+        # Exactly as deployed stacks have it: an edit would generate a new value and log everyone out.
+        generated = secret["Properties"]["GenerateSecretString"]
+        self.assertEqual(generated, {"PasswordLength": 64, "ExcludePunctuation": True})
         self.assertNotIn("SecretString", secret["Properties"])
-        template, _ = decode(str(ROOT / "template.yaml"))
-        env = template["Globals"]["Function"]["Environment"]["Variables"]
-        self.assertEqual(env["JWT_SECRET_ARN"], SECRET)
-        self.assertNotIn("JWT_SECRET", env)
+        public = self.resources["JwtPublicKeys"]
+        self.assertEqual(public["Type"], "AWS::SecretsManager::Secret")
+        # An empty JWKS: "no rotation yet"; the rotation writes the real one.
+        self.assertEqual(public["Properties"]["SecretString"], '{"keys":[]}')
+        self.assertNotIn("GenerateSecretString", public["Properties"])
+        secrets = [n for n, r in self.resources.items() if r["Type"] == "AWS::SecretsManager::Secret"]
+        self.assertEqual(sorted(secrets), ["JwtPublicKeys", "JwtSecret"])
 
-    def test_every_function_reads_the_secret_through_the_arm64_extension_with_its_cache_off(self):
+    def test_the_extension_and_the_key_variables_reach_exactly_the_functions_that_read_keys(self):
         template, _ = decode(str(ROOT / "template.yaml"))
         function = template["Globals"]["Function"]
         self.assertEqual(function["Architectures"], ["arm64"])
-        self.assertEqual(
-            function["Layers"],
-            ["{{resolve:ssm:/aws/service/aws-parameters-and-secrets-lambda-extension/arm64/latest}}"],
-        )
-        self.assertEqual(function["Environment"]["Variables"]["SECRETS_MANAGER_TTL"], "0")
+        # SAM appends a function's own layers to global ones: none global.
+        self.assertNotIn("Layers", function)
+        globals_env = function["Environment"]["Variables"]
+        self.assertFalse(KEY_VARS & set(globals_env))
+        # The token settings every key reader needs (and the rotation's lifetimes) stay global.
+        for var, parameter in (
+            ("JWT_ISSUER", "JwtIssuer"),
+            ("JWT_AUDIENCE", "JwtAudience"),
+            ("ACCESS_TOKEN_TTL", "AccessTokenTtl"),
+            ("REFRESH_TOKEN_TTL", "RefreshTokenTtl"),
+        ):
+            self.assertEqual(globals_env[var], {"Ref": parameter}, var)
         for binary, (name, f) in self.functions().items():
-            for own in ("Layers", "Architectures"):
-                self.assertNotIn(own, f["Properties"], f"{name} must keep the global {own}")
-            self.assertNotIn("SECRETS_MANAGER_TTL", f["Properties"].get("Environment", {}).get("Variables", {}), name)
+            self.assertNotIn("Architectures", f["Properties"], f"{name} must keep the global Architectures")
+            reads_through_extension = binary in SIGNERS | VERIFIERS
+            self.assertEqual(f["Properties"].get("Layers"), [EXTENSION] if reads_through_extension else None, name)
+            for symmetric in (False, True):
+                env = resolve(f["Properties"].get("Environment", {}).get("Variables", {}), symmetric)
+                mine = {k: v for k, v in env.items() if k in KEY_VARS}
+                self.assertEqual(mine, key_vars(binary, symmetric), f"{name} (SymmetricKeys {symmetric})")
+
+    def test_hs256_is_what_makes_the_verifiers_read_the_private_keys(self):
+        template, _ = decode(str(ROOT / "template.yaml"))
+        symmetric = template["Conditions"]["SymmetricKeys"]
+        self.assertEqual(symmetric, {"Fn::Equals": [{"Ref": "SigningAlgorithm"}, "HS256"]})
+        algorithm = template["Parameters"]["SigningAlgorithm"]
+        # RS256 by default: the one API Gateway's native JWT authorizer accepts.
+        self.assertEqual(algorithm["Default"], "RS256")
+        self.assertEqual(sorted(algorithm["AllowedValues"]), ["EdDSA", "HS256", "RS256"])
+        # A rotation promotes a key only once every warm function has re-read the keys: never "read once".
+        self.assertEqual(template["Parameters"]["KeysRefreshSeconds"]["MinValue"], 1)
+
+    def test_the_rotation_runs_on_schedule_and_at_once_invoked_only_by_secrets_manager(self):
+        template, _ = decode(str(ROOT / "template.yaml"))
+        schedules = [n for n, r in self.resources.items() if r["Type"] == "AWS::SecretsManager::RotationSchedule"]
+        self.assertEqual(schedules, ["KeyRotationSchedule"])
+        schedule = self.resources["KeyRotationSchedule"]
+        props = schedule["Properties"]
+        self.assertEqual(props["SecretId"], PRIVATE)
+        self.assertEqual(props["RotationLambdaARN"], {"Fn::GetAtt": ["KeyRotationFunction", "Arn"]})
+        # At once on create (a new stack's key set and public keys exist at deploy) and on every change.
+        self.assertIs(props["RotateImmediatelyOnUpdate"], True)
+        self.assertEqual(props["RotationRules"], {"ScheduleExpression": {"Fn::Sub": "rate(${KeyRotationDays} days)"}})
+        days = template["Parameters"]["KeyRotationDays"]
+        self.assertEqual((days["Type"], days["Default"]), ("Number", 30))
+        self.assertGreaterEqual(days["MinValue"], 2)
+        # Secrets Manager checks that it may invoke the function before the first rotation.
+        self.assertEqual(schedule["DependsOn"], "KeyRotationPermission")
+        permission = self.resources["KeyRotationPermission"]
+        self.assertEqual(permission["Type"], "AWS::Lambda::Permission")
+        self.assertEqual(
+            permission["Properties"],
+            {
+                "FunctionName": {"Fn::GetAtt": ["KeyRotationFunction", "Arn"]},
+                "Action": "lambda:InvokeFunction",
+                "Principal": "secretsmanager.amazonaws.com",
+                "SourceAccount": {"Ref": "AWS::AccountId"},
+            },
+        )
+        permissions = [n for n, r in self.resources.items() if r["Type"] == "AWS::Lambda::Permission"]
+        self.assertEqual(permissions, ["KeyRotationPermission"])
+        _, f = self.functions()[ROTATION]
+        props = f["Properties"]
+        # Not an HTTP function: nothing but Secrets Manager calls it.
+        self.assertNotIn("Events", props)
+        self.assertEqual(props["Timeout"], 60)
+        # RSA key generation is CPU heavy: a sixth of a vCPU (see the template).
+        self.assertEqual(props["MemorySize"], 256)
+
+    def test_the_native_jwt_authorizer_guards_one_example_route_with_the_stacks_issuer_and_audience(self):
+        auth = self.resources["Api"]["Properties"]["Auth"]
+        self.assertEqual(
+            auth["Authorizers"]["NativeJwtAuthorizer"],
+            {
+                "IdentitySource": "$request.header.Authorization",
+                "JwtConfiguration": {"issuer": {"Ref": "JwtIssuer"}, "audience": [{"Ref": "JwtAudience"}]},
+            },
+        )
+        self.assertEqual(sorted(auth["Authorizers"]), ["NativeJwtAuthorizer", "TokenAuthorizer"])
+        self.assertNotIn("DefaultAuthorizer", auth)
+        guarded = []
+        for binary, (name, f) in self.functions().items():
+            for event in f["Properties"].get("Events", {}).values():
+                if event["Properties"].get("Auth") == {"Authorizer": "NativeJwtAuthorizer"}:
+                    guarded.append((name, event["Properties"]["Method"], event["Properties"]["Path"]))
+        self.assertEqual(guarded, [("ProtectedFunction", "GET", "/example/native")])
+
+    def test_access_logs_go_to_a_vended_logs_group(self):
+        group = self.resources["ApiAccessLogs"]["Properties"]
+        # Under /aws/vendedlogs/ CloudWatch Logs needs no resource-policy entry for it (5120 bytes at most).
+        name = group["LogGroupName"]["Fn::Sub"]
+        self.assertTrue(name.startswith("/aws/vendedlogs/${AWS::StackName}/"), name)
+        self.assertEqual(group["RetentionInDays"], {"Ref": "LogRetentionDays"})
+        destination = self.resources["Api"]["Properties"]["AccessLogSettings"]["DestinationArn"]
+        self.assertEqual(destination, {"Fn::GetAtt": ["ApiAccessLogs", "Arn"]})
+
+    def test_the_outputs_give_the_urls_in_any_partition_and_what_rotate_keys_reads(self):
+        template, _ = decode(str(ROOT / "template.yaml"))
+        outputs = template["Outputs"]
+        self.assertNotIn("amazonaws.com", str(outputs))
+        for name in ("ApiUrl", "JwksUrl"):
+            self.assertIn(".${AWS::URLSuffix}", outputs[name]["Value"]["Fn::Sub"], name)
+        # What scripts/rotate-keys hands to keytool, so that a manual rotation waits as the scheduled one does.
+        rotate_keys = (ROOT / "scripts" / "rotate-keys").read_text()
+        for name, value in (
+            ("JwtSecretArn", PRIVATE),
+            ("JwtPublicKeysArn", PUBLIC),
+            ("KeysRefreshSeconds", {"Ref": "KeysRefreshSeconds"}),
+            ("AccessTokenTtl", {"Ref": "AccessTokenTtl"}),
+            ("RefreshTokenTtl", {"Ref": "RefreshTokenTtl"}),
+            ("SigningAlgorithm", {"Ref": "SigningAlgorithm"}),
+        ):
+            self.assertEqual(outputs[name]["Value"], value, name)
+            self.assertIn(name, rotate_keys, f"scripts/rotate-keys does not read the {name} output")
 
     def test_the_api_fails_on_warnings_logs_access_and_never_allows_credentials_cross_origin(self):
         api = self.resources["Api"]["Properties"]
