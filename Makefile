@@ -18,11 +18,15 @@ unit:
 check:
 	@scripts/check
 
-## Build and deploy the stack to your AWS account (asks for the settings the first time).
+## Build and deploy the stack to your AWS account: sam deploy --guided while samconfig.toml has no saved parameter_overrides (the first time), plain sam deploy after.
 deploy: check
-	SAM_CLI_TELEMETRY=0 .tools/venv/bin/sam deploy --guided
+	@if .tools/venv/bin/python -c 'import sys, tomllib; c = tomllib.load(open("samconfig.toml", "rb")); sys.exit(not c.get("default", {}).get("deploy", {}).get("parameters", {}).get("parameter_overrides"))'; then \
+	  SAM_CLI_TELEMETRY=0 .tools/venv/bin/sam deploy; \
+	else \
+	  SAM_CLI_TELEMETRY=0 .tools/venv/bin/sam deploy --guided; \
+	fi
 
-## One step of a signing-key rotation (add, promote or retire, whichever is due): make rotate-keys [ALG=RS256|EdDSA] (see scripts/rotate-keys)
+## Rotate the stack's signing keys now, as its schedule does (every step that is due; nothing written when none is): make rotate-keys [ALG=RS256|EdDSA|HS256] (see scripts/rotate-keys)
 rotate-keys:
 	@scripts/rotate-keys
 
