@@ -661,7 +661,7 @@ async fn ses_unreachable_or_throttling_is_503_and_leaves_no_user_code_or_token_b
 
         let alice = verified_alice(&store).await;
         let state = email::State {
-            keys: shared::key_cache::KeyCache::ready(dev_authority()),
+            keys: shared::key_cache::KeyCache::ready(dev_authority().into_verifier()),
             store: store.clone(),
         };
         let session = password_session(&dev_authority(), &alice, now());

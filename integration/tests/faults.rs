@@ -104,7 +104,7 @@ async fn a_refused_connection_is_503_on_every_route_that_stores() {
     };
     unavailable(&refresh(&refresh_state, tokens["refresh_token"].as_str().unwrap()).await);
     let logout_state = logout::State {
-        keys: KeyCache::ready(dev_authority()),
+        keys: KeyCache::ready(dev_authority().into_verifier()),
         store,
     };
     let req = request("POST", "/logout", json!({ "refresh_token": tokens["refresh_token"] }));
@@ -265,6 +265,10 @@ async fn the_account_and_sessions_routes_answer_503_fast_when_dynamodb_refuses_o
             .unwrap();
         claims.sid
     };
+    let verifying = account::State {
+        keys: KeyCache::ready(dev_authority().into_verifier()),
+        store: store.clone(),
+    };
     let password = json!({"password": "correct horse battery staple"});
     let change =
         json!({"current_password": "correct horse battery staple", "new_password": "a new horse battery staple"});
@@ -283,7 +287,7 @@ async fn the_account_and_sessions_routes_answer_503_fast_when_dynamodb_refuses_o
         ];
         for (label, req) in calls {
             let started = Instant::now();
-            unavailable(&status_and_json(&account::handle(&state, req).await.unwrap()));
+            unavailable(&status_and_json(&account::handle(&verifying, req).await.unwrap()));
             assert!(
                 started.elapsed() < Duration::from_secs(5),
                 "{fault:?} {label}: {:?}",
@@ -298,7 +302,7 @@ async fn the_account_and_sessions_routes_answer_503_fast_when_dynamodb_refuses_o
             ),
         ] {
             let started = Instant::now();
-            unavailable(&status_and_json(&sessions::handle(&state, req).await.unwrap()));
+            unavailable(&status_and_json(&sessions::handle(&verifying, req).await.unwrap()));
             assert!(
                 started.elapsed() < Duration::from_secs(5),
                 "{fault:?} {label}: {:?}",

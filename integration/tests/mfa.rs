@@ -1609,7 +1609,7 @@ async fn the_authorizer_requires_otp_exactly_on_the_routes_require_mfa_names_for
     let keys = std::fs::read_to_string(required_env("E2E_KEYS_FILE")).expect("the key set file");
     let authority =
         shared::token::TokenAuthority::from_secret(shared::testing::dev_settings(), &keys).expect("the stack's keys");
-    let cache = shared::key_cache::KeyCache::ready(authority);
+    let cache = shared::key_cache::KeyCache::ready(authority.into_verifier());
     let decide = |require: &'static str, token: String, route_key: &'static str| {
         let cache = &cache;
         async move {

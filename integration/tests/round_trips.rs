@@ -123,7 +123,7 @@ async fn each_route_stays_within_its_dynamodb_round_trip_budget() {
     );
 
     let logout = logout::State {
-        keys: KeyCache::ready(dev_authority()),
+        keys: KeyCache::ready(dev_authority().into_verifier()),
         store,
     };
     let req = request("POST", "/logout", json!({ "refresh_token": rotated["refresh_token"] }));
@@ -162,6 +162,10 @@ async fn the_account_and_sessions_routes_stay_within_their_round_trip_budgets() 
             .verify_refresh(tokens["refresh_token"].as_str().unwrap(), shared::now())
             .unwrap()
             .sid
+    };
+    let state = account::State {
+        keys: KeyCache::ready(dev_authority().into_verifier()),
+        store: store.clone(),
     };
     trips.take();
 

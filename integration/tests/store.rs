@@ -411,7 +411,7 @@ async fn revoking_all_sessions_of_a_user_spares_other_users_and_the_login_read()
     store.create_session(&theirs, None).await.unwrap();
     store.revoke_session(&mine[0].key(), "u-1", 1001).await.unwrap();
     assert_eq!(
-        store.revoke_all_sessions("KIM", "u-1", 1002).await.unwrap(),
+        store.revoke_all_sessions("KIM", "u-1", 1002, 1002).await.unwrap(),
         2,
         "the two still live"
     );
@@ -424,6 +424,46 @@ async fn revoking_all_sessions_of_a_user_spares_other_users_and_the_login_read()
         record.user.is_some(),
         "sessions in the user's partition do not disturb the login read"
     );
+}
+
+#[tokio::test]
+async fn a_log_out_everywhere_marks_its_session_once_and_a_retry_finds_the_first_attempts_time() {
+    let (store, _) = fresh_store().await;
+    let s = session(1000);
+    store.create_session(&s, None).await.unwrap();
+    let (first, since) = store.log_out_everywhere(&s.key(), "u-1", 1001).await.unwrap().unwrap();
+    assert_eq!((first.id.as_str(), first.generation, since), (s.id.as_str(), 0, 1001));
+    assert!(store.session(&s.key()).await.unwrap().unwrap().revoked);
+    let (_, again) = store.log_out_everywhere(&s.key(), "u-1", 1500).await.unwrap().unwrap();
+    assert_eq!(
+        again, 1001,
+        "a retry resumes the first attempt, it does not start another"
+    );
+    assert_eq!(store.log_out_everywhere(&s.key(), "u-other", 1500).await.unwrap(), None);
+    let plain = session(1000);
+    store.create_session(&plain, None).await.unwrap();
+    store.revoke_session(&plain.key(), "u-1", 1001).await.unwrap();
+    assert_eq!(
+        store.log_out_everywhere(&plain.key(), "u-1", 1002).await.unwrap(),
+        None,
+        "a session ended by a plain logout cannot start one"
+    );
+    assert_eq!(
+        store.log_out_everywhere(&s.key(), "u-1", 1000 + 3600).await.unwrap(),
+        None,
+        "nor an ended one"
+    );
+}
+
+#[tokio::test]
+async fn revoking_all_sessions_spares_those_begun_after_the_given_time() {
+    let (store, _) = fresh_store().await;
+    let (old, new) = (session(1000), session(2000));
+    store.create_session(&old, None).await.unwrap();
+    store.create_session(&new, None).await.unwrap();
+    assert_eq!(store.revoke_all_sessions("alice", "u-1", 1500, 2001).await.unwrap(), 1);
+    assert!(store.session(&old.key()).await.unwrap().unwrap().revoked);
+    assert!(!store.session(&new.key()).await.unwrap().unwrap().revoked);
 }
 
 // ---- the account: sessions listed, password changed, user deleted ----------
@@ -527,7 +567,10 @@ async fn a_session_of_another_user_under_the_same_name_is_not_revoked() {
     store.create_session(&s, None).await.unwrap();
     assert_eq!(store.revoke_session(&s.key(), "u-other", 1001).await.unwrap(), None);
     assert!(!store.session(&s.key()).await.unwrap().unwrap().revoked);
-    assert_eq!(store.revoke_all_sessions("alice", "u-other", 1001).await.unwrap(), 0);
+    assert_eq!(
+        store.revoke_all_sessions("alice", "u-other", 1001, 1001).await.unwrap(),
+        0
+    );
     assert!(!store.session(&s.key()).await.unwrap().unwrap().revoked);
 }
 

@@ -1,44 +1,120 @@
-//! The token authority a function signs and verifies with, kept between
-//! requests: built once from `JWT_SECRET` (local), or read from the secret
-//! `JWT_SECRET_ARN` names (deployed) at the first request and again every
-//! `KEYS_REFRESH_SECONDS` (default 300), so a rotation reaches warm functions
-//! without a redeploy (see `keyset` for the rotation itself).
+//! The keys a function signs or verifies with, kept between requests: built
+//! once from `JWT_SECRET` (local), or read from a Secrets Manager secret
+//! (deployed) at the first request and again every `KEYS_REFRESH_SECONDS`
+//! (default 300), so a rotation reaches warm functions without a redeploy
+//! (see `keyset` for the rotation itself).
+//!
+//! The functions that sign (`TokenAuthority`) read the private key set,
+//! `JWT_SECRET_ARN`. Those that only verify (`TokenVerifier`) read the
+//! public keys, `JWT_PUBLIC_KEYS_ARN`, which the rotation function publishes,
+//! and the private set only where there is no public one (an HS256 stack).
 
 use crate::config::{ConfigError, TokenSettings};
 use crate::secret::{SecretError, SecretSource};
-use crate::token::TokenAuthority;
+use crate::token::{TokenAuthority, TokenVerifier};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 /// How often a warm function reads the secret again, unless `KEYS_REFRESH_SECONDS` says otherwise.
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(300);
 
-/// The token authority, ready or read (and read again) from the secret.
-pub struct KeyCache {
-    loaded: RwLock<Option<Loaded>>,
+/// What a function makes of the text of its key secret.
+pub trait Keys: Sized {
+    /// The keys in `text`, a private key set or (`public`) a published
+    /// JWKS; `None` while a public set holds no key yet.
+    fn from_text(settings: TokenSettings, text: &str, public: bool) -> Result<Option<Self>, ConfigError>;
+}
+
+impl Keys for TokenAuthority {
+    fn from_text(settings: TokenSettings, text: &str, public: bool) -> Result<Option<Self>, ConfigError> {
+        if public {
+            return Err(ConfigError::Invalid(
+                "JWT_PUBLIC_KEYS_ARN",
+                "public keys cannot sign: a function that signs reads JWT_SECRET_ARN".into(),
+            ));
+        }
+        TokenAuthority::from_secret(settings, text).map(Some)
+    }
+}
+
+impl Keys for TokenVerifier {
+    fn from_text(settings: TokenSettings, text: &str, public: bool) -> Result<Option<Self>, ConfigError> {
+        if public {
+            TokenVerifier::from_public(settings, text)
+        } else {
+            TokenAuthority::from_secret(settings, text).map(|a| Some(a.into_verifier()))
+        }
+    }
+}
+
+/// The keys, ready or read (and read again) from the secret.
+pub struct KeyCache<K = TokenAuthority> {
+    loaded: RwLock<Option<Loaded<K>>>,
     source: Option<Source>,
     /// One read of the secret at a time.
     reading: tokio::sync::Mutex<()>,
 }
 
-struct Loaded {
-    authority: Arc<TokenAuthority>,
+struct Loaded<K> {
+    keys: Arc<K>,
     read_at: Instant,
 }
 
 /// The secret, and what to make of it.
 struct Source {
     secret: SecretSource,
+    /// It holds a published JWKS, not a private key set.
+    public: bool,
     settings: TokenSettings,
     refresh: Duration,
 }
 
-impl KeyCache {
-    /// An authority that is already known, and never changes.
-    pub fn ready(authority: TokenAuthority) -> Self {
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl KeyCache<TokenAuthority> {
+    /// The signing keys of this environment: the private key set in the
+    /// secret `JWT_SECRET_ARN` names when it is set (deployed; read at the
+    /// first request), else `JWT_SECRET` (local). A missing or weak
+    /// `JWT_SECRET`, or a bad setting, stops the function with the reason.
+    pub fn signing_from_env() -> Self {
+        match crate::config::or_exit(SecretSource::from_lookup(env, "JWT_SECRET_ARN")) {
+            Some(secret) => Self::from_secret(secret, false, settings_from_env(), refresh_from_env()),
+            None => Self::ready(crate::config::or_exit(TokenAuthority::from_lookup(env))),
+        }
+    }
+}
+
+impl KeyCache<TokenVerifier> {
+    /// The verifying keys of this environment: the public keys in the secret
+    /// `JWT_PUBLIC_KEYS_ARN` names, else the private set of `JWT_SECRET_ARN`
+    /// (a deployed HS256 stack), else `JWT_SECRET` (local).
+    pub fn verifying_from_env() -> Self {
+        if let Some(public) = crate::config::or_exit(SecretSource::from_lookup(env, "JWT_PUBLIC_KEYS_ARN")) {
+            return Self::from_secret(public, true, settings_from_env(), refresh_from_env());
+        }
+        match crate::config::or_exit(SecretSource::from_lookup(env, "JWT_SECRET_ARN")) {
+            Some(secret) => Self::from_secret(secret, false, settings_from_env(), refresh_from_env()),
+            None => Self::ready(crate::config::or_exit(TokenAuthority::from_lookup(env)).into_verifier()),
+        }
+    }
+}
+
+fn settings_from_env() -> TokenSettings {
+    crate::config::or_exit(TokenSettings::from_lookup(env))
+}
+
+fn refresh_from_env() -> Duration {
+    crate::config::or_exit(refresh_from_lookup(env))
+}
+
+impl<K: Keys> KeyCache<K> {
+    /// Keys that are already known, and never change.
+    pub fn ready(keys: K) -> Self {
         Self {
             loaded: RwLock::new(Some(Loaded {
-                authority: Arc::new(authority),
+                keys: Arc::new(keys),
                 read_at: Instant::now(),
             })),
             source: None,
@@ -46,31 +122,17 @@ impl KeyCache {
         }
     }
 
-    /// The keys of this environment: from the secret `JWT_SECRET_ARN` names
-    /// when it is set (deployed; read at the first request), else from
-    /// `JWT_SECRET` (local). A missing or weak `JWT_SECRET`, or a bad setting,
-    /// stops the function with the reason.
-    pub fn from_env() -> Self {
-        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        match crate::config::or_exit(SecretSource::from_lookup(env)) {
-            Some(secret) => Self::from_secret(
-                secret,
-                crate::config::or_exit(TokenSettings::from_lookup(env)),
-                crate::config::or_exit(refresh_from_lookup(env)),
-            ),
-            None => Self::ready(crate::config::or_exit(TokenAuthority::from_lookup(env))),
-        }
-    }
-
-    /// An authority read from `secret` when first needed, and again once
-    /// `refresh` has passed. Until the secret can be read, `get` fails and
-    /// the log says why; if the first key set read is weak or malformed, the
-    /// function stops with the reason, as it does for a weak `JWT_SECRET` at start.
-    pub fn from_secret(secret: SecretSource, settings: TokenSettings, refresh: Duration) -> Self {
+    /// Keys read from `secret` (a published JWKS if `public`) when first
+    /// needed, and again once `refresh` has passed. Until the secret can be
+    /// read, or while a public set holds no key yet, `get` fails and the log
+    /// says why; if the first keys read are weak or malformed, the function
+    /// stops with the reason, as it does for a weak `JWT_SECRET` at start.
+    pub fn from_secret(secret: SecretSource, public: bool, settings: TokenSettings, refresh: Duration) -> Self {
         Self {
             loaded: RwLock::new(None),
             source: Some(Source {
                 secret,
+                public,
                 settings,
                 refresh,
             }),
@@ -78,57 +140,64 @@ impl KeyCache {
         }
     }
 
-    /// The authority if it has been read (tests use it to look inside).
-    pub fn loaded(&self) -> Option<Arc<TokenAuthority>> {
+    /// The keys if they have been read (tests use it to look inside).
+    pub fn loaded(&self) -> Option<Arc<K>> {
         self.loaded
             .read()
             .expect("never poisoned")
             .as_ref()
-            .map(|l| l.authority.clone())
+            .map(|l| l.keys.clone())
     }
 
-    /// The authority read within the refresh interval, if any.
-    fn fresh(&self) -> Option<Arc<TokenAuthority>> {
+    /// The keys read within the refresh interval, if any.
+    fn fresh(&self) -> Option<Arc<K>> {
         let loaded = self.loaded.read().expect("never poisoned");
         let loaded = loaded.as_ref()?;
         match &self.source {
             Some(source) if loaded.read_at.elapsed() >= source.refresh => None,
-            _ => Some(loaded.authority.clone()),
+            _ => Some(loaded.keys.clone()),
         }
     }
 
-    /// The authority, reading the secret first if it has not been read yet or
+    /// The keys, reading the secret first if it has not been read yet or
     /// was read longer ago than the refresh interval. If it cannot be read
-    /// again, or holds an unusable key set, the keys read before stay in use
-    /// (and the next try is one interval later). With none: an error while it
-    /// cannot be read, and an exit with the reason if it is unusable.
-    pub async fn get(&self) -> Result<Arc<TokenAuthority>, SecretError> {
-        if let Some(authority) = self.fresh() {
-            return Ok(authority);
+    /// again, or holds unusable keys, the keys read before stay in use (and
+    /// the next try is one interval later). With none: an error while it
+    /// cannot be read or holds no key yet, and an exit with the reason if it
+    /// is unusable.
+    pub async fn get(&self) -> Result<Arc<K>, SecretError> {
+        if let Some(keys) = self.fresh() {
+            return Ok(keys);
         }
         let _one_reader = self.reading.lock().await;
-        if let Some(authority) = self.fresh() {
-            return Ok(authority);
+        if let Some(keys) = self.fresh() {
+            return Ok(keys);
         }
         let source = self.source.as_ref().expect("keys without a source are always fresh");
         let read = match source.secret.read().await {
-            Ok(secret) => TokenAuthority::from_secret(source.settings.clone(), &secret).map_err(LoadError::Unusable),
+            Ok(text) => match K::from_text(source.settings.clone(), &text, source.public) {
+                Ok(Some(keys)) => Ok(keys),
+                Ok(None) => Err(LoadError::Unavailable(SecretError::new(
+                    "the public key set holds no key yet: the first rotation has not run",
+                ))),
+                Err(error) => Err(LoadError::Unusable(error)),
+            },
             Err(error) => Err(LoadError::Unavailable(error)),
         };
         let mut loaded = self.loaded.write().expect("never poisoned");
         match (read, loaded.as_mut()) {
-            (Ok(authority), _) => {
-                let authority = Arc::new(authority);
+            (Ok(keys), _) => {
+                let keys = Arc::new(keys);
                 *loaded = Some(Loaded {
-                    authority: authority.clone(),
+                    keys: keys.clone(),
                     read_at: Instant::now(),
                 });
-                Ok(authority)
+                Ok(keys)
             }
             (Err(error), Some(stale)) => {
                 tracing::error!(%error, "keeping the signing keys read before");
                 stale.read_at = Instant::now();
-                Ok(stale.authority.clone())
+                Ok(stale.keys.clone())
             }
             // Like a weak `JWT_SECRET` at start: the function never serves with it.
             (Err(error @ LoadError::Unusable(_)), None) => crate::config::or_exit(Err(error)),

@@ -28,9 +28,11 @@ pub mod testing;
 pub mod token;
 pub mod totp;
 
-/// What a function that stores anything needs, built once per cold start.
-pub struct State<S> {
-    pub keys: key_cache::KeyCache,
+/// What a function that stores anything needs, built once per cold start:
+/// its keys (`TokenAuthority` for one that signs, `TokenVerifier` for one
+/// that only verifies) and its store.
+pub struct State<S, K = token::TokenAuthority> {
+    pub keys: key_cache::KeyCache<K>,
     pub store: S,
 }
 

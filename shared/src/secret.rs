@@ -40,7 +40,7 @@ pub struct SecretError {
 }
 
 impl SecretError {
-    fn new(reason: impl Into<String>) -> Self {
+    pub(crate) fn new(reason: impl Into<String>) -> Self {
         Self {
             reason: reason.into(),
             not_ready: false,
@@ -65,10 +65,11 @@ struct SecretValue {
 
 impl SecretSource {
     /// The secret `secret_id` through the extension at `endpoint` (`http://host:port`).
-    pub fn new(endpoint: &str, secret_id: &str, token: String) -> Result<Self, ConfigError> {
+    /// `var` names the variable it came from, for errors.
+    pub fn new(endpoint: &str, var: &'static str, secret_id: &str, token: String) -> Result<Self, ConfigError> {
         let url = format!("{endpoint}/secretsmanager/get?secretId={}", query_escape(secret_id))
             .parse()
-            .map_err(|e| ConfigError::Invalid("JWT_SECRET_ARN", format!("not usable in a URL: {e}")))?;
+            .map_err(|e| ConfigError::Invalid(var, format!("not usable in a URL: {e}")))?;
         let mut token = HeaderValue::try_from(token)
             .map_err(|_| ConfigError::Invalid("AWS_SESSION_TOKEN", "not usable in an HTTP header".into()))?;
         token.set_sensitive(true);
@@ -85,10 +86,13 @@ impl SecretSource {
         })
     }
 
-    /// The source `JWT_SECRET_ARN` names (`None` when it is not set), with
+    /// The secret the variable `var` names (`None` when it is not set), with
     /// `AWS_SESSION_TOKEN` and the extension's port from the environment.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, ConfigError> {
-        let Some(arn) = lookup("JWT_SECRET_ARN") else {
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+        var: &'static str,
+    ) -> Result<Option<Self>, ConfigError> {
+        let Some(arn) = lookup(var) else {
             return Ok(None);
         };
         let port = match lookup("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT") {
@@ -104,7 +108,7 @@ impl SecretSource {
             "AWS_SESSION_TOKEN",
             "Lambda sets it; the Parameters and Secrets extension answers only requests that carry it",
         ))?;
-        Self::new(&format!("http://localhost:{port}"), &arn, token).map(Some)
+        Self::new(&format!("http://localhost:{port}"), var, &arn, token).map(Some)
     }
 
     /// The secret's string, asking again while the extension is not serving yet.
@@ -181,9 +185,12 @@ mod tests {
 
     #[test]
     fn the_secret_is_asked_of_the_extension_on_its_default_port_with_the_arn_escaped() {
-        let source = SecretSource::from_lookup(lookup(&[("JWT_SECRET_ARN", ARN), ("AWS_SESSION_TOKEN", "t")]))
-            .unwrap()
-            .expect("a source when JWT_SECRET_ARN is set");
+        let source = SecretSource::from_lookup(
+            lookup(&[("JWT_SECRET_ARN", ARN), ("AWS_SESSION_TOKEN", "t")]),
+            "JWT_SECRET_ARN",
+        )
+        .unwrap()
+        .expect("a source when JWT_SECRET_ARN is set");
         assert_eq!(
             source.url.to_string(),
             "http://localhost:2773/secretsmanager/get?secretId=\
@@ -200,20 +207,23 @@ mod tests {
             ("AWS_SESSION_TOKEN", "t"),
             ("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", "8180"),
         ]);
-        let source = SecretSource::from_lookup(moved).unwrap().unwrap();
+        let source = SecretSource::from_lookup(moved, "JWT_SECRET_ARN").unwrap().unwrap();
         assert_eq!(source.url.authority().unwrap().as_str(), "localhost:8180");
         let bad = lookup(&[
             ("JWT_SECRET_ARN", ARN),
             ("AWS_SESSION_TOKEN", "t"),
             ("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", "70000"),
         ]);
-        let error = SecretSource::from_lookup(bad).err().unwrap().to_string();
+        let error = SecretSource::from_lookup(bad, "JWT_SECRET_ARN")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(error.contains("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"), "{error}");
     }
 
     #[test]
     fn without_a_session_token_the_deployed_setup_is_a_startup_error() {
-        let error = SecretSource::from_lookup(lookup(&[("JWT_SECRET_ARN", ARN)]))
+        let error = SecretSource::from_lookup(lookup(&[("JWT_SECRET_ARN", ARN)]), "JWT_SECRET_ARN")
             .err()
             .unwrap()
             .to_string();
@@ -223,14 +233,17 @@ mod tests {
     #[test]
     fn a_session_token_that_cannot_be_a_header_is_a_startup_error_not_a_panic_per_request() {
         let vars = [("JWT_SECRET_ARN", ARN), ("AWS_SESSION_TOKEN", "line\nbreak")];
-        let error = SecretSource::from_lookup(lookup(&vars)).err().unwrap().to_string();
+        let error = SecretSource::from_lookup(lookup(&vars), "JWT_SECRET_ARN")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(error.contains("AWS_SESSION_TOKEN"), "{error}");
     }
 
     #[test]
     fn without_jwt_secret_arn_there_is_no_source() {
         assert!(
-            SecretSource::from_lookup(lookup(&[("AWS_SESSION_TOKEN", "t")]))
+            SecretSource::from_lookup(lookup(&[("AWS_SESSION_TOKEN", "t")]), "JWT_PUBLIC_KEYS_ARN")
                 .unwrap()
                 .is_none()
         );

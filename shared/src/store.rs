@@ -157,11 +157,26 @@ pub trait SessionStore: Send + Sync {
     /// Every session stored under `username`, live or not, in one query.
     fn sessions(&self, username: &str) -> impl Future<Output = Result<Vec<Session>, StoreError>> + Send;
 
-    /// Revokes every live session of user `user_id` under `username` ("log out everywhere"); returns how many.
+    /// Starts, or when retried resumes, a "log out everywhere" from session
+    /// `key` of user `user_id`: revokes it and marks it with the time the
+    /// first attempt began, in one conditional write. Returns the session
+    /// and that time; `None` if it is someone else's, has ended, or was
+    /// revoked otherwise (a logout, a reuse, a revocation).
+    fn log_out_everywhere(
+        &self,
+        key: &SessionKey,
+        user_id: &str,
+        now: u64,
+    ) -> impl Future<Output = Result<Option<(Session, u64)>, StoreError>> + Send;
+
+    /// Revokes every live session of user `user_id` under `username` that
+    /// began at `began_by` or before ("log out everywhere": a retry ends the
+    /// sessions of the first attempt's time, never one begun since); returns how many.
     fn revoke_all_sessions(
         &self,
         username: &str,
         user_id: &str,
+        began_by: u64,
         now: u64,
     ) -> impl Future<Output = Result<usize, StoreError>> + Send;
 }

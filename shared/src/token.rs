@@ -4,7 +4,7 @@
 //! the token.
 
 use crate::config::{ConfigError, TokenSettings};
-use crate::keyset::{KeySet, SigningKeys};
+use crate::keyset::{KeySet, LoadedKey, SigningKeys, VerifyingKeys};
 use crate::limits::LEEWAY;
 use crate::session::{SessionGeneration, SessionKey};
 use jsonwebtoken::errors::ErrorKind;
@@ -143,18 +143,19 @@ impl From<jsonwebtoken::errors::Error> for TokenError {
     }
 }
 
-/// Issues tokens with the current key and verifies them with any key of the
-/// set: the one place that signs or checks a token.
-pub struct TokenAuthority {
+/// Verifies tokens with any key it holds: the one place that checks a
+/// token. The functions that only verify hold the public keys (or, with
+/// HS256, the secret); `TokenAuthority` holds one and signs too.
+pub struct TokenVerifier {
     settings: TokenSettings,
-    keys: SigningKeys,
+    keys: VerifyingKeys,
     /// The `Validation` of each algorithm of the keys, built once: `decode` reads it for every token.
     validations: Vec<Validation>,
 }
 
-impl TokenAuthority {
-    /// The authority of these settings and keys.
-    pub fn new(settings: TokenSettings, keys: SigningKeys) -> Self {
+impl TokenVerifier {
+    /// The verifier of these settings and keys.
+    pub fn new(settings: TokenSettings, keys: VerifyingKeys) -> Self {
         let mut validations: Vec<Validation> = Vec::new();
         for key in keys.iter() {
             if !validations.iter().any(|v| v.algorithms == [key.algorithm()]) {
@@ -175,25 +176,11 @@ impl TokenAuthority {
         }
     }
 
-    /// The authority of `secret` (a key set, or a plain HS256 secret), once
-    /// every key in it is known to be well formed and strong enough.
-    pub fn from_secret(settings: TokenSettings, secret: &str) -> Result<Self, ConfigError> {
-        let keys = KeySet::parse(secret)
-            .and_then(|set| set.load())
-            .map_err(|e| ConfigError::Invalid("JWT_SECRET", e.0))?;
-        Ok(Self::new(settings, keys))
-    }
-
-    /// The settings and `JWT_SECRET`, read through `lookup`, so tests need not touch the environment.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let secret = lookup("JWT_SECRET")
-            .filter(|s| !s.is_empty())
-            .ok_or(ConfigError::Missing(
-                "JWT_SECRET",
-                "set it to a random string of at least 32 bytes (e.g. `openssl rand -base64 48`) or a key set \
-             (`cargo run -p keytool -- new EdDSA`), or set JWT_SECRET_ARN to a Secrets Manager secret that holds one",
-            ))?;
-        Self::from_secret(TokenSettings::from_lookup(lookup)?, &secret)
+    /// The verifier of a published public key set (`KeySet::public_jwks`);
+    /// `None` while it holds no key yet.
+    pub fn from_public(settings: TokenSettings, jwks: &str) -> Result<Option<Self>, ConfigError> {
+        let keys = VerifyingKeys::from_jwks(jwks).map_err(|e| ConfigError::Invalid("JWT_PUBLIC_KEYS_ARN", e.0))?;
+        Ok(keys.map(|keys| Self::new(settings, keys)))
     }
 
     /// Lifetimes, grace window, issuer and audience.
@@ -201,78 +188,9 @@ impl TokenAuthority {
         &self.settings
     }
 
-    /// The id of the key that signs: every token carries it in its header.
-    pub fn kid(&self) -> &str {
-        &self.keys.current().kid
-    }
-
     /// The public keys, a JSON Web Key Set (no HMAC secret is ever in it).
     pub fn jwks(&self) -> serde_json::Value {
         self.keys.jwks()
-    }
-
-    fn sign<T: Serialize>(&self, claims: &T) -> String {
-        let key = self.keys.current();
-        let mut header = Header::new(key.algorithm());
-        header.kid = Some(key.kid.clone());
-        encode(&header, claims, &key.encoding).expect("a loaded key signs plain claims")
-    }
-
-    /// A fresh access token for the user of session `s`, valid from `now` for the access lifetime.
-    pub fn issue_access(&self, s: &SessionGeneration<'_>, now: u64) -> String {
-        self.sign(&AccessClaims {
-            iss: self.settings.issuer.clone(),
-            aud: self.settings.audience.clone(),
-            sub: s.user_id.to_owned(),
-            username: s.username.to_owned(),
-            sid: s.session_id.to_owned(),
-            amr: s.amr.to_vec(),
-            iat: now,
-            nbf: now,
-            exp: now.saturating_add(self.settings.access_ttl),
-            jti: uuid::Uuid::new_v4().to_string(),
-            token_use: TokenUse::Access,
-        })
-    }
-
-    /// The refresh token of one session generation. It is a pure function of
-    /// the session state, so a retry within the grace window gets back exactly
-    /// the token of the current generation, never a new branch.
-    pub fn issue_refresh(&self, s: &SessionGeneration<'_>) -> String {
-        self.sign(&RefreshClaims {
-            iss: self.settings.issuer.clone(),
-            aud: self.settings.audience.clone(),
-            sub: s.user_id.to_owned(),
-            username: s.username.to_owned(),
-            sid: s.session_id.to_owned(),
-            generation: s.generation,
-            amr: s.amr.to_vec(),
-            iat: s.issued_at,
-            nbf: s.issued_at,
-            exp: s
-                .issued_at
-                .saturating_add(self.settings.refresh_ttl)
-                .min(s.session_expires_at),
-            jti: format!("{}.{}", s.session_id, s.generation),
-            token_use: TokenUse::Refresh,
-        })
-    }
-
-    /// An `mfa_token` for `user_id`/`username` whose password (of hash
-    /// fingerprint `pwf`) was right at `now`, for login attempt `attempt`.
-    pub fn issue_mfa(&self, user_id: &str, username: &str, pwf: &str, attempt: &str, now: u64) -> String {
-        self.sign(&MfaClaims {
-            iss: self.settings.issuer.clone(),
-            aud: self.settings.audience.clone(),
-            sub: user_id.to_owned(),
-            username: username.to_owned(),
-            pwf: pwf.to_owned(),
-            iat: now,
-            nbf: now,
-            exp: now.saturating_add(MFA_TOKEN_TTL),
-            jti: attempt.to_owned(),
-            token_use: TokenUse::Mfa,
-        })
     }
 
     /// Verifies an `mfa_token` at `now`, like an access token; the store
@@ -349,6 +267,137 @@ impl TokenAuthority {
     }
 }
 
+/// Signs tokens with the current key of a private key set, and verifies
+/// them (as a `TokenVerifier`, which it derefs to) with any key of the set.
+pub struct TokenAuthority {
+    verifier: TokenVerifier,
+    signer: LoadedKey,
+}
+
+impl std::ops::Deref for TokenAuthority {
+    type Target = TokenVerifier;
+    fn deref(&self) -> &TokenVerifier {
+        &self.verifier
+    }
+}
+
+impl AsRef<TokenVerifier> for TokenAuthority {
+    fn as_ref(&self) -> &TokenVerifier {
+        &self.verifier
+    }
+}
+
+impl AsRef<TokenVerifier> for TokenVerifier {
+    fn as_ref(&self) -> &TokenVerifier {
+        self
+    }
+}
+
+impl TokenAuthority {
+    /// The authority of these settings and keys.
+    pub fn new(settings: TokenSettings, keys: SigningKeys) -> Self {
+        Self {
+            signer: keys.current().clone(),
+            verifier: TokenVerifier::new(settings, VerifyingKeys::from(&keys)),
+        }
+    }
+
+    /// The authority of `secret` (a key set, or a plain HS256 secret), once
+    /// every key in it is known to be well formed and strong enough.
+    pub fn from_secret(settings: TokenSettings, secret: &str) -> Result<Self, ConfigError> {
+        let keys = KeySet::parse(secret)
+            .and_then(|set| set.load())
+            .map_err(|e| ConfigError::Invalid("JWT_SECRET", e.0))?;
+        Ok(Self::new(settings, keys))
+    }
+
+    /// The settings and `JWT_SECRET`, read through `lookup`, so tests need not touch the environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let secret = lookup("JWT_SECRET")
+            .filter(|s| !s.is_empty())
+            .ok_or(ConfigError::Missing(
+                "JWT_SECRET",
+                "set it to a key set (`cargo run -p keytool -- new RS256`) or a random string of at least 32 bytes \
+             (HS256), or set JWT_SECRET_ARN to a Secrets Manager secret that holds one",
+            ))?;
+        Self::from_secret(TokenSettings::from_lookup(lookup)?, &secret)
+    }
+
+    /// The id of the key that signs: every token carries it in its header.
+    pub fn kid(&self) -> &str {
+        &self.signer.kid
+    }
+
+    /// The verifier of the same keys, without the signing key.
+    pub fn into_verifier(self) -> TokenVerifier {
+        self.verifier
+    }
+
+    fn sign<T: Serialize>(&self, claims: &T) -> String {
+        let key = &self.signer;
+        let mut header = Header::new(key.algorithm());
+        header.kid = Some(key.kid.clone());
+        encode(&header, claims, &key.encoding).expect("a loaded key signs plain claims")
+    }
+
+    /// A fresh access token for the user of session `s`, valid from `now` for the access lifetime.
+    pub fn issue_access(&self, s: &SessionGeneration<'_>, now: u64) -> String {
+        self.sign(&AccessClaims {
+            iss: self.settings.issuer.clone(),
+            aud: self.settings.audience.clone(),
+            sub: s.user_id.to_owned(),
+            username: s.username.to_owned(),
+            sid: s.session_id.to_owned(),
+            amr: s.amr.to_vec(),
+            iat: now,
+            nbf: now,
+            exp: now.saturating_add(self.settings.access_ttl),
+            jti: uuid::Uuid::new_v4().to_string(),
+            token_use: TokenUse::Access,
+        })
+    }
+
+    /// The refresh token of one session generation. It is a pure function of
+    /// the session state, so a retry within the grace window gets back exactly
+    /// the token of the current generation, never a new branch.
+    pub fn issue_refresh(&self, s: &SessionGeneration<'_>) -> String {
+        self.sign(&RefreshClaims {
+            iss: self.settings.issuer.clone(),
+            aud: self.settings.audience.clone(),
+            sub: s.user_id.to_owned(),
+            username: s.username.to_owned(),
+            sid: s.session_id.to_owned(),
+            generation: s.generation,
+            amr: s.amr.to_vec(),
+            iat: s.issued_at,
+            nbf: s.issued_at,
+            exp: s
+                .issued_at
+                .saturating_add(self.settings.refresh_ttl)
+                .min(s.session_expires_at),
+            jti: format!("{}.{}", s.session_id, s.generation),
+            token_use: TokenUse::Refresh,
+        })
+    }
+
+    /// An `mfa_token` for `user_id`/`username` whose password (of hash
+    /// fingerprint `pwf`) was right at `now`, for login attempt `attempt`.
+    pub fn issue_mfa(&self, user_id: &str, username: &str, pwf: &str, attempt: &str, now: u64) -> String {
+        self.sign(&MfaClaims {
+            iss: self.settings.issuer.clone(),
+            aud: self.settings.audience.clone(),
+            sub: user_id.to_owned(),
+            username: username.to_owned(),
+            pwf: pwf.to_owned(),
+            iat: now,
+            nbf: now,
+            exp: now.saturating_add(MFA_TOKEN_TTL),
+            jti: attempt.to_owned(),
+            token_use: TokenUse::Mfa,
+        })
+    }
+}
+
 /// The registered claims of a token that verification checks itself.
 struct RegisteredClaims {
     iat: u64,
@@ -399,9 +448,25 @@ impl Registered for RefreshClaims {
     }
 }
 
-/// The only form in which a refresh token is stored: its SHA-256, hex.
+/// The only form in which a refresh token is stored: the SHA-256, hex, of
+/// its claims (the JWT's middle part), not of the whole token, so that the
+/// same generation signed by another key (two instances on either side of
+/// a key promotion) is still the same token to its session. The signature
+/// is checked before this is compared.
 pub fn refresh_token_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
+    hex_sha256(token.split('.').nth(1).unwrap_or(token))
+}
+
+/// Whether `token` is the one whose hash a session stored. Sessions stored
+/// before `refresh_token_hash` took the claims only hold the hash of the
+/// whole token: accepted too, so that no session ends on the upgrade (its
+/// next refresh stores the new form).
+pub fn is_stored_refresh_token(token: &str, stored_hash: &str) -> bool {
+    refresh_token_hash(token) == stored_hash || hex_sha256(token) == stored_hash
+}
+
+fn hex_sha256(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
@@ -786,11 +851,59 @@ mod tests {
     }
 
     #[test]
-    fn a_stored_refresh_hash_is_the_sha256_of_the_token_in_hex() {
+    fn a_stored_refresh_hash_is_the_sha256_of_the_claims_in_hex_and_the_whole_tokens_hash_still_matches() {
         assert_eq!(
             refresh_token_hash("abc.def.ghi"),
-            "6559e90b5dd57405bdf180f29b509053a3d36c4abf3de535ab249b54d4327234"
+            "cb8379ac2098aa165029e3938a51da0bcecfc008fd6795f401178647f96c5b34"
         );
+        assert!(is_stored_refresh_token(
+            "abc.def.ghi",
+            &refresh_token_hash("abc.def.ghi")
+        ));
+        let legacy = "6559e90b5dd57405bdf180f29b509053a3d36c4abf3de535ab249b54d4327234";
+        assert!(
+            is_stored_refresh_token("abc.def.ghi", legacy),
+            "a session stored before the change"
+        );
+        assert!(!is_stored_refresh_token(
+            "abc.deg.ghi",
+            &refresh_token_hash("abc.def.ghi")
+        ));
+        assert!(!is_stored_refresh_token("abc.def.ghi", ""));
+    }
+
+    #[test]
+    fn the_same_generation_signed_by_either_key_of_a_promotion_is_the_stored_token() {
+        let mut set = KeySet::generate(Alg::RS256, 0);
+        set.rotate(
+            None,
+            RotationPolicy {
+                propagation: 0,
+                max_token_lifetime: 60,
+            },
+            0,
+        )
+        .unwrap();
+        let before = authority_of(&set);
+        set.rotate(
+            None,
+            RotationPolicy {
+                propagation: 0,
+                max_token_lifetime: 60,
+            },
+            1,
+        )
+        .unwrap();
+        let after = authority_of(&set);
+        assert_ne!(before.kid(), after.kid());
+        let s = session(3, NOW, NOW + 100_000);
+        let (old, new) = (before.issue_refresh(&s), after.issue_refresh(&s));
+        assert_ne!(old, new);
+        assert!(is_stored_refresh_token(&new, &refresh_token_hash(&old)));
+        assert!(!is_stored_refresh_token(
+            &before.issue_refresh(&session(4, NOW, NOW + 100_000)),
+            &refresh_token_hash(&old)
+        ));
     }
 
     // ---- named attack classes -------------------------------------------------
@@ -1043,10 +1156,12 @@ mod tests {
     }
 
     /// The whole rotation on a simulated clock, run by an operator (a
-    /// schedule) every minute: four function instances that read the secret every 300 s at
-    /// different moments, and an outside verifier that caches the JWKS for
-    /// 300 s. Every instance issues tokens at every step, and every token
-    /// still within its lifetime must verify everywhere, at every step.
+    /// schedule) every minute: four signing instances that read the secret
+    /// every 300 s at different moments, four verifying instances that read
+    /// the published public keys likewise, and an outside verifier that
+    /// caches the JWKS for 300 s. Every signer issues tokens at every step,
+    /// and every token still within its lifetime must verify everywhere, at
+    /// every step.
     #[test]
     fn a_whole_rotation_never_rejects_a_valid_token_anywhere() {
         const REFRESH: u64 = 300;
@@ -1056,7 +1171,7 @@ mod tests {
             max_token_lifetime: 3600,
         };
         let start = NOW;
-        let mut secret = KeySet::generate(Alg::HS256, start);
+        let mut secret = KeySet::generate(Alg::RS256, start);
         let first_kid = authority_of(&secret).kid().to_owned();
         let mut instances: Vec<Instance> = (0..4)
             .map(|i| Instance {
@@ -1064,6 +1179,12 @@ mod tests {
                 offset: i * 97,
             })
             .collect();
+        let public_of = |set: &KeySet| {
+            TokenVerifier::from_public(settings(), &set.public_jwks().unwrap())
+                .unwrap()
+                .unwrap()
+        };
+        let mut verifiers: Vec<(TokenVerifier, u64)> = (0..4).map(|i| (public_of(&secret), i * 89)).collect();
         let mut jwks_cache = (secret.load().unwrap().jwks(), start);
         let mut tokens: Vec<(String, bool, u64)> = Vec::new();
         let mut steps = Vec::new();
@@ -1071,10 +1192,15 @@ mod tests {
             let now = start + step * 60;
             let alg = (step == 0).then_some(Alg::EdDSA);
             steps.extend(secret.rotate(alg, policy, now).unwrap());
-            assert!(secret.keys.len() <= 2, "step {step}: {secret:?}");
+            assert!(secret.keys.len() <= 3, "step {step}: {secret:?}");
             for instance in &mut instances {
                 if (now - start + instance.offset) % REFRESH < 60 {
                     instance.authority = authority_of(&secret);
+                }
+            }
+            for (verifier, offset) in &mut verifiers {
+                if (now - start + *offset) % REFRESH < 60 {
+                    *verifier = public_of(&secret);
                 }
             }
             if now >= jwks_cache.1 + JWKS_MAX_AGE {
@@ -1094,6 +1220,14 @@ mod tests {
                         instance.authority.verify_refresh(token, now).map(drop)
                     };
                     assert_eq!(verified, Ok(()), "step {step}; so far: {steps:#?}");
+                }
+                for (verifier, _) in &verifiers {
+                    let verified = if *access {
+                        verifier.verify_access(token, now).map(drop)
+                    } else {
+                        verifier.verify_refresh(token, now).map(drop)
+                    };
+                    assert_eq!(verified, Ok(()), "public keys, step {step}; so far: {steps:#?}");
                 }
                 let header = decode_header(token).unwrap();
                 if header.alg != jsonwebtoken::Algorithm::HS256 {

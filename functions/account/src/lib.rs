@@ -7,7 +7,8 @@ use shared::http::{ApiError, JsonObject, account_view, authenticate, last_segmen
 use shared::service::account;
 use shared::store::{AccountStore, SessionStore, UserStore};
 
-pub use shared::State;
+/// Its keys only verify: it reads the public keys, never the private set.
+pub type State<S> = shared::State<S, shared::token::TokenVerifier>;
 
 /// Answers one request.
 pub async fn handle<S>(state: &State<S>, req: Request) -> Result<Response<Body>, Error>
@@ -60,12 +61,12 @@ mod tests {
     /// alice with two sessions; the access token of the first.
     async fn logged_in() -> (State<MemoryStore>, String, Session, Session) {
         let state = State {
-            keys: KeyCache::ready(dev_authority()),
+            keys: KeyCache::ready(dev_authority().into_verifier()),
             store: MemoryStore::default(),
         };
         let alice = user_with_password("u-1", "alice", RIGHT).await;
         state.store.create_user(&alice).await.unwrap();
-        let authority = state.keys.loaded().unwrap();
+        let authority = dev_authority();
         let now = shared::now();
         let (mine, other) = (
             password_session(&authority, &alice, now),
@@ -100,7 +101,7 @@ mod tests {
             response.headers()["www-authenticate"],
             "Bearer realm=\"lambda-jwt-auth\""
         );
-        let refresh = state.keys.loaded().unwrap().issue_refresh(&mine.generation());
+        let refresh = dev_authority().issue_refresh(&mine.generation());
         let (response, body) = call(handle(&state, event("account-get", Some(&refresh)))).await;
         assert_eq!(
             (response.status().as_u16(), body["error"].as_str()),

@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 use shared::config::ConfigError;
 use shared::key_cache::KeyCache;
+use shared::token::TokenVerifier;
 use std::collections::HashMap;
 
 /// The part of the authorizer event this reads: the headers (and the identity
@@ -113,7 +114,7 @@ pub struct Unavailable;
 
 /// Decides one request.
 pub async fn handle(
-    keys: &KeyCache,
+    keys: &KeyCache<TokenVerifier>,
     require_mfa: &RequireMfa,
     event: Event,
 ) -> Result<Decision, lambda_runtime::Error> {
@@ -187,9 +188,13 @@ mod tests {
     }
 
     async fn decide(event: Event) -> Decision {
-        handle(&KeyCache::ready(dev_authority()), &RequireMfa::Nowhere, event)
-            .await
-            .unwrap()
+        handle(
+            &KeyCache::ready(dev_authority().into_verifier()),
+            &RequireMfa::Nowhere,
+            event,
+        )
+        .await
+        .unwrap()
     }
 
     fn denied() -> Decision {
@@ -270,10 +275,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn tokens_of_an_asymmetric_key_set_are_allowed_with_it() {
-        let authority = TokenAuthority::from_secret(dev_settings(), &KeySet::generate(Alg::EdDSA, 0).to_json());
-        let keys = KeyCache::ready(authority.unwrap());
-        let token = shared::testing::access_token(&keys.get().await.unwrap(), "u-7", "bob", shared::now());
+    async fn tokens_of_a_key_set_are_allowed_with_its_published_public_keys_only() {
+        let set = KeySet::generate(Alg::EdDSA, 0);
+        let authority = TokenAuthority::from_secret(dev_settings(), &set.to_json()).unwrap();
+        let public = TokenVerifier::from_public(dev_settings(), &set.public_jwks().unwrap());
+        let keys = KeyCache::ready(public.unwrap().unwrap());
+        let token = shared::testing::access_token(&authority, "u-7", "bob", shared::now());
         let decision = handle(&keys, &RequireMfa::Nowhere, event("authorizer-ok", Some(&token)))
             .await
             .unwrap();
@@ -287,9 +294,14 @@ mod tests {
 
     #[tokio::test]
     async fn unreadable_keys_are_an_error_that_api_gateway_does_not_cache_not_a_denial() {
-        let unreachable =
-            shared::secret::SecretSource::new("http://127.0.0.1:9", "arn:secret", "token".into()).unwrap();
-        let keys = KeyCache::from_secret(unreachable, dev_settings(), std::time::Duration::MAX);
+        let unreachable = shared::secret::SecretSource::new(
+            "http://127.0.0.1:9",
+            "JWT_PUBLIC_KEYS_ARN",
+            "arn:secret",
+            "token".into(),
+        )
+        .unwrap();
+        let keys = KeyCache::<TokenVerifier>::from_secret(unreachable, true, dev_settings(), std::time::Duration::MAX);
         let token = shared::testing::access_token(&dev_authority(), "u-42", "alice", shared::now());
         assert!(
             handle(&keys, &RequireMfa::Nowhere, event("authorizer-ok", Some(&token)))
@@ -324,7 +336,7 @@ mod tests {
         );
         let require = RequireMfa::parse(require).unwrap();
         let decision = handle(
-            &KeyCache::ready(dev_authority()),
+            &KeyCache::ready(dev_authority().into_verifier()),
             &require,
             serde_json::from_str(&json).unwrap(),
         )
@@ -360,7 +372,7 @@ mod tests {
         let json = serde_json::json!({"headers": {"authorization": format!("Bearer {token}")}});
         let require = RequireMfa::parse("GET /example/mfa").unwrap();
         let decision = handle(
-            &KeyCache::ready(dev_authority()),
+            &KeyCache::ready(dev_authority().into_verifier()),
             &require,
             serde_json::from_value(json).unwrap(),
         )

@@ -11,7 +11,8 @@ use shared::mail::Mailer;
 use shared::service::email::{request_verification, verify};
 use shared::store::{AccountStore, EmailStore, SessionStore};
 
-pub use shared::State;
+/// Its keys only verify: it reads the public keys, never the private set.
+pub type State<S> = shared::State<S, shared::token::TokenVerifier>;
 
 /// Answers one request.
 pub async fn handle<S: AccountStore + EmailStore + SessionStore>(
@@ -55,12 +56,12 @@ mod tests {
     /// alice in a store, logged in, and the access token of her session.
     async fn logged_in() -> (State<MemoryStore>, String) {
         let state = State {
-            keys: KeyCache::ready(dev_authority()),
+            keys: KeyCache::ready(dev_authority().into_verifier()),
             store: MemoryStore::default(),
         };
         let alice = user("u-1", "alice");
         state.store.create_user(&alice).await.unwrap();
-        let access = access_for(&state.keys.loaded().unwrap(), &state.store, &alice).await;
+        let access = access_for(&dev_authority(), &state.store, &alice).await;
         (state, access)
     }
 
@@ -68,7 +69,7 @@ mod tests {
     async fn the_token_of_an_ended_session_is_401_though_not_expired() {
         let (state, access) = logged_in().await;
         let now = shared::now();
-        let claims = state.keys.loaded().unwrap().verify_access(&access, now).unwrap();
+        let claims = dev_authority().verify_access(&access, now).unwrap();
         let key = shared::session::SessionKey::new("alice", &claims.sid);
         state.store.revoke_session(&key, "u-1", now).await.unwrap();
         for name in ["email-set", "email-verify"] {
@@ -165,7 +166,7 @@ mod tests {
             (503, Some("unavailable"))
         );
         let down = State {
-            keys: KeyCache::ready(dev_authority()),
+            keys: KeyCache::ready(dev_authority().into_verifier()),
             store: MemoryStore::unreachable(),
         };
         let (response, _) = call(handle(&down, &outbox(), event("email-set", Some(&access)))).await;

@@ -15,7 +15,11 @@ fn serve(c: &mut Criterion) {
         .unwrap();
     let mut set = KeySet::generate(Alg::RS256, 0);
     set.keys.push(StoredKey::generate(Alg::EdDSA, Status::Next, 0));
-    let keys = KeyCache::ready(TokenAuthority::from_secret(dev_settings(), &set.to_json()).unwrap());
+    let keys = KeyCache::ready(
+        TokenAuthority::from_secret(dev_settings(), &set.to_json())
+            .unwrap()
+            .into_verifier(),
+    );
     c.bench_function("jwks_handler", |b| {
         b.iter_batched(
             || event("jwks", None),

@@ -5,6 +5,6 @@ use lambda_http::{Error, run, service_fn};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
-    let keys = shared::key_cache::KeyCache::from_env();
+    let keys = shared::key_cache::KeyCache::verifying_from_env();
     run(service_fn(|req| jwks::handle(&keys, req))).await
 }

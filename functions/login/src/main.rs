@@ -6,7 +6,7 @@ use lambda_http::{Error, run, service_fn};
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let state = login::State {
-        keys: shared::key_cache::KeyCache::from_env(),
+        keys: shared::key_cache::KeyCache::signing_from_env(),
         store: shared::store_from_env().await,
     };
     run(service_fn(|req| login::handle(&state, req))).await

@@ -5,7 +5,8 @@ use lambda_http::{Body, Error, Request, Response};
 use shared::http::{ApiError, JsonObject, no_content, refresh_token, require_method, respond};
 use shared::store::SessionStore;
 
-pub use shared::State;
+/// Its keys only verify: it reads the public keys, never the private set.
+pub type State<S> = shared::State<S, shared::token::TokenVerifier>;
 
 /// Answers one request.
 pub async fn handle<S: SessionStore>(state: &State<S>, req: Request) -> Result<Response<Body>, Error> {
@@ -37,7 +38,7 @@ mod tests {
 
     /// A state with one session of `username`, and its refresh token.
     async fn logged_in(state: &State<MemoryStore>, username: &str) -> (Session, String) {
-        let authority = state.keys.loaded().unwrap();
+        let authority = dev_authority();
         let session = shared::testing::password_session(&authority, &user("u-1", username), shared::now());
         state.store.create_session(&session, None).await.unwrap();
         let token = authority.issue_refresh(&session.generation());
@@ -46,7 +47,7 @@ mod tests {
 
     fn state() -> State<MemoryStore> {
         State {
-            keys: KeyCache::ready(dev_authority()),
+            keys: KeyCache::ready(dev_authority().into_verifier()),
             store: MemoryStore::default(),
         }
     }

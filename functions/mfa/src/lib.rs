@@ -14,7 +14,8 @@ use shared::service::mfa;
 use shared::store::{MfaStore, SessionStore, UserStore};
 use shared::totp::TotpIssuer;
 
-pub use shared::State;
+/// Its keys only verify: it reads the public keys, never the private set.
+pub type State<S> = shared::State<S, shared::token::TokenVerifier>;
 
 /// Answers one request.
 pub async fn handle<S: UserStore + SessionStore + MfaStore>(
@@ -82,12 +83,12 @@ mod tests {
     /// alice in a store, logged in, and the access token of her session.
     async fn logged_in(store: MemoryStore) -> (State<MemoryStore>, String) {
         let state = State {
-            keys: KeyCache::ready(dev_authority()),
+            keys: KeyCache::ready(dev_authority().into_verifier()),
             store,
         };
         let alice = user_with_password("u-1", "alice", RIGHT).await;
         state.store.create_user(&alice).await.unwrap();
-        let access = access_for(&state.keys.loaded().unwrap(), &state.store, &alice).await;
+        let access = access_for(&dev_authority(), &state.store, &alice).await;
         (state, access)
     }
 
@@ -241,7 +242,7 @@ mod tests {
     #[tokio::test]
     async fn an_unreachable_store_is_503() {
         let state = State {
-            keys: KeyCache::ready(dev_authority()),
+            keys: KeyCache::ready(dev_authority().into_verifier()),
             store: MemoryStore::unreachable(),
         };
         let access = shared::testing::access_token(&dev_authority(), "u-1", "alice", shared::now());

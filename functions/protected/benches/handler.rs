@@ -10,7 +10,7 @@ fn handler(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let keys = KeyCache::ready(dev_authority());
+    let keys = KeyCache::ready(dev_authority().into_verifier());
     let token = shared::testing::access_token(
         &dev_authority(),
         "7d0c5d5e-0b6f-4a43-9d55-3f2f0f8c1a11",

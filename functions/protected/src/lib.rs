@@ -5,13 +5,14 @@ use lambda_http::{Body, Error, Request, Response};
 use serde::Serialize;
 use shared::http::{ApiError, authenticate, json, require_method, respond};
 use shared::key_cache::KeyCache;
+use shared::token::TokenVerifier;
 
 /// Answers one request.
-pub async fn handle(keys: &KeyCache, req: Request) -> Result<Response<Body>, Error> {
+pub async fn handle(keys: &KeyCache<TokenVerifier>, req: Request) -> Result<Response<Body>, Error> {
     respond(&req, protected(keys, &req)).await
 }
 
-async fn protected(keys: &KeyCache, req: &Request) -> Result<Response<Body>, ApiError> {
+async fn protected(keys: &KeyCache<TokenVerifier>, req: &Request) -> Result<Response<Body>, ApiError> {
     require_method(req, "GET")?;
     let claims = authenticate(keys, req).await?;
     let me = Me {
@@ -37,7 +38,7 @@ mod tests {
     use shared::testing::dev_authority;
 
     async fn call(req: Request) -> (Response<Body>, serde_json::Value) {
-        shared::http::testing::call(handle(&KeyCache::ready(dev_authority()), req)).await
+        shared::http::testing::call(handle(&KeyCache::ready(dev_authority().into_verifier()), req)).await
     }
 
     fn alices_token() -> String {

@@ -9,7 +9,8 @@ use shared::service::sessions;
 use shared::session::Session;
 use shared::store::SessionStore;
 
-pub use shared::State;
+/// Its keys only verify: it reads the public keys, never the private set.
+pub type State<S> = shared::State<S, shared::token::TokenVerifier>;
 
 /// Answers one request.
 pub async fn handle<S: SessionStore>(state: &State<S>, req: Request) -> Result<Response<Body>, Error> {
@@ -88,10 +89,10 @@ mod tests {
     /// alice with two sessions, the first from curl; the access token of the first.
     async fn logged_in() -> (State<MemoryStore>, String, Session, Session) {
         let state = State {
-            keys: KeyCache::ready(dev_authority()),
+            keys: KeyCache::ready(dev_authority().into_verifier()),
             store: MemoryStore::default(),
         };
-        let authority = state.keys.loaded().unwrap();
+        let authority = dev_authority();
         let now = shared::now();
         let origin = Origin {
             ip: "203.0.113.10".into(),

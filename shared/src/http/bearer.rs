@@ -1,8 +1,8 @@
 //! `Authorization: Bearer` headers (RFC 6750), and authenticating a request by one.
 
 use super::error::ApiError;
-use crate::key_cache::KeyCache;
-use crate::token::AccessClaims;
+use crate::key_cache::{KeyCache, Keys};
+use crate::token::{AccessClaims, TokenVerifier};
 use lambda_http::Request;
 use lambda_http::http::header;
 
@@ -50,8 +50,12 @@ pub fn parse_bearer(value: &str) -> Result<&str, ApiError> {
 /// The verified access token of a request to a protected route (and its user
 /// recorded in the request's log line), or `401` with the RFC 6750 challenge.
 /// Reads nothing but the key: any protected function is one call away.
-pub async fn authenticate(keys: &KeyCache, req: &Request) -> Result<AccessClaims, ApiError> {
-    let tokens = keys.get().await?;
+pub async fn authenticate<K: Keys + AsRef<TokenVerifier>>(
+    keys: &KeyCache<K>,
+    req: &Request,
+) -> Result<AccessClaims, ApiError> {
+    let keys = keys.get().await?;
+    let tokens: &TokenVerifier = (*keys).as_ref();
     let token = bearer_token(req)
         .map_err(|_| ApiError::BearerChallenge {
             token_sent: tried_bearer(req),

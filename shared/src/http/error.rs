@@ -35,6 +35,9 @@ pub enum ApiError {
     },
     /// Nothing of the caller's is there (whether or not something of someone else's is).
     NotFound,
+    /// OpenID discovery of a stack whose issuer is not the https URL of the
+    /// API: there is no address for the keys that does not come from the request.
+    NoDiscovery,
     UsernameTaken,
     /// Another account holds the address verified.
     EmailTaken,
@@ -114,6 +117,12 @@ impl ApiError {
                 "this route does not answer that method",
             ),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found", "there is nothing of yours there"),
+            Self::NoDiscovery => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "discovery needs an https issuer: set JWT_ISSUER (the stack's JwtIssuer) to the API's URL; \
+                 the keys are at /.well-known/jwks.json",
+            ),
             Self::UsernameTaken => (
                 StatusCode::CONFLICT,
                 "username_taken",

@@ -21,6 +21,12 @@ impl KeySet {
         let keys = self.keys.iter().map(LoadedKey::new).collect::<Result<Vec<_>, _>>()?;
         SigningKeys::new(keys)
     }
+
+    /// The public keys of the set, as published for the functions that only
+    /// verify and for anyone else: a JSON Web Key Set, compact.
+    pub fn public_jwks(&self) -> Result<String, KeySetError> {
+        Ok(self.load()?.jwks().to_string())
+    }
 }
 
 /// The keys of one set, checked: exactly one current key that signs, every
@@ -54,11 +60,6 @@ impl SigningKeys {
         &self.keys[self.current]
     }
 
-    /// The key a token's `kid` names, among these keys only.
-    pub fn find(&self, kid: &str) -> Option<&LoadedKey> {
-        self.keys.iter().find(|k| k.kid == kid)
-    }
-
     /// Every key, in the order of the set.
     pub fn iter(&self) -> impl Iterator<Item = &LoadedKey> {
         self.keys.iter()
@@ -73,6 +74,144 @@ impl SigningKeys {
 
 // Never print key material: key ids only.
 impl std::fmt::Debug for SigningKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.keys.iter().map(|k| &k.kid)).finish()
+    }
+}
+
+/// Keys that only verify: every key of a private set, or the public keys
+/// of a published JWKS. A key is found by its `kid`, and its `kid` is the
+/// RFC 7638 thumbprint of its public key (for an HMAC secret, a hash of it),
+/// checked when the key set is read.
+#[derive(Clone)]
+pub struct VerifyingKeys {
+    keys: Vec<VerifyingKey>,
+}
+
+/// A key that verifies the tokens it signed, and only in its own algorithm.
+#[derive(Clone)]
+pub struct VerifyingKey {
+    pub kid: String,
+    pub alg: Alg,
+    pub(crate) decoding: DecodingKey,
+    /// The public JWK; none for HS256.
+    pub public_jwk: Option<serde_json::Value>,
+}
+
+impl VerifyingKey {
+    /// The algorithm of the key, the only one its tokens may name.
+    pub(crate) fn algorithm(&self) -> Algorithm {
+        self.alg.algorithm()
+    }
+}
+
+impl VerifyingKeys {
+    /// The key a token's `kid` names, among these keys only.
+    pub fn find(&self, kid: &str) -> Option<&VerifyingKey> {
+        self.keys.iter().find(|k| k.kid == kid)
+    }
+
+    /// Every key.
+    pub fn iter(&self) -> impl Iterator<Item = &VerifyingKey> {
+        self.keys.iter()
+    }
+
+    /// The public keys, as a JSON Web Key Set: never an HMAC secret.
+    pub fn jwks(&self) -> serde_json::Value {
+        let keys: Vec<_> = self.keys.iter().filter_map(|k| k.public_jwk.clone()).collect();
+        serde_json::json!({ "keys": keys })
+    }
+
+    /// The keys of a published JWKS (`KeySet::public_jwks`), each checked:
+    /// an RS256 key of at least 2048 bits or an Ed25519 key, for signatures,
+    /// named by its own thumbprint, at most 8, distinct. An empty set is
+    /// `Ok(None)`: nothing has been published yet (a stack before its first
+    /// rotation).
+    pub fn from_jwks(text: &str) -> Result<Option<Self>, KeySetError> {
+        let invalid = |why: &str| KeySetError(format!("the public key set is not usable: {why}"));
+        #[derive(serde::Deserialize)]
+        struct Jwks {
+            keys: Vec<serde_json::Map<String, serde_json::Value>>,
+        }
+        let jwks: Jwks = serde_json::from_str(text).map_err(|_| invalid("it is not a JSON Web Key Set"))?;
+        if jwks.keys.is_empty() {
+            return Ok(None);
+        }
+        if jwks.keys.len() > MAX_KEYS {
+            return Err(invalid(&format!("it holds more than {MAX_KEYS} keys")));
+        }
+        let mut keys: Vec<VerifyingKey> = Vec::with_capacity(jwks.keys.len());
+        for jwk in jwks.keys {
+            let member = |name: &str| jwk.get(name).and_then(|v| v.as_str());
+            let bytes = |name: &str| {
+                member(name)
+                    .and_then(|v| URL_SAFE_NO_PAD.decode(v).ok())
+                    .ok_or_else(|| invalid(&format!("a key has no base64url {name:?}")))
+            };
+            if member("use").is_some_and(|u| u != "sig") {
+                return Err(invalid("a key is not for signatures"));
+            }
+            let (alg, required, decoding) = match (member("alg"), member("kty")) {
+                (Some("RS256"), Some("RSA")) => {
+                    let (n, e) = (bytes("n")?, bytes("e")?);
+                    let bits = n.iter().skip_while(|&&b| b == 0).count() * 8;
+                    if bits < RSA_BITS {
+                        return Err(invalid(&format!("an RS256 key is shorter than {RSA_BITS} bits")));
+                    }
+                    let required = serde_json::json!({"e": member("e"), "kty": "RSA", "n": member("n")});
+                    (Alg::RS256, required, DecodingKey::from_rsa_raw_components(&n, &e))
+                }
+                (Some("EdDSA"), Some("OKP")) if member("crv") == Some("Ed25519") => {
+                    if bytes("x")?.len() != 32 {
+                        return Err(invalid("an Ed25519 key is not 32 bytes"));
+                    }
+                    let x = member("x").expect("decoded above");
+                    let required = serde_json::json!({"crv": "Ed25519", "kty": "OKP", "x": x});
+                    let decoding = DecodingKey::from_ed_components(x).map_err(|_| invalid("an Ed25519 key"))?;
+                    (Alg::EdDSA, required, decoding)
+                }
+                _ => return Err(invalid("a key is neither RS256 (RSA) nor EdDSA (Ed25519)")),
+            };
+            let kid = thumbprint(&required);
+            if member("kid") != Some(kid.as_str()) {
+                return Err(invalid("a key's kid is not its RFC 7638 thumbprint"));
+            }
+            if keys.iter().any(|k| k.kid == kid) {
+                return Err(invalid(&format!("key {kid} is in it twice")));
+            }
+            let mut public_jwk = required;
+            public_jwk["kid"] = kid.clone().into();
+            public_jwk["alg"] = alg.name().into();
+            public_jwk["use"] = "sig".into();
+            keys.push(VerifyingKey {
+                kid,
+                alg,
+                decoding,
+                public_jwk: Some(public_jwk),
+            });
+        }
+        Ok(Some(Self { keys }))
+    }
+}
+
+impl From<&SigningKeys> for VerifyingKeys {
+    fn from(keys: &SigningKeys) -> Self {
+        Self {
+            keys: keys
+                .iter()
+                .map(|k| VerifyingKey {
+                    kid: k.kid.clone(),
+                    alg: k.alg,
+                    decoding: k.decoding.clone(),
+                    public_jwk: k.public_jwk.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+// Never print key material: key ids only.
+impl std::fmt::Debug for VerifyingKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(self.keys.iter().map(|k| &k.kid)).finish()
     }

@@ -13,6 +13,6 @@ mod loaded;
 mod rotation;
 mod stored;
 
-pub use loaded::{LoadedKey, SigningKeys};
-pub use rotation::{RotationPolicy, RotationStep};
+pub use loaded::{LoadedKey, SigningKeys, VerifyingKey, VerifyingKeys};
+pub use rotation::{NATIVE_AUTHORIZER_CACHE, RotationPolicy, RotationStep};
 pub use stored::{Alg, KeySet, KeySetError, Status, StoredKey};

@@ -4,24 +4,36 @@
 use super::refresh::{RefreshError, verified};
 use crate::session::Presented;
 use crate::store::SessionStore;
-use crate::token::TokenAuthority;
+use crate::token::TokenVerifier;
 
 /// Ends the session of `token` at `now` (and, `everywhere`, every session of
 /// its user). A spent generation still ends its session, but is refused like
-/// any reuse.
+/// any reuse. A "log out everywhere" that failed part way (the store went
+/// away between sessions) completes when retried with the same token, and
+/// then ends only the sessions begun before the first attempt: a token
+/// stolen earlier cannot end the sessions of a later login.
 pub async fn logout<S: SessionStore>(
     store: &S,
-    tokens: &TokenAuthority,
+    tokens: &TokenVerifier,
     token: &str,
     everywhere: bool,
     now: u64,
 ) -> Result<(), RefreshError> {
     let claims = verified(tokens, token, now)?;
     // Revoke first, in one write: whatever the token's generation, its session must end.
-    let session = store
-        .revoke_session(&claims.session_key(), &claims.sub, now)
-        .await?
-        .ok_or(RefreshError::Invalid)?;
+    let (session, everywhere_since) = if everywhere {
+        let (session, since) = store
+            .log_out_everywhere(&claims.session_key(), &claims.sub, now)
+            .await?
+            .ok_or(RefreshError::Invalid)?;
+        (session, Some(since))
+    } else {
+        let session = store
+            .revoke_session(&claims.session_key(), &claims.sub, now)
+            .await?
+            .ok_or(RefreshError::Invalid)?;
+        (session, None)
+    };
     match session.classify(claims.generation, now, tokens.settings().reuse_grace) {
         Presented::Live | Presented::Retry => {}
         Presented::Reused | Presented::Unknown => {
@@ -29,8 +41,10 @@ pub async fn logout<S: SessionStore>(
             return Err(RefreshError::Reused { session_id: claims.sid });
         }
     }
-    if everywhere {
-        let others = store.revoke_all_sessions(&claims.username, &claims.sub, now).await?;
+    if let Some(since) = everywhere_since {
+        let others = store
+            .revoke_all_sessions(&claims.username, &claims.sub, since, now)
+            .await?;
         tracing::info!(user_id = %claims.sub, others, "logged out everywhere");
     } else {
         tracing::info!(session_id = %claims.sid, user_id = %claims.sub, "logged out");
@@ -45,6 +59,7 @@ mod tests {
     use crate::session::Session;
     use crate::store::memory::MemoryStore;
     use crate::testing::{dev_authority, user};
+    use crate::token::TokenAuthority;
 
     async fn session_of(store: &MemoryStore, tokens: &TokenAuthority, username: &str, now: u64) -> (Session, String) {
         let session = crate::testing::password_session(tokens, &user("u-1", username), now);
@@ -104,6 +119,60 @@ mod tests {
         logout(&store, &tokens, &token, true, now).await.unwrap();
         assert!(store.session_now(&other_device.key()).unwrap().revoked);
         assert!(!store.session_now(&bobs.key()).unwrap().revoked);
+    }
+
+    #[tokio::test]
+    async fn a_log_out_everywhere_cut_short_completes_when_retried_with_the_same_token() {
+        let (store, tokens, now) = (MemoryStore::default(), dev_authority(), crate::clock::now());
+        let (session, token) = session_of(&store, &tokens, "alice", now).await;
+        let (other_device, _) = session_of(&store, &tokens, "alice", now).await;
+        // The first attempt ended its own session, then the store went away.
+        store
+            .log_out_everywhere(&session.key(), &session.user_id, now)
+            .await
+            .unwrap();
+        assert!(!store.session_now(&other_device.key()).unwrap().revoked);
+        logout(&store, &tokens, &token, true, now + 5).await.unwrap();
+        assert!(store.session_now(&other_device.key()).unwrap().revoked);
+        let plain = logout(&store, &tokens, &token, false, now + 6).await;
+        assert!(
+            matches!(plain, Err(RefreshError::Invalid)),
+            "a plain logout of it is over: {plain:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_retried_log_out_everywhere_spares_the_sessions_of_a_later_login() {
+        let (store, tokens, now) = (MemoryStore::default(), dev_authority(), crate::clock::now());
+        let (_, token) = session_of(&store, &tokens, "alice", now).await;
+        logout(&store, &tokens, &token, true, now).await.unwrap();
+        let (later, _) = session_of(&store, &tokens, "alice", now + 60).await;
+        logout(&store, &tokens, &token, true, now + 120).await.unwrap();
+        assert!(
+            !store.session_now(&later.key()).unwrap().revoked,
+            "an old token, stolen or replayed, cannot end a newer login"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_spent_token_ends_its_session_but_never_logs_out_everywhere() {
+        let (store, tokens, now) = (MemoryStore::default(), dev_authority(), crate::clock::now());
+        let (session, first) = session_of(&store, &tokens, "alice", now).await;
+        let second = rotated(&store, &tokens, &session, now).await;
+        let (other_device, _) = session_of(&store, &tokens, "alice", now).await;
+        let stolen = logout(&store, &tokens, &first, true, now + 100).await;
+        assert!(matches!(stolen, Err(RefreshError::Reused { .. })), "{stolen:?}");
+        assert!(
+            store.session_now(&session.key()).unwrap().revoked,
+            "reuse ends the session"
+        );
+        assert!(!store.session_now(&other_device.key()).unwrap().revoked);
+        let live = tokens.issue_refresh(&second.generation());
+        logout(&store, &tokens, &live, true, now + 101).await.unwrap();
+        assert!(
+            store.session_now(&other_device.key()).unwrap().revoked,
+            "the owner's own token still can"
+        );
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@
 use super::sessions::{self, TokenPair};
 use crate::session::{Presented, Session};
 use crate::store::{Rotation, SessionStore, StoreError};
-use crate::token::{RefreshClaims, TokenAuthority, refresh_token_hash};
+use crate::token::{RefreshClaims, TokenAuthority, TokenVerifier, is_stored_refresh_token};
 
 /// Why a refresh token was not accepted (by refresh or by logout).
 #[derive(Debug, thiserror::Error)]
@@ -21,7 +21,7 @@ pub enum RefreshError {
 }
 
 /// The verified claims of a refresh token, with its user named in the request's log line.
-pub(super) fn verified(tokens: &TokenAuthority, token: &str, now: u64) -> Result<RefreshClaims, RefreshError> {
+pub(super) fn verified(tokens: &TokenVerifier, token: &str, now: u64) -> Result<RefreshClaims, RefreshError> {
     let claims = tokens.verify_refresh(token, now).map_err(|reason| {
         tracing::info!(%reason, "refresh token refused");
         RefreshError::Invalid
@@ -49,7 +49,7 @@ pub async fn refresh<S: SessionStore>(
             return Err(RefreshError::Invalid);
         }
         match session.classify(claims.generation, now, grace) {
-            Presented::Live if refresh_token_hash(token) == session.token_hash => {
+            Presented::Live if is_stored_refresh_token(token, &session.token_hash) => {
                 let next = sessions::next_generation(tokens, &session, now).ok_or(RefreshError::Invalid)?;
                 match store
                     .rotate_session(&session.key(), session.generation, &next.token_hash, now)
@@ -81,6 +81,7 @@ mod tests {
     use super::*;
     use crate::store::memory::MemoryStore;
     use crate::testing::{authority_with_grace, user};
+    use crate::token::refresh_token_hash;
 
     /// A store with one session of alice, started `age` seconds before `now`, and its first refresh token.
     async fn logged_in(tokens: &TokenAuthority, now: u64, age: u64) -> (MemoryStore, Session, String) {
@@ -121,6 +122,36 @@ mod tests {
             matches!(after, Err(RefreshError::Reused { .. })),
             "after the window: {after:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_retry_answered_by_an_instance_on_the_other_side_of_a_key_promotion_keeps_the_session() {
+        use crate::config::TokenSettings;
+        use crate::keyset::{Alg, KeySet, RotationPolicy};
+        let settings = TokenSettings {
+            reuse_grace: 10,
+            ..crate::testing::dev_settings()
+        };
+        let policy = RotationPolicy {
+            propagation: 0,
+            max_token_lifetime: 3600,
+        };
+        let mut set = KeySet::generate(Alg::RS256, 0);
+        set.rotate(None, policy, 1).unwrap();
+        let before = TokenAuthority::from_secret(settings.clone(), &set.to_json()).unwrap();
+        set.rotate(None, policy, 2).unwrap();
+        let after = TokenAuthority::from_secret(settings, &set.to_json()).unwrap();
+        let now = crate::clock::now();
+        let (store, session, first) = logged_in(&before, now, 5).await;
+        // Instance one, still on the old key, rotates; the client never gets the answer.
+        refresh(&store, &before, &first, now).await.unwrap();
+        // Its retry reaches instance two, on the new key: the live generation, signed differently.
+        let retried = refresh(&store, &after, &first, now + 1).await.unwrap();
+        // The client goes on with that token, at either instance.
+        let next = refresh(&store, &before, &retried.refresh_token, now + 2).await.unwrap();
+        let claims = after.verify_refresh(&next.refresh_token, now + 2).unwrap();
+        assert_eq!((claims.sid.as_str(), claims.generation), (session.id.as_str(), 2));
+        assert!(!store.session_now(&session.key()).unwrap().revoked);
     }
 
     #[tokio::test]

@@ -595,7 +595,46 @@ impl SessionStore for DynamoStore {
         }
     }
 
-    async fn revoke_all_sessions(&self, username: &str, user_id: &str, now: u64) -> Result<usize, StoreError> {
+    async fn log_out_everywhere(
+        &self,
+        key: &SessionKey,
+        user_id: &str,
+        now: u64,
+    ) -> Result<Option<(Session, u64)>, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(session_key(key)))
+            .update_expression("SET revoked = :true, everywhere_at = if_not_exists(everywhere_at, :now)")
+            .condition_expression(
+                "user_id = :user AND expires_at > :now AND (revoked = :false OR attribute_exists(everywhere_at))",
+            )
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":user", s(user_id))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let item = out.attributes().ok_or_else(|| corrupt("UpdateItem", "attributes"))?;
+                let at = Fields(item, "UpdateItem").number("everywhere_at")?;
+                Ok(Some((Session::from_item(item, "UpdateItem")?, at)))
+            }
+            Err(e) if condition_failed(&e) => Ok(None),
+            Err(e) => Err(failed("UpdateItem", e)),
+        }
+    }
+
+    async fn revoke_all_sessions(
+        &self,
+        username: &str,
+        user_id: &str,
+        began_by: u64,
+        now: u64,
+    ) -> Result<usize, StoreError> {
         let user = SessionKey::new(username, "");
         let mut revoked = 0;
         let mut start = None;
@@ -605,12 +644,17 @@ impl SessionStore for DynamoStore {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk AND begins_with(sk, :session)")
-                .filter_expression("revoked = :false AND expires_at > :now AND user_id = :user")
+                // Sessions stored before `created_at` began before any logout of today.
+                .filter_expression(
+                    "revoked = :false AND expires_at > :now AND user_id = :user \
+                     AND (attribute_not_exists(created_at) OR created_at <= :began_by)",
+                )
                 .expression_attribute_values(":pk", s(format!("USER#{}", user.user)))
                 .expression_attribute_values(":session", s("SESSION#"))
                 .expression_attribute_values(":false", AttributeValue::Bool(false))
                 .expression_attribute_values(":now", n(now))
                 .expression_attribute_values(":user", s(user_id))
+                .expression_attribute_values(":began_by", n(began_by))
                 .projection_expression("sk")
                 .consistent_read(true)
                 .set_exclusive_start_key(start)

@@ -28,6 +28,8 @@ struct Inner {
     users: HashMap<String, User>,
     failures: HashMap<String, FailedLogins>,
     sessions: HashMap<SessionKey, Session>,
+    /// When a "log out everywhere" from a session began (DynamoDB: its `everywhere_at`).
+    everywhere: HashMap<SessionKey, u64>,
     /// Verification codes by normalized username.
     codes: HashMap<String, EmailCode>,
     /// Verified addresses (normalized) to (user id, username).
@@ -218,13 +220,38 @@ impl SessionStore for MemoryStore {
         }
     }
 
-    async fn revoke_all_sessions(&self, username: &str, user_id: &str, now: u64) -> Result<usize, StoreError> {
+    async fn log_out_everywhere(
+        &self,
+        key: &SessionKey,
+        user_id: &str,
+        now: u64,
+    ) -> Result<Option<(Session, u64)>, StoreError> {
+        let mut inner = self.lock()?;
+        let started = inner.everywhere.get(key).copied();
+        match inner.sessions.get_mut(key) {
+            Some(s) if s.user_id == user_id && now < s.expires_at && (!s.revoked || started.is_some()) => {
+                s.revoked = true;
+                let session = s.clone();
+                let at = *inner.everywhere.entry(key.clone()).or_insert(now);
+                Ok(Some((session, at)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn revoke_all_sessions(
+        &self,
+        username: &str,
+        user_id: &str,
+        began_by: u64,
+        now: u64,
+    ) -> Result<usize, StoreError> {
         let user = username.to_ascii_lowercase();
         let mut inner = self.lock()?;
         let live = inner
             .sessions
             .iter_mut()
-            .filter(|(k, s)| k.user == user && s.user_id == user_id && s.is_live(now));
+            .filter(|(k, s)| k.user == user && s.user_id == user_id && s.is_live(now) && s.created_at <= began_by);
         Ok(live.map(|(_, s)| s.revoked = true).count())
     }
 
