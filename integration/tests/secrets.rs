@@ -9,7 +9,7 @@ use shared::http::ApiError;
 use shared::key_cache::KeyCache;
 use shared::keyset::{Alg, KeySet};
 use shared::secret::SecretSource;
-use shared::token::TokenAuthority;
+use shared::token::{TokenAuthority, TokenVerifier};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -30,11 +30,11 @@ async fn stand_in(value: &str, failures: usize) -> (SecretsManager, String, Clie
 }
 
 fn source(url: &str, token: &str) -> SecretSource {
-    SecretSource::new(url, ARN, token.into()).unwrap()
+    SecretSource::new(url, "JWT_SECRET_ARN", ARN, token.into()).unwrap()
 }
 
 fn keys(url: &str, refresh: Duration) -> KeyCache {
-    KeyCache::from_secret(source(url, SESSION_TOKEN), settings(), refresh)
+    KeyCache::from_secret(source(url, SESSION_TOKEN), false, settings(), refresh)
 }
 
 /// What a request gets from these keys when they cannot be read.
@@ -66,6 +66,27 @@ async fn the_key_is_read_at_the_first_request_and_signs_like_the_same_secret_giv
 }
 
 #[tokio::test]
+async fn a_verifying_function_reads_the_public_keys_and_waits_with_503_until_the_first_are_published() {
+    const PUBLIC: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt-public-AbCdEf";
+    let set = KeySet::generate(Alg::RS256, 0);
+    let sm = SecretsManager::new(&[(ARN, &set.to_json()), (PUBLIC, r#"{"keys":[]}"#)], 0);
+    let url = sm.start().await;
+    let public = SecretSource::new(&url, "JWT_PUBLIC_KEYS_ARN", PUBLIC, SESSION_TOKEN.into()).unwrap();
+    let verifier: KeyCache<TokenVerifier> = KeyCache::from_secret(public, true, settings(), Duration::ZERO);
+    assert_eq!(
+        verifier.get().await.map(drop).map_err(ApiError::from),
+        Err(ApiError::Unavailable),
+        "nothing published yet"
+    );
+    sm.put(PUBLIC, &set.public_jwks().unwrap());
+    let signer = TokenAuthority::from_secret(settings(), &set.to_json()).unwrap();
+    let token = shared::testing::access_token(&signer, "u-1", "alice", shared::now());
+    let verifying = verifier.get().await.unwrap();
+    assert!(verifying.verify_access(&token, shared::now()).is_ok());
+    assert_eq!(verifying.jwks(), signer.jwks());
+}
+
+#[tokio::test]
 async fn an_extension_not_ready_yet_is_asked_again_within_the_request() {
     let (sm, url, _) = stand_in(SECRET, 0).await;
     sm.not_ready_next(3);
@@ -92,7 +113,7 @@ async fn an_unreachable_extension_is_503_not_a_crash() {
 #[tokio::test]
 async fn the_extension_refuses_a_read_without_the_session_token_and_that_is_503() {
     let (sm, url, _) = stand_in(SECRET, 0).await;
-    let keys = KeyCache::from_secret(source(&url, "another-environment"), settings(), ONCE);
+    let keys = KeyCache::from_secret(source(&url, "another-environment"), false, settings(), ONCE);
     assert_eq!(answer(&keys).await, Err(ApiError::Unavailable));
     assert_eq!(sm.reads.load(Ordering::SeqCst), 0, "nothing was served");
 }
