@@ -3,7 +3,7 @@
 use integration::{Api, Reply, dynamodb, required_env};
 use reqwest::Method;
 use serde_json::json;
-use shared::testing::{dev_env, forge};
+use shared::testing::{dev_env, forge, forge_with, forge_with_dev_key};
 use std::time::Duration;
 
 fn api() -> Api {
@@ -507,17 +507,19 @@ fn claims(token_use: &str) -> serde_json::Value {
 }
 
 fn header() -> serde_json::Value {
-    json!({"alg": "HS256", "typ": "JWT", "kid": shared::testing::dev_authority().kid()})
+    json!({"alg": "RS256", "typ": "JWT", "kid": shared::testing::dev_authority().kid()})
 }
 
-fn secret() -> Vec<u8> {
-    dev_env("JWT_SECRET").unwrap().into_bytes()
+/// A key of the same kind as the dev key that the stack has never seen.
+fn another_key() -> shared::token::TokenAuthority {
+    let set = shared::keyset::KeySet::generate(shared::keyset::Alg::RS256, 0);
+    shared::token::TokenAuthority::from_secret(shared::testing::dev_settings(), &set.to_json()).unwrap()
 }
 
 #[tokio::test]
 async fn a_token_made_like_ours_with_the_dev_key_is_accepted_so_the_refusals_below_mean_something() {
     let r = api()
-        .get("/protected", Some(&forge(header(), claims("access"), &secret())))
+        .get("/protected", Some(&forge_with_dev_key(header(), claims("access"))))
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
@@ -531,33 +533,39 @@ async fn forged_tampered_expired_and_misaddressed_access_tokens_are_401() {
         ("a refresh token", login.field("refresh_token")),
         (
             "signed with another key",
-            forge(header(), claims("access"), b"another-secret-0123456789abcdefghij"),
+            forge_with(&another_key(), header(), claims("access")),
         ),
         ("alg none", {
             let h = json!({"alg": "none", "typ": "JWT", "kid": shared::testing::dev_authority().kid()});
-            let t = forge(h, claims("access"), &secret());
+            let t = forge_with_dev_key(h, claims("access"));
             format!("{}.", t.rsplit_once('.').unwrap().0)
         }),
         ("algorithm switched to HS512", {
             let mut h = header();
             h["alg"] = "HS512".into();
-            forge(h, claims("access"), &secret())
+            forge_with_dev_key(h, claims("access"))
+        }),
+        ("HS256 keyed with the published public key", {
+            let mut h = header();
+            h["alg"] = "HS256".into();
+            let public = shared::testing::dev_authority().jwks()["keys"][0].to_string();
+            forge(h, claims("access"), public.as_bytes())
         }),
         ("unknown kid", {
             let mut h = header();
             h["kid"] = "other".into();
-            forge(h, claims("access"), &secret())
+            forge_with_dev_key(h, claims("access"))
         }),
         ("jku header", {
             let mut h = header();
             h["jku"] = "http://127.0.0.1:1/jwks.json".into();
-            forge(h, claims("access"), &secret())
+            forge_with_dev_key(h, claims("access"))
         }),
     ];
     let mut field = |name: &'static str, label: &'static str, value: serde_json::Value| {
         let mut c = claims("access");
         c[name] = value;
-        cases.push((label, forge(header(), c, &secret())));
+        cases.push((label, forge_with_dev_key(header(), c)));
     };
     field("exp", "expired", json!(now() - 120));
     field("nbf", "not yet valid", json!(now() + 600));
@@ -591,7 +599,7 @@ async fn a_signed_refresh_token_of_generation_u64_max_is_401_at_refresh_and_ends
     let payload = real.split('.').nth(1).unwrap();
     let mut claims: serde_json::Value = serde_json::from_slice(&shared::testing::b64_decode(payload)).unwrap();
     claims["generation"] = u64::MAX.into();
-    let forged = forge(header(), claims, &secret());
+    let forged = forge_with_dev_key(header(), claims);
     assert_error(&api.refresh(&forged).await, 401, "invalid_token");
     assert_eq!(api.refresh(&real).await.status, 200, "refresh only read the session");
     let r = api.post("/logout", json!({"refresh_token": forged})).await;
@@ -607,7 +615,7 @@ async fn an_access_token_or_a_forged_token_is_refused_by_refresh_and_logout() {
         let mut c = claims("refresh");
         c["sid"] = "no-such-session".into();
         c["generation"] = 0.into();
-        forge(header(), c, &secret())
+        forge_with_dev_key(header(), c)
     };
     for token in [login.field("access_token"), forged_refresh, "garbage".into()] {
         assert_error(&api.refresh(&token).await, 401, "invalid_token");
@@ -747,11 +755,18 @@ async fn the_logs_of_a_whole_flow_hold_no_password_hash_token_or_secret() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let logs = std::fs::read_to_string(required_env("E2E_LOG_FILE")).expect("the functions' log");
     assert!(logs.contains("login succeeded"), "the log is the functions' log");
-    let secret = dev_env("JWT_SECRET").unwrap();
     let signature = |t: &str| t.rsplit('.').next().unwrap().to_owned();
+    for key in stored_keys().keys {
+        // Any stretch of the key material would do; its middle is never a common string.
+        let material = key.key[key.key.len() / 2..][..32].to_owned();
+        assert!(
+            !logs.contains(&material),
+            "the {} signing key appears in the logs",
+            key.alg.name()
+        );
+    }
     for (what, value) in [
         ("password", password.clone()),
-        ("signing secret", secret),
         ("access token", signature(&access)),
         ("refresh token", signature(&refresh)),
         ("rotated refresh token", signature(&rotated.field("refresh_token"))),
@@ -850,9 +865,9 @@ async fn the_authorizer_allows_a_live_access_token_and_denies_refresh_forged_and
         c["exp"] = (now() - 3600).into();
         c["iat"] = (now() - 4000).into();
         c["nbf"] = (now() - 4000).into();
-        forge(header(), c, &secret())
+        forge_with_dev_key(header(), c)
     };
-    let forged = forge(header(), claims("access"), b"another-secret-0123456789abcdefghij");
+    let forged = forge_with(&another_key(), header(), claims("access"));
     for token in [login.field("refresh_token"), forged, expired, "garbage".to_owned()] {
         assert_eq!(authorize(&token).await, json!({"isAuthorized": false}), "{token}");
     }

@@ -12,7 +12,7 @@ use shared::service::mfa::OTP;
 use shared::session::{Origin, PASSWORD, Session};
 use shared::store::dynamo::DynamoStore;
 use shared::store::{AccountStore, Change, MfaStore, Proof, SessionStore, TotpFactor, User, UserStore};
-use shared::testing::{dev_authority, dev_env, enable_totp, forge, user};
+use shared::testing::{dev_authority, dev_env, enable_totp, forge_with, forge_with_dev_key, user};
 use shared::totp::{self, STEP, TotpIssuer, TotpSecret};
 use std::sync::Arc;
 use std::time::Duration;
@@ -1062,11 +1062,13 @@ async fn the_mfa_token_is_refused_on_every_other_route_and_by_the_authorizer() {
 }
 
 fn dev_header() -> Value {
-    json!({"alg": "HS256", "typ": "JWT", "kid": dev_authority().kid()})
+    json!({"alg": "RS256", "typ": "JWT", "kid": dev_authority().kid()})
 }
 
-fn dev_secret() -> Vec<u8> {
-    dev_env("JWT_SECRET").unwrap().into_bytes()
+/// A key of the same kind as the dev key that the stack has never seen.
+fn another_key() -> shared::token::TokenAuthority {
+    let set = shared::keyset::KeySet::generate(shared::keyset::Alg::RS256, 0);
+    shared::token::TokenAuthority::from_secret(shared::testing::dev_settings(), &set.to_json()).unwrap()
 }
 
 #[tokio::test]
@@ -1078,12 +1080,12 @@ async fn forged_tampered_and_expired_mfa_tokens_are_refused_and_one_made_like_ou
     let mut cases: Vec<(&str, String)> = vec![
         (
             "signed with another key",
-            forge(dev_header(), live.clone(), b"another-secret-0123456789abcdefghij"),
+            forge_with(&another_key(), dev_header(), live.clone()),
         ),
         ("alg none", {
             let mut h = dev_header();
             h["alg"] = "none".into();
-            format!("{}.", forge(h, live.clone(), &dev_secret()).rsplit_once('.').unwrap().0)
+            format!("{}.", forge_with_dev_key(h, live.clone()).rsplit_once('.').unwrap().0)
         }),
         ("garbage", "not.a.token".into()),
         ("an access token of the user", e.access.clone()),
@@ -1091,7 +1093,7 @@ async fn forged_tampered_and_expired_mfa_tokens_are_refused_and_one_made_like_ou
     let mut changed = |label: &'static str, change: &dyn Fn(&mut Value)| {
         let mut c = live.clone();
         change(&mut c);
-        cases.push((label, forge(dev_header(), c, &dev_secret())));
+        cases.push((label, forge_with_dev_key(dev_header(), c)));
     };
     changed("expired", &|c| {
         c["iat"] = (now() - 3900).into();
@@ -1125,7 +1127,7 @@ async fn forged_tampered_and_expired_mfa_tokens_are_refused_and_one_made_like_ou
     }
     // The same claims signed with the dev key (a key the stack still verifies
     // with) log in: the refusals above are each for the one thing changed.
-    let made = forge(dev_header(), live, &dev_secret());
+    let made = forge_with_dev_key(dev_header(), live);
     assert_otp_tokens(&second_step(&api, &made, "code", &e.app.code().await).await);
 }
 

@@ -328,6 +328,12 @@ impl TokenAuthority {
         &self.signer.kid
     }
 
+    /// The signature of `input` by the current key (tests forge tokens with it).
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn sign_input(&self, input: &[u8]) -> String {
+        jsonwebtoken::crypto::sign(input, &self.signer.encoding, self.signer.algorithm()).expect("a loaded key signs")
+    }
+
     /// The verifier of the same keys, without the signing key.
     pub fn into_verifier(self) -> TokenVerifier {
         self.verifier

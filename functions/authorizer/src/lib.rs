@@ -176,7 +176,7 @@ mod tests {
     use super::*;
     use shared::keyset::{Alg, KeySet};
     use shared::session::SessionGeneration;
-    use shared::testing::{dev_authority, dev_env, dev_settings, event_json, forge};
+    use shared::testing::{dev_authority, dev_env, dev_settings, event_json};
     use shared::token::TokenAuthority;
 
     fn event(name: &str, token: Option<&str>) -> Event {
@@ -242,10 +242,11 @@ mod tests {
         });
         parts[1] = shared::testing::b64(claims.to_string().as_bytes());
         assert_eq!(decide(event("authorizer-ok", Some(&parts.join(".")))).await, denied());
-        let other_key = forge(
-            serde_json::json!({"alg": "HS256", "kid": dev_authority().kid()}),
+        let another_key = TokenAuthority::from_secret(dev_settings(), &KeySet::generate(Alg::RS256, 0).to_json());
+        let other_key = shared::testing::forge_with(
+            &another_key.unwrap(),
+            serde_json::json!({"alg": "RS256", "kid": dev_authority().kid()}),
             claims,
-            b"another-secret-0123456789abcdefghij",
         );
         assert_eq!(decide(event("authorizer-ok", Some(&other_key))).await, denied());
     }

@@ -88,6 +88,24 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_sample_expired_tokens_are_refused_for_their_expiry_alone() {
+        for name in ["protected-expired", "authorizer-expired"] {
+            let json = shared::testing::event_json(name);
+            let token = json.split("Bearer ").nth(1).unwrap().split('"').next().unwrap();
+            let dev = dev_authority();
+            assert_eq!(
+                dev.verify_access(token, 1_700_000_000 + 900 + 61).err(),
+                Some(shared::token::TokenError::Expired),
+                "{name}"
+            );
+            assert!(
+                dev.verify_access(token, 1_700_000_000).is_ok(),
+                "{name}: signed with the dev key"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn no_token_is_401_with_a_bare_challenge() {
         let (response, _) = call(event("protected-no-token", None)).await;
