@@ -455,6 +455,83 @@ mod tests {
     }
 
     #[test]
+    fn the_published_public_keys_read_back_as_the_keys_that_verify() {
+        let mut set = KeySet::generate(Alg::RS256, 0);
+        set.keys.push(StoredKey::generate(Alg::EdDSA, Status::Next, 0));
+        set.keys.push(StoredKey::generate(Alg::HS256, Status::Previous, 0));
+        let signing = set.load().unwrap();
+        let public = VerifyingKeys::from_jwks(&set.public_jwks().unwrap()).unwrap().unwrap();
+        assert_eq!(public.jwks(), signing.jwks());
+        let kids: Vec<&str> = public.iter().map(|k| k.kid.as_str()).collect();
+        let expected: Vec<&str> = signing
+            .iter()
+            .filter(|k| k.alg != Alg::HS256)
+            .map(|k| k.kid.as_str())
+            .collect();
+        assert_eq!(kids, expected, "every public key, never the HMAC secret");
+        assert!(
+            VerifyingKeys::from_jwks(r#"{"keys": []}"#).unwrap().is_none(),
+            "nothing published yet"
+        );
+    }
+
+    #[test]
+    fn a_public_key_set_that_is_not_exactly_ours_is_refused_with_the_reason() {
+        let set = KeySet::generate(Alg::RS256, 0);
+        let jwks: serde_json::Value = serde_json::from_str(&set.public_jwks().unwrap()).unwrap();
+        let key = jwks["keys"][0].clone();
+        let refused = |keys: Vec<serde_json::Value>| {
+            VerifyingKeys::from_jwks(&serde_json::json!({ "keys": keys }).to_string())
+                .err()
+                .map(|e| e.to_string())
+        };
+        let with = |member: &str, value: serde_json::Value| {
+            let mut k = key.clone();
+            k[member] = value;
+            k
+        };
+        assert!(
+            refused(vec![with("kid", "someone-elses".into())])
+                .unwrap()
+                .contains("thumbprint")
+        );
+        assert!(refused(vec![with("use", "enc".into())]).unwrap().contains("signatures"));
+        assert!(refused(vec![with("alg", "RS512".into())]).unwrap().contains("neither"));
+        assert!(refused(vec![with("alg", "HS256".into())]).is_some());
+        assert!(
+            refused(vec![with("n", "AQAB".into())])
+                .unwrap()
+                .contains("shorter than 2048")
+        );
+        assert!(
+            refused(vec![with("n", "not base64!".into())])
+                .unwrap()
+                .contains("base64url")
+        );
+        assert!(refused(vec![key.clone(), key.clone()]).unwrap().contains("twice"));
+        assert!(refused(vec![key.clone(); 9]).unwrap().contains("more than 8"));
+        let ed = KeySet::generate(Alg::EdDSA, 0);
+        let ed_jwks: serde_json::Value = serde_json::from_str(&ed.public_jwks().unwrap()).unwrap();
+        let mut short = ed_jwks["keys"][0].clone();
+        short["x"] = "AQAB".into();
+        assert!(refused(vec![short]).unwrap().contains("32 bytes"));
+        let mut curve = ed_jwks["keys"][0].clone();
+        curve["crv"] = "X25519".into();
+        assert!(refused(vec![curve]).is_some());
+        assert_eq!(
+            refused(vec![key.clone(), ed_jwks["keys"][0].clone()]),
+            None,
+            "RS256 and EdDSA together"
+        );
+        let mut no_use = key.clone();
+        no_use.as_object_mut().unwrap().remove("use");
+        assert_eq!(refused(vec![no_use]), None, "`use` may be left out");
+        for text in ["", "[]", r#"{"keys": {}}"#, r#"{"keys": [1]}"#] {
+            assert!(VerifyingKeys::from_jwks(text).is_err(), "{text:?}");
+        }
+    }
+
+    #[test]
     fn debug_output_never_shows_key_material() {
         let set = KeySet::generate(Alg::EdDSA, 0);
         assert!(!format!("{set:?}").contains(&set.keys[0].key));
