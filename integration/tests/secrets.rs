@@ -7,7 +7,7 @@ use integration::secretsmanager::{SESSION_TOKEN, SecretsManager};
 use shared::config::TokenSettings;
 use shared::http::ApiError;
 use shared::key_cache::KeyCache;
-use shared::keyset::{Alg, KeySet};
+use shared::keyset::{Alg, KeySet, Status};
 use shared::secret::SecretSource;
 use shared::token::{TokenAuthority, TokenVerifier};
 use std::sync::atomic::Ordering;
@@ -40,6 +40,19 @@ fn keys(url: &str, refresh: Duration) -> KeyCache {
 /// What a request gets from these keys when they cannot be read.
 async fn answer(keys: &KeyCache) -> Result<(), ApiError> {
     keys.get().await.map(drop).map_err(ApiError::from)
+}
+
+/// The public keys' secret, as the template creates it.
+const PUBLIC: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt-public-GhIjKl";
+const EMPTY_JWKS: &str = r#"{"keys":[]}"#;
+/// `make rotate-keys` on the stand-in's two secrets.
+const ROTATE: &str = "rotate --secret-id arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt-AbCdEf \
+                      --public-keys-id arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt-public-GhIjKl";
+
+/// A verifying function's keys: the published ones, read again after `refresh`.
+fn public_keys(url: &str, refresh: Duration) -> KeyCache<TokenVerifier> {
+    let source = SecretSource::new(url, "JWT_PUBLIC_KEYS_ARN", PUBLIC, SESSION_TOKEN.into()).unwrap();
+    KeyCache::from_secret(source, true, settings(), refresh)
 }
 
 async fn keytool(client: &Client, args: &str, now: u64) -> String {
@@ -167,26 +180,31 @@ async fn a_weak_secret_in_secrets_manager_is_read_and_refused_as_unusable() {
 #[tokio::test]
 async fn a_warm_function_reads_the_secret_again_after_the_refresh_interval_and_learns_a_rotation() {
     let (sm, url, client) = stand_in(SECRET, 0).await;
-    let keys = keys(&url, Duration::from_millis(300));
-    let first = keys.get().await.unwrap().kid().to_owned();
-    keytool(&client, &format!("rotate --secret-id {ARN} --alg EdDSA"), shared::now()).await;
-    assert_eq!(
-        keys.get().await.unwrap().jwks()["keys"].as_array().unwrap().len(),
-        0,
-        "still fresh"
-    );
+    sm.put(PUBLIC, EMPTY_JWKS);
+    let signer = keys(&url, Duration::from_millis(300));
+    let verifier = public_keys(&url, Duration::from_millis(300));
+    let first = signer.get().await.unwrap().kid().to_owned();
+    assert!(verifier.get().await.is_err(), "nothing published yet");
+    keytool(&client, &format!("{ROTATE} --alg EdDSA"), shared::now()).await;
+    assert_eq!(signer.get().await.unwrap().kid(), first, "still fresh");
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let read = keys.get().await.unwrap();
-    assert_eq!(read.kid(), first, "a next key does not sign yet");
-    assert_eq!(
-        read.jwks()["keys"].as_array().unwrap().len(),
-        1,
-        "but verifies and is published"
+    let read = signer.get().await.unwrap();
+    assert_ne!(
+        read.kid(),
+        first,
+        "an EdDSA key signs at once in place of the HS256 secret"
     );
+    let token = shared::testing::access_token(&read, "u-1", "alice", shared::now());
+    let verifying = verifier.get().await.unwrap();
+    assert!(
+        verifying.verify_access(&token, shared::now()).is_ok(),
+        "and is published"
+    );
+    assert_eq!(verifying.jwks(), read.jwks());
     assert_eq!(
         sm.reads.load(Ordering::SeqCst),
-        3,
-        "first request, refresh, and keytool's own read"
+        4,
+        "each function's first request and its read after the refresh interval"
     );
 }
 
@@ -205,21 +223,27 @@ async fn a_warm_function_keeps_the_keys_it_has_while_secrets_manager_is_down_or_
     assert!(sm.reads.load(Ordering::SeqCst) >= 2, "it did read again");
 }
 
-/// The rotation as the make target runs it, against the secret the functions
-/// read: two warm instances that read every 300 ms, tokens issued by each at
-/// every step, all verified by both. The tool gets a clock that runs ahead, so
-/// the hour-long waits of a real rotation pass at once; the instances' reads
-/// are real.
+/// The rotation as the make target runs it, against the secrets the
+/// functions read: two warm signing instances that read the private set
+/// every 300 ms and a verifying one that reads the published keys as often,
+/// tokens issued by each signer at every step, all verified by all three.
+/// The tool gets a clock that runs ahead, so the hour-long waits of a real
+/// rotation pass at once; the instances' reads are real.
 #[tokio::test]
 async fn keytool_walks_a_whole_rotation_in_secrets_manager_without_rejecting_a_valid_token() {
     let (sm, url, client) = stand_in(SECRET, 0).await;
+    sm.put(PUBLIC, EMPTY_JWKS);
     let refresh = Duration::from_millis(300);
-    let instances = [keys(&url, refresh), keys(&url, refresh)];
+    let signers = [keys(&url, refresh), keys(&url, refresh)];
+    let verifier = public_keys(&url, refresh);
     let mut tokens = Vec::new();
     let mut clock = shared::now();
-    let rotate = format!("rotate --secret-id {ARN} --propagation 600 --max-token-lifetime 3600");
+    // The stack's wait before a new key signs (1 s of refresh + API Gateway's
+    // 7200 s), and before an old one goes (that + the longest token + leeway).
+    let rotate = format!("{ROTATE} --keys-refresh 1 --access-ttl 900 --refresh-ttl 3600");
+    let (propagation, retire_after) = (7201, 7201 + 3600 + 30);
     let mut said = Vec::new();
-    for step in 0..3 {
+    for (step, wait) in [(0, retire_after), (1, propagation), (2, 0)] {
         let args = if step == 0 {
             format!("{rotate} --alg RS256")
         } else {
@@ -227,42 +251,45 @@ async fn keytool_walks_a_whole_rotation_in_secrets_manager_without_rejecting_a_v
         };
         said.push(keytool(&client, &args, clock).await);
         tokio::time::sleep(Duration::from_millis(400)).await;
-        for instance in &instances {
+        for signer in &signers {
             tokens.push(shared::testing::access_token(
-                &instance.get().await.unwrap(),
+                &signer.get().await.unwrap(),
                 "u-1",
                 "alice",
                 shared::now(),
             ));
         }
-        for instance in &instances {
-            let keys = instance.get().await.unwrap();
+        let verifying = verifier.get().await.unwrap();
+        for signer in &signers {
+            let signing = signer.get().await.unwrap();
             for token in &tokens[tokens.len().saturating_sub(4)..] {
                 assert!(
-                    keys.verify_access(token, shared::now()).is_ok(),
+                    signing.verify_access(token, shared::now()).is_ok()
+                        && verifying.verify_access(token, shared::now()).is_ok(),
                     "step {step}: {said:#?}"
                 );
             }
         }
-        clock += 3600 + 600 + 31;
+        clock += wait;
     }
     let set = KeySet::parse(&sm.value(ARN).unwrap()).unwrap();
     let loaded = set.load().unwrap();
     assert_eq!(
-        (loaded.iter().count(), loaded.current().alg),
-        (1, Alg::RS256),
+        loaded.iter().map(|k| (k.alg, k.status)).collect::<Vec<_>>(),
+        [(Alg::RS256, Status::Previous), (Alg::RS256, Status::Current)],
         "{said:#?}"
     );
+    assert_eq!(sm.value(PUBLIC).unwrap(), set.public_jwks().unwrap());
     let text = said.join("\n");
-    for step in ["added", "made", "retired"] {
+    for step in ["made", "retired", "added", "made"] {
         assert!(text.contains(step), "{text}");
     }
     assert!(
-        !text.contains(SECRET) && !text.contains(&set.keys[0].key),
+        !text.contains(SECRET) && set.keys.iter().all(|k| !text.contains(&k.key)),
         "keytool never prints key material"
     );
     assert_eq!(
-        instances[0].get().await.unwrap().kid(),
+        signers[0].get().await.unwrap().kid(),
         loaded.current().kid,
         "the new key signs"
     );
