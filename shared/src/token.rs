@@ -162,7 +162,12 @@ impl TokenVerifier {
                 let mut validation = Validation::new(key.algorithm());
                 validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
                 validation.set_issuer(&[&settings.issuer]);
-                validation.set_audience(&[&settings.audience]);
+                // Any of ours here; `verify` then requires the one of the token's kind.
+                validation.set_audience(&[
+                    settings.audience.clone(),
+                    audience_of(&settings.audience, TokenUse::Refresh),
+                    audience_of(&settings.audience, TokenUse::Mfa),
+                ]);
                 // The clock is the caller's: `verify` checks `exp` and `nbf` against `now`.
                 validation.validate_exp = false;
                 validation.validate_nbf = false;
@@ -251,8 +256,13 @@ impl TokenVerifier {
             .expect("a validation for every key's algorithm");
         let claims: T = decode(token, &key.decoding, validation)?.claims;
         let c = claims.registered();
+        let audience = &self.settings.audience;
+        // Refresh and mfa tokens issued before they had audiences of their own carry the access one.
+        let legacy = T::USE != TokenUse::Access && c.aud == audience;
         if c.token_use != T::USE {
             Err(TokenError::WrongUse)
+        } else if c.aud != audience_of(audience, T::USE) && !legacy {
+            Err(TokenError::WrongAudience)
         } else if c.exp.saturating_add(LEEWAY) < now {
             Err(TokenError::Expired)
         } else if c.nbf > now.saturating_add(LEEWAY) {
@@ -369,7 +379,7 @@ impl TokenAuthority {
     pub fn issue_refresh(&self, s: &SessionGeneration<'_>) -> String {
         self.sign(&RefreshClaims {
             iss: self.settings.issuer.clone(),
-            aud: self.settings.audience.clone(),
+            aud: audience_of(&self.settings.audience, TokenUse::Refresh),
             sub: s.user_id.to_owned(),
             username: s.username.to_owned(),
             sid: s.session_id.to_owned(),
@@ -391,7 +401,7 @@ impl TokenAuthority {
     pub fn issue_mfa(&self, user_id: &str, username: &str, pwf: &str, attempt: &str, now: u64) -> String {
         self.sign(&MfaClaims {
             iss: self.settings.issuer.clone(),
-            aud: self.settings.audience.clone(),
+            aud: audience_of(&self.settings.audience, TokenUse::Mfa),
             sub: user_id.to_owned(),
             username: username.to_owned(),
             pwf: pwf.to_owned(),
@@ -404,8 +414,22 @@ impl TokenAuthority {
     }
 }
 
+/// The `aud` of a token of `kind`: the configured audience for an access
+/// token; for a refresh or mfa token, that audience with `#refresh` or
+/// `#mfa` after it, so that a verifier that checks only the audience (API
+/// Gateway's JWT authorizer, any JWT library given the JWKS) takes nothing
+/// but an access token.
+pub fn audience_of(audience: &str, kind: TokenUse) -> String {
+    match kind {
+        TokenUse::Access => audience.to_owned(),
+        TokenUse::Refresh => format!("{audience}#refresh"),
+        TokenUse::Mfa => format!("{audience}#mfa"),
+    }
+}
+
 /// The registered claims of a token that verification checks itself.
-struct RegisteredClaims {
+struct RegisteredClaims<'a> {
+    aud: &'a str,
     iat: u64,
     nbf: u64,
     exp: u64,
@@ -415,13 +439,14 @@ struct RegisteredClaims {
 /// A kind of token: which `token_use` it must carry, and its registered claims.
 trait Registered {
     const USE: TokenUse;
-    fn registered(&self) -> RegisteredClaims;
+    fn registered(&self) -> RegisteredClaims<'_>;
 }
 
 impl Registered for AccessClaims {
     const USE: TokenUse = TokenUse::Access;
-    fn registered(&self) -> RegisteredClaims {
+    fn registered(&self) -> RegisteredClaims<'_> {
         RegisteredClaims {
+            aud: &self.aud,
             iat: self.iat,
             nbf: self.nbf,
             exp: self.exp,
@@ -432,8 +457,9 @@ impl Registered for AccessClaims {
 
 impl Registered for MfaClaims {
     const USE: TokenUse = TokenUse::Mfa;
-    fn registered(&self) -> RegisteredClaims {
+    fn registered(&self) -> RegisteredClaims<'_> {
         RegisteredClaims {
+            aud: &self.aud,
             iat: self.iat,
             nbf: self.nbf,
             exp: self.exp,
@@ -444,8 +470,9 @@ impl Registered for MfaClaims {
 
 impl Registered for RefreshClaims {
     const USE: TokenUse = TokenUse::Refresh;
-    fn registered(&self) -> RegisteredClaims {
+    fn registered(&self) -> RegisteredClaims<'_> {
         RegisteredClaims {
+            aud: &self.aud,
             iat: self.iat,
             nbf: self.nbf,
             exp: self.exp,
@@ -1105,6 +1132,50 @@ mod tests {
                 None => assert!(malformed(result), "{field}={value}"),
             }
         }
+    }
+
+    #[test]
+    fn refresh_and_mfa_tokens_carry_audiences_of_their_own_that_a_verifier_of_access_tokens_refuses() {
+        let a = authority();
+        let refresh = a.issue_refresh(&session(0, NOW, NOW + 100_000));
+        let mfa = a.issue_mfa("u1", "alice", "fingerprint", "attempt", NOW);
+        assert_eq!(a.verify_refresh(&refresh, NOW).unwrap().aud, "test-clients#refresh");
+        assert_eq!(a.verify_mfa(&mfa, NOW).unwrap().aud, "test-clients#mfa");
+        // What any JWT library does with the configured audience, and API Gateway's JWT authorizer too.
+        let mut plain = Validation::new(jsonwebtoken::Algorithm::HS256);
+        plain.set_audience(&["test-clients"]);
+        plain.set_issuer(&["https://issuer.test"]);
+        plain.validate_exp = false;
+        let key = jsonwebtoken::DecodingKey::from_secret(SECRET);
+        for token in [&refresh, &mfa] {
+            let refused = decode::<Value>(token, &key, &plain).unwrap_err();
+            assert_eq!(refused.kind(), &ErrorKind::InvalidAudience);
+        }
+        assert!(decode::<Value>(&access_token(&a, "u1", "alice", NOW), &key, &plain).is_ok());
+    }
+
+    #[test]
+    fn a_token_with_the_audience_of_another_kind_is_refused_and_old_refresh_tokens_with_the_plain_one_pass() {
+        let a = authority();
+        let claims = |aud: &str, token_use: &str| {
+            let mut c = good_claims(NOW);
+            c["aud"] = aud.into();
+            c["token_use"] = token_use.into();
+            c["generation"] = 0.into();
+            c
+        };
+        let access_as_refresh = forge(header(&a), claims("test-clients#refresh", "access"), SECRET);
+        assert_eq!(a.verify_access(&access_as_refresh, NOW), Err(TokenError::WrongAudience));
+        let refresh_as_mfa = forge(header(&a), claims("test-clients#mfa", "refresh"), SECRET);
+        assert_eq!(
+            a.verify_refresh(&refresh_as_mfa, NOW).err(),
+            Some(TokenError::WrongAudience)
+        );
+        let before_the_change = forge(header(&a), claims("test-clients", "refresh"), SECRET);
+        assert!(
+            a.verify_refresh(&before_the_change, NOW).is_ok(),
+            "issued before the audiences split"
+        );
     }
 
     // ---- asymmetric keys and rotation -----------------------------------------
