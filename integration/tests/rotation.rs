@@ -713,6 +713,37 @@ async fn keytool_replace_all_publishes_the_one_new_key_in_the_same_four_steps() 
 }
 
 #[tokio::test]
+async fn keytool_rotate_on_a_file_writes_it_only_when_a_step_is_due() {
+    let path = std::env::temp_dir().join(format!("keytool-{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(&path, KeySet::generate(Alg::EdDSA, T0).to_json()).unwrap();
+    let client = stack(FRESH, EMPTY_JWKS, "RS256").await.client;
+    let rotate = |now: u64| {
+        let args: Vec<String> = format!("rotate --file {} --propagation 600", path.display())
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        let client = client.clone();
+        async move { keytool::run(&args, now, &client).await.unwrap() }
+    };
+    let long_ago = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(T0);
+    let modified = || std::fs::metadata(&path).unwrap().modified().unwrap();
+
+    assert!(rotate(T0 + 1).await.starts_with("added "));
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(long_ago)
+        .unwrap();
+    let said = rotate(T0 + 600).await;
+    assert!(said.contains("becomes current at"), "{said}");
+    assert_eq!(modified(), long_ago, "nothing was due: the file is not written");
+    assert!(rotate(T0 + 601).await.starts_with("made "));
+    assert_ne!(modified(), long_ago);
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[tokio::test]
 async fn the_stand_in_keeps_versions_and_labels_as_secrets_manager_does() {
     let s = stack(FRESH, EMPTY_JWKS, "RS256").await;
     let first = s.version_with(CURRENT).unwrap();
