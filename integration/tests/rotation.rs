@@ -744,6 +744,24 @@ async fn keytool_rotate_on_a_file_writes_it_only_when_a_step_is_due() {
 }
 
 #[tokio::test]
+async fn keytool_public_prints_the_jwks_to_publish_and_no_private_key() {
+    let s = stack(FRESH, EMPTY_JWKS, "RS256").await;
+    s.rotate(T0).await;
+    let args: Vec<String> = format!("public --secret-id {PRIVATE}")
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let printed = keytool::run(&args, T0, &s.client).await.unwrap();
+    assert_eq!(printed, s.public(), "what the rotation published");
+    assert_eq!(
+        kids(&printed).len(),
+        1,
+        "the RS256 key; the HS256 secret has no public half"
+    );
+    assert!(s.private().keys.iter().all(|k| !printed.contains(&k.key)));
+}
+
+#[tokio::test]
 async fn the_stand_in_keeps_versions_and_labels_as_secrets_manager_does() {
     let s = stack(FRESH, EMPTY_JWKS, "RS256").await;
     let first = s.version_with(CURRENT).unwrap();

@@ -13,6 +13,7 @@ pub const USAGE: &str = "\
 usage:
   keytool new <HS256|RS256|EdDSA>          print a new key set (one current key) to store
   keytool show   <--file PATH | --secret-id ARN>
+  keytool public <--file PATH | --secret-id ARN>   print its public keys, the JWKS to publish
   keytool rotate --file PATH [--alg ALG] [--replace-all]
                  [--propagation SECONDS] [--max-token-lifetime SECONDS]
   keytool rotate --secret-id ARN --public-keys-id ARN [--alg ALG] [--replace-all]
@@ -179,7 +180,7 @@ pub async fn run(args: &[String], now: u64, secrets: &Client) -> Result<String, 
         let alg: Alg = rest.first().ok_or(USAGE)?.parse()?;
         return Ok(KeySet::generate(alg, now).to_json());
     }
-    if command != "show" && command != "rotate" {
+    if !["show", "public", "rotate"].contains(&command.as_str()) {
         return Err(USAGE.into());
     }
     let options = Options::parse(rest)?;
@@ -189,6 +190,10 @@ pub async fn run(args: &[String], now: u64, secrets: &Client) -> Result<String, 
         .ok_or_else(|| format!("say where the keys are: --file or --secret-id\n{USAGE}"))?;
     let said = match (command.as_str(), place) {
         ("show", _) => Vec::new(),
+        ("public", _) => {
+            let set = KeySet::parse(read(place, secrets).await?.trim()).map_err(|e| e.to_string())?;
+            return set.public_jwks().map_err(|e| e.to_string());
+        }
         ("rotate", Place::File(path)) => rotate_file(path, &options, now)?,
         ("rotate", Place::Secret(id)) => rotate_secret(secrets, id, &options, now).await?,
         _ => return Err(USAGE.into()),
