@@ -9,6 +9,12 @@ CARGO_LAMBDA_VERSION=1.9.2
 # The Lambda functions: the crates under functions/, each named as its binary.
 FUNCTIONS=()
 for f in "$ROOT"/functions/*/Cargo.toml; do FUNCTIONS+=("$(basename "$(dirname "$f")")"); done
+# The ones API Gateway invokes, which `cargo lambda watch` serves and
+# scripts/start-functions starts: all but key-rotation, which only Secrets
+# Manager invokes, with rotation events (make test drives its steps in process,
+# integration/tests/key_rotation_e2e.rs; make bench measures its cold start).
+API_FUNCTIONS=()
+for f in "${FUNCTIONS[@]}"; do [ "$f" = key-rotation ] || API_FUNCTIONS+=("$f"); done
 export PATH="$TOOLS/venv/bin:$PATH"
 PIDS=()
 
@@ -48,6 +54,17 @@ ensure_tools() {
     say "Installing cargo-lambda $CARGO_LAMBDA_VERSION into .tools/venv (PyPI)"
     python3 -m venv "$TOOLS/venv"
     "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check "cargo-lambda==$CARGO_LAMBDA_VERSION"
+  fi
+}
+
+# PyJWT and cryptography, pinned, into .tools/venv: the independent check of
+# the published keys (tests/test_jwks_interop.py), and scripts/keyset.py.
+ensure_pyjwt() {
+  local pyjwt=2.15.1 cryptography=50.0.2
+  if ! "$TOOLS/venv/bin/pip" show PyJWT 2>/dev/null | grep -qx "Version: $pyjwt" ||
+    ! "$TOOLS/venv/bin/pip" show cryptography 2>/dev/null | grep -qx "Version: $cryptography"; then
+    say "Installing PyJWT and cryptography into .tools/venv (PyPI)"
+    "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check "PyJWT==$pyjwt" "cryptography==$cryptography"
   fi
 }
 
@@ -128,11 +145,11 @@ create_table() { # endpoint, table
   (cd "$ROOT" && cargo run --quiet -p shared --features dynamodb --example create-table -- "$1" "$2")
 }
 
-# Builds each function as `cargo lambda watch` will run it (`cargo run --bin <name>`), so the
-# first request does not wait for a compile.
+# Builds each function the API serves as `cargo lambda watch` will run it
+# (`cargo run --bin <name>`), so the first request does not wait for a compile.
 build_functions() {
   local f
-  for f in "${FUNCTIONS[@]}"; do (cd "$ROOT" && cargo build --quiet --bin "$f"); done
+  for f in "${API_FUNCTIONS[@]}"; do (cd "$ROOT" && cargo build --quiet --bin "$f"); done
 }
 
 # The `cargo lambda watch` command line: every function on 127.0.0.1:<port>,

@@ -497,10 +497,15 @@ async fn malformed_authorization_headers_are_401_with_a_challenge() {
     assert_eq!(r.header("www-authenticate"), bare);
 }
 
-/// Claims like the service's, for signing with the dev secret: a previous key of the stack's key set.
+/// The issuer `make test` gives the stack: its own URL, so that discovery has a document to serve.
+fn issuer() -> String {
+    required_env("E2E_ISSUER")
+}
+
+/// Claims like the service's, for signing with the dev key, which the stack's key set holds.
 fn claims(token_use: &str) -> serde_json::Value {
     json!({
-        "iss": dev_env("JWT_ISSUER").unwrap(), "aud": dev_env("JWT_AUDIENCE").unwrap(),
+        "iss": issuer(), "aud": dev_env("JWT_AUDIENCE").unwrap(),
         "sub": "u-1", "username": "mallory", "sid": "s-1", "amr": ["pwd"],
         "iat": now(), "nbf": now(), "exp": now() + 600, "jti": "j-1", "token_use": token_use
     })
@@ -785,50 +790,100 @@ fn stored_keys() -> shared::keyset::KeySet {
     shared::keyset::KeySet::parse(&text).expect("a key set")
 }
 
+/// The current value of a secret of the stand-in the functions read their keys from.
+async fn secret_value(id_variable: &str) -> String {
+    let sdk = shared::aws::local_config(&required_env("E2E_SECRETS_MANAGER_URL")).await;
+    let id = required_env(id_variable);
+    aws_sdk_secretsmanager::Client::new(&sdk)
+        .get_secret_value()
+        .secret_id(&id)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("the stand-in reads {id}: {e:?}"))
+        .secret_string()
+        .expect("a string secret")
+        .to_owned()
+}
+
 fn header_of(token: &str) -> serde_json::Value {
     let part = token.split('.').next().unwrap();
     serde_json::from_slice(&shared::testing::b64_decode(part)).unwrap()
 }
 
 #[tokio::test]
-async fn tokens_are_signed_by_the_current_key_read_from_secrets_manager_and_published_in_the_jwks() {
+async fn tokens_are_signed_by_the_current_key_read_from_secrets_manager_and_the_jwks_serves_the_published_keys() {
     let api = api();
     let login = api.logged_in().await;
-    let loaded = stored_keys().load().unwrap();
-    let current = loaded
-        .iter()
-        .find(|k| k.status == shared::keyset::Status::Current)
-        .unwrap();
+    // Read now, not from the file make test started with: key_rotation_e2e.rs rotates them.
+    let private = shared::keyset::KeySet::parse(&secret_value("E2E_SECRET_ARN").await).expect("a key set");
+    let loaded = private.load().unwrap();
+    let current = loaded.current();
     for token in [login.field("access_token"), login.field("refresh_token")] {
         let header = header_of(&token);
         assert_eq!(
             (header["alg"].as_str(), header["kid"].as_str()),
-            (Some("RS256"), Some(current.kid.as_str()))
+            (Some(current.alg.name()), Some(current.kid.as_str()))
         );
     }
+    let published: serde_json::Value =
+        serde_json::from_str(&secret_value("E2E_PUBLIC_KEYS_ARN").await).expect("a JWKS");
+    assert_eq!(
+        published,
+        serde_json::from_str::<serde_json::Value>(&private.public_jwks().unwrap()).unwrap(),
+        "the published keys are the public keys of the private set"
+    );
     let jwks = api.get("/.well-known/jwks.json", None).await;
     assert_eq!(jwks.status, 200, "{}", jwks.text);
     assert_eq!(jwks.header("cache-control"), "public, max-age=300");
-    let published = jwks.json["keys"].as_array().unwrap();
-    assert_eq!(
-        published.len(),
-        1,
-        "the previous key is HS256: never published: {}",
+    assert_eq!(jwks.json, published, "the JWKS serves the published keys");
+    assert!(
+        jwks.json["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kid"] == current.kid.as_str()),
+        "{}",
         jwks.text
     );
-    assert_eq!(published[0]["kid"], current.kid.as_str());
-    assert_eq!(published[0], current.public_jwk.clone().unwrap());
     let discovery = api.get("/.well-known/openid-configuration", None).await;
     assert_eq!(discovery.status, 200, "{}", discovery.text);
+    assert_eq!(discovery.header("cache-control"), "public, max-age=300");
+    assert_eq!(discovery.json["issuer"], issuer());
     assert_eq!(
         discovery.json["jwks_uri"],
         format!("{}/.well-known/jwks.json", required_env("E2E_BASE_URL"))
     );
-    assert_eq!(discovery.json["issuer"], dev_env("JWT_ISSUER").unwrap());
     assert_eq!(
         discovery.json["id_token_signing_alg_values_supported"],
         json!(["RS256"])
     );
+}
+
+#[tokio::test]
+async fn a_forged_host_or_forwarded_proto_never_changes_where_discovery_points() {
+    let api = api();
+    let expected = format!("{}/.well-known/jwks.json", issuer());
+    let forged: [&[(&str, &[u8])]; 5] = [
+        &[("host", b"evil.example")],
+        &[("x-forwarded-proto", b"https")],
+        &[("x-forwarded-host", b"evil.example")],
+        &[("forwarded", b"host=evil.example;proto=https")],
+        &[
+            ("host", b"evil.example:443"),
+            ("x-forwarded-proto", b"https"),
+            ("x-forwarded-host", b"evil.example"),
+            ("x-forwarded-port", b"443"),
+        ],
+    ];
+    for headers in forged {
+        let r = api
+            .send(Method::GET, "/.well-known/openid-configuration", headers, None)
+            .await;
+        assert_eq!(r.status, 200, "{headers:?}: {}", r.text);
+        assert_eq!(r.json["jwks_uri"], expected.as_str(), "{headers:?}");
+        assert_eq!(r.json["issuer"], issuer(), "{headers:?}");
+        assert!(!r.text.contains("evil"), "{headers:?}: {}", r.text);
+    }
 }
 
 /// Invokes the authorizer as API Gateway would, through the Lambda Invoke

@@ -1608,10 +1608,17 @@ async fn the_authorizer_requires_otp_exactly_on_the_routes_require_mfa_names_for
     let api = api();
     let (e, otp) = password_and_otp_tokens(&api).await;
     let mfa_token = password_step(&api, &e.creds).await;
-    let keys = std::fs::read_to_string(required_env("E2E_KEYS_FILE")).expect("the key set file");
-    let authority =
-        shared::token::TokenAuthority::from_secret(shared::testing::dev_settings(), &keys).expect("the stack's keys");
-    let cache = shared::key_cache::KeyCache::ready(authority.into_verifier());
+    // The keys the stack publishes now (key_rotation_e2e.rs rotates them), with its issuer.
+    let jwks = api.get("/.well-known/jwks.json", None).await;
+    assert_eq!(jwks.status, 200, "{}", jwks.text);
+    let settings = shared::config::TokenSettings {
+        issuer: required_env("E2E_ISSUER"),
+        ..shared::testing::dev_settings()
+    };
+    let verifier = shared::token::TokenVerifier::from_public(settings, &jwks.text)
+        .expect("the stack's keys")
+        .expect("a published key");
+    let cache = shared::key_cache::KeyCache::ready(verifier);
     let decide = |require: &'static str, token: String, route_key: &'static str| {
         let cache = &cache;
         async move {
