@@ -4,9 +4,17 @@ API on loopback (next / response / error), the binary started with
 AWS_LAMBDA_RUNTIME_API and its function's environment, and per run:
 init (exec to the first `next`), the first invocation, warm invocations, and
 peak RSS (VmHWM). Prints JSON: medians over the runs. With
-BENCH_EXTENSION_PORT and BENCH_SECRET_ARN set, the functions read their keys
-as deployed, from the Parameters and Secrets extension (a stand-in) on that
-port, at their first invocation.
+BENCH_EXTENSION_PORT, BENCH_SECRET_ARN and BENCH_PUBLIC_KEYS_ARN set, the
+functions read their keys as deployed, from the Parameters and Secrets
+extension (a stand-in) on that port, at their first invocation: the signers
+the private key set, the others its published public keys (without
+BENCH_PUBLIC_KEYS_ARN, the private set too, as on an HS256 stack). The rotation
+function (key-rotation) calls Secrets Manager itself, through the SDK: here a
+stand-in of the calls it makes for a finishSecret retried after the rotation
+finished (two DescribeSecret, nothing written), the path with the least work
+of its own, so that its figure is the cost of being cold (key generation, in
+createSecret, takes tens to hundreds of milliseconds at random, cold or warm).
+Needs `cryptography` (scripts/keyset.py signs the tokens).
 
 With BENCH_FUNCTIONS set (names, comma-separated), only those functions
 and the hello-world floor are measured.
@@ -28,7 +36,13 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import keyset  # noqa: E402  (scripts/keyset.py)
+
 WARM = 30
+# The secret the rotation function rotates, and the one version it finds, current.
+ROTATED = "arn:aws:secretsmanager:us-east-1:000000000000:secret:bench-rotated"
+ROTATED_VERSION = "bench-current-version"
 
 
 def dev_env():
@@ -36,8 +50,47 @@ def dev_env():
     for line in (ROOT / "dev.env").read_text().splitlines():
         if line.strip() and not line.lstrip().startswith("#") and "=" in line:
             k, v = line.split("=", 1)
-            env[k.strip()] = v.strip()
+            v = v.strip()
+            # cargo lambda reads a single-quoted value without its quotes (JWT_SECRET's JSON).
+            env[k.strip()] = v[1:-1] if len(v) > 1 and v[0] == v[-1] == "'" else v
     return env
+
+
+class SecretsManager(http.server.ThreadingHTTPServer):
+    """What the rotation function asks of Secrets Manager for a finishSecret
+    of a version that is current already: DescribeSecret (rotation on, that
+    version AWSCURRENT). Anything else is refused, as a bench that wrote would be wrong."""
+
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), SecretsManagerHandler)
+
+
+class SecretsManagerHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def setup(self):
+        super().setup()
+        # As for the Runtime API: no Nagle on a kept-alive connection (40 ms a call).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.headers.get("X-Amz-Target") == "secretsmanager.DescribeSecret":
+            status, body = 200, {"ARN": ROTATED, "Name": "bench-rotated", "RotationEnabled": True,
+                                 "VersionIdsToStages": {ROTATED_VERSION: ["AWSCURRENT"]}}
+        else:
+            status, body = 400, {"__type": "UnknownOperationException", "message": self.headers.get("X-Amz-Target")}
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/x-amz-json-1.1")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
 
 
 def event(name, body=None, token=None):
@@ -108,18 +161,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 def access_token(env):
-    """An access token of the dev key, made as the service makes them (HS256, kid)."""
-    import base64, hashlib, hmac
-    secret = env["JWT_SECRET"].encode()
-    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-    kid = hashlib.sha256(b"kid:" + secret).digest()[:8].hex()
+    """An access token of the dev key set's current key, made as the service makes them."""
     now = int(time.time())
     claims = {"iss": env["JWT_ISSUER"], "aud": env["JWT_AUDIENCE"], "sub": "u-1", "username": "alice",
               "sid": "s-bench", "amr": ["pwd"], "iat": now, "nbf": now, "exp": now + 900, "jti": "bench", "token_use": "access"}
-    head = b64(json.dumps({"typ": "JWT", "alg": "HS256", "kid": kid}).encode())
-    body = b64(json.dumps(claims).encode())
-    signature = b64(hmac.new(secret, f"{head}.{body}".encode(), hashlib.sha256).digest())
-    return f"{head}.{body}.{signature}"
+    return keyset.sign(env["JWT_SECRET"], claims)
 
 
 def peak_rss_kib(pid):
@@ -131,8 +177,11 @@ def peak_rss_kib(pid):
 
 def succeeded(raw, expected=None):
     """True for the answer expected: the status `expected` if given, else
-    one that is not an error (a 2xx/3xx response, or an authorizer's allow)."""
+    one that is not an error (a 2xx/3xx response, an authorizer's allow, a
+    rotation step's null)."""
     answer = json.loads(raw)
+    if answer is None:
+        return expected is None
     status = answer.get("statusCode", 200)
     if expected is not None:
         return status == expected
@@ -198,10 +247,19 @@ def main():
     # The functions that need registered users and their sessions.
     with_users = {"register", "login", "refresh", "logout", "account", "sessions", "email", "mfa"}
     if "BENCH_EXTENSION_PORT" in os.environ:
+        # Each function reads what the template gives it: the signers JWT_SECRET_ARN
+        # (they ignore JWT_PUBLIC_KEYS_ARN), the others JWT_PUBLIC_KEYS_ARN first.
         env.update({"JWT_SECRET_ARN": os.environ["BENCH_SECRET_ARN"],
                     "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": os.environ["BENCH_EXTENSION_PORT"],
                     "AWS_SESSION_TOKEN": "stand-in-session-token"})
+        if "BENCH_PUBLIC_KEYS_ARN" in os.environ:
+            env["JWT_PUBLIC_KEYS_ARN"] = os.environ["BENCH_PUBLIC_KEYS_ARN"]
     access = access_token(env)
+    # The rotation function's environment, as the template sets it.
+    env_of = {"key-rotation": {**env, "JWT_PUBLIC_KEYS_ARN": env.get("JWT_PUBLIC_KEYS_ARN", "bench-public-keys"),
+                               "SIGNING_ALGORITHM": "RS256", "KEYS_REFRESH_SECONDS": "300",
+                               "ACCESS_TOKEN_TTL": "900", "REFRESH_TOKEN_TTL": "2592000"}}
+    rotation_step = lambda: {"SecretId": ROTATED, "ClientRequestToken": ROTATED_VERSION, "Step": "finishSecret"}
     password = "correct horse battery staple"
     unique = lambda: {"username": f"cold-{uuid.uuid4().hex[:12]}", "password": password}
     login_user = {"username": f"cold-login-{uuid.uuid4().hex[:12]}", "password": password}
@@ -236,18 +294,25 @@ def main():
         # passkeys on the route that reads nothing and writes a challenge:
         # the start of a passkey login (webauthn-rs's options, one PutItem).
         "passkeys": (lambda: event("login-passkey-start"),) * 2 + (200,),
+        # The rotation function: a finishSecret of the current version (see the top).
+        "key-rotation": (rotation_step,) * 2,
     }
     if only:
         unknown = only - cases.keys()
         if unknown:
             raise SystemExit(f"BENCH_FUNCTIONS: no such function {sorted(unknown)}")
         cases = {name: case for name, case in cases.items() if name == "hello-floor" or name in only}
+    if "key-rotation" in cases:
+        secrets_manager = SecretsManager()
+        threading.Thread(target=secrets_manager.serve_forever, daemon=True).start()
+        env_of["key-rotation"]["AWS_ENDPOINT_URL_SECRETS_MANAGER"] = f"http://127.0.0.1:{secrets_manager.server_port}"
     # Round robin, so that a noisy moment of a shared machine falls on every
     # function, the floor included, rather than on all the runs of one.
     runs_of = {name: [] for name in cases}
     for _ in range(runs):
         for name, (first, warm, *expected) in cases.items():
-            runs_of[name].append(run_once(target / name, env, first, warm, expected=next(iter(expected), None)))
+            runs_of[name].append(run_once(target / name, env_of.get(name, env), first, warm,
+                                          expected=next(iter(expected), None)))
     results = {}
     for name, samples in runs_of.items():
         init, first_ms, warm_ms, rss = (statistics.median(s[i] for s in samples) for i in range(4))

@@ -22,6 +22,10 @@ LIKE_REGISTER = ("password-reset",)
 # Cold start allowance over the hello-world floor where it is not 10 ms:
 # passkeys builds webauthn-rs's relying party at init (issue 19: 15 ms).
 COLD_ALLOWED_MS = {"passkeys": 15}
+# The Secrets Manager rotation function (issue 20 asks for its cold start and
+# size): an SDK client and the key code, no table. Its cold start is held to
+# the DynamoDB functions' allowance, its size to logout's (an SDK function too).
+ROTATION = "key-rotation"
 
 
 def criterion(target, name):
@@ -128,7 +132,10 @@ def main():
             continue
         allowed = 2 if name in NO_DYNAMODB else COLD_ALLOWED_MS.get(name, 10)
         low, high = c["extra_range_ms"]
-        row(f"cold start {name} (init + first - warm)", c["extra_ms"], "ms", f"<= floor + {allowed} ms ({floor_ms + allowed:.2f})",
+        what = f"cold start {name} (init + first - warm)"
+        if name == ROTATION:
+            what = f"cold start {name} (init + first - warm; a finishSecret)"
+        row(what, c["extra_ms"], "ms", f"<= floor + {allowed} ms ({floor_ms + allowed:.2f})",
             c["extra_ms"] <= floor_ms + allowed,
             f"hello {floor_ms:.2f}; runs {low:.1f}-{high:.1f}; init {c['init_ms']:.2f}, first {c['first_ms']:.2f}, "
             f"warm {c['warm_ms']:.2f} ms")
@@ -147,6 +154,8 @@ def main():
             limit = cold["logout"]["size_mb"] * 1.1
         if name in LIKE_REGISTER:
             limit = cold["register"]["size_mb"] * 1.1
+        if name == ROTATION:
+            limit = cold["logout"]["size_mb"]
         detail = f"hello {hello['size_mb']:.2f} MB; logout {cold['logout']['size_mb']:.2f} MB"
         if name == "passkeys":
             # Issue 19 asks for its size and OpenSSL's share in it, no budget.
