@@ -1,13 +1,12 @@
 #!/usr/bin/env python3
 """A key set as the service keeps it (`shared::keyset::KeySet`: the JSON
 `{"keys": [{"alg", "status", "since", "key"}]}` of dev.env's JWT_SECRET, or a
-plain string, one HS256 key) read in Python, for the stand-ins of `make test`
-and `make bench`: its public keys as the rotation function publishes them, and
-tokens signed with its current key. Needs `cryptography`.
+plain string, one HS256 key) read in Python, for `make test` and `make bench`:
+the dev key set, and tokens signed with a set's current key as the service
+signs them (bench/coldstart.py). Needs `cryptography`. The public keys to
+publish come from the service's own code: `cargo run -p keytool -- public`.
 
     scripts/keyset.py dev                 prints dev.env's JWT_SECRET, the dev key set
-    scripts/keyset.py public <file>       prints the key set's public keys, a JWKS,
-                                          byte for byte as KeySet::public_jwks writes it
 
 Key ids are derived as the service derives them (shared/src/keyset/loaded.rs):
 the RFC 7638 thumbprint of an RSA or Ed25519 public key, a hash of an HMAC secret.
@@ -76,11 +75,6 @@ def kid(stored):
     return public_jwk(stored)["kid"]
 
 
-def public_jwks(text):
-    """The JWKS of a key set's public keys, in the set's order: what the rotation function publishes."""
-    return compact({"keys": [jwk for jwk in map(public_jwk, keys(text)) if jwk]})
-
-
 def sign(text, claims):
     """A JWT of `claims` signed by the key set's current key, as the service signs (typ, alg, kid)."""
     current = next(k for k in keys(text) if k["status"] == "current")
@@ -103,8 +97,6 @@ def main():
     match sys.argv[1:]:
         case ["dev"]:
             print(dev_secret())
-        case ["public", path]:
-            print(public_jwks(Path(path).read_text()))
         case _:
             raise SystemExit(__doc__)
 
