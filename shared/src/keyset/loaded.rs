@@ -532,6 +532,22 @@ mod tests {
     }
 
     #[test]
+    fn eight_public_keys_are_allowed_and_debug_output_names_them_by_kid_only() {
+        let eight: Vec<serde_json::Value> = (0..8)
+            .map(|_| {
+                let set = KeySet::generate(Alg::EdDSA, 0);
+                let jwks: serde_json::Value = serde_json::from_str(&set.public_jwks().unwrap()).unwrap();
+                jwks["keys"][0].clone()
+            })
+            .collect();
+        let text = serde_json::json!({ "keys": eight }).to_string();
+        let keys = VerifyingKeys::from_jwks(&text).unwrap().unwrap();
+        assert_eq!(keys.iter().count(), 8);
+        let kids: Vec<&str> = keys.iter().map(|k| k.kid.as_str()).collect();
+        assert_eq!(format!("{keys:?}"), format!("{kids:?}"));
+    }
+
+    #[test]
     fn debug_output_never_shows_key_material() {
         let set = KeySet::generate(Alg::EdDSA, 0);
         assert!(!format!("{set:?}").contains(&set.keys[0].key));

@@ -340,6 +340,15 @@ mod tests {
     }
 
     #[test]
+    fn a_run_that_retires_a_key_says_so_and_not_that_the_next_key_still_waits() {
+        let mut set = KeySet::generate(Alg::EdDSA, 0);
+        set.keys.push(StoredKey::generate(Alg::EdDSA, Status::Previous, 0));
+        set.keys.push(StoredKey::generate(Alg::EdDSA, Status::Next, 10_000));
+        let steps = set.rotate(None, POLICY, 10_001).unwrap();
+        assert!(matches!(&steps[..], [RotationStep::Retired { .. }]), "{steps:?}");
+    }
+
+    #[test]
     fn a_previous_key_is_retired_exactly_when_its_last_token_has_expired() {
         let mut set = KeySet::generate(Alg::RS256, 0);
         set.keys.push(StoredKey::generate(Alg::RS256, Status::Previous, 600));
