@@ -236,6 +236,29 @@ mod tests {
     use crate::testing::lookup;
 
     #[test]
+    fn signers_read_a_private_set_only_and_verifiers_either_kind_until_a_public_one_has_keys() {
+        use crate::keyset::{Alg, KeySet};
+        let set = KeySet::generate(Alg::EdDSA, 0);
+        let (private, public) = (set.to_json(), set.public_jwks().unwrap());
+        let settings = || crate::testing::dev_settings();
+        let signer = TokenAuthority::from_text(settings(), &private, false).unwrap().unwrap();
+        let kid = signer.kid().to_owned();
+        let token = crate::testing::access_token(&signer, "u-1", "alice", crate::now());
+        let error = TokenAuthority::from_text(settings(), &public, true).err().unwrap();
+        assert!(error.to_string().contains("cannot sign"), "{error}");
+        for (text, is_public) in [(&private, false), (&public, true)] {
+            let verifier = TokenVerifier::from_text(settings(), text, is_public).unwrap().unwrap();
+            assert!(verifier.verify_access(&token, crate::now()).is_ok());
+            assert_eq!(verifier.jwks()["keys"][0]["kid"], kid.as_str());
+        }
+        assert!(
+            TokenVerifier::from_text(settings(), r#"{"keys":[]}"#, true)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
     fn the_refresh_interval_defaults_to_five_minutes_and_zero_means_never() {
         assert_eq!(refresh_from_lookup(lookup(&[])).unwrap(), DEFAULT_REFRESH);
         assert_eq!(
