@@ -148,7 +148,9 @@ def main():
     for name, c in cold.items():
         if name == "hello-floor":
             continue
-        limit = 4 if name in NO_DYNAMODB else 10
+        # 4.1 MB since issue 20: they read the published public keys (a JWKS
+        # checked key by key) besides a private key set (make dev), +33 KB.
+        limit = 4.1 if name in NO_DYNAMODB else 10
         # The account functions were held to logout's size: no heavier than a DynamoDB function already is.
         if name in LIKE_LOGOUT:
             limit = cold["logout"]["size_mb"] * 1.1
