@@ -618,6 +618,21 @@ mod tests {
     }
 
     #[test]
+    fn the_sample_events_are_the_four_steps_of_one_rotation() {
+        let steps: Vec<Step> = ["create", "set", "test", "finish"]
+            .iter()
+            .map(|name| {
+                let path = format!("{}/../../events/key-rotation-{name}.json", env!("CARGO_MANIFEST_DIR"));
+                let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+                let event: Event = serde_json::from_str(&text).unwrap();
+                assert_eq!(event.token, "7d0c5d5e-0b6f-4a43-9d55-3f2f0f8c1a11", "{path}");
+                event.step
+            })
+            .collect();
+        assert_eq!(steps, [Step::Create, Step::Set, Step::Test, Step::Finish]);
+    }
+
+    #[test]
     fn an_error_reaches_secrets_manager_with_its_step() {
         let diagnostic = lambda_runtime::Diagnostic::from(RotationError {
             step: "setSecret",
