@@ -446,3 +446,31 @@ pub fn as_word(text: &str, needle: &str) -> bool {
         !before.is_some_and(|c| c.is_ascii_alphanumeric()) && !after.is_some_and(|c| c.is_ascii_alphanumeric())
     })
 }
+
+/// `events/authorizer-ok.json` with `token` on `route_key`.
+pub fn authorizer_event(token: &str, route_key: &str) -> String {
+    shared::testing::event_json("authorizer-ok")
+        .replace("${ACCESS_TOKEN}", token)
+        .replace(
+            "\"routeKey\": \"GET /example\"",
+            &format!("\"routeKey\": \"{route_key}\""),
+        )
+}
+
+/// The decision of the authorizer in `cargo lambda watch` for `token` on
+/// `route_key`, invoked as API Gateway invokes it (through the Lambda Invoke API).
+pub async fn authorize(token: &str, route_key: &str) -> Value {
+    let url = format!(
+        "{}/2015-03-31/functions/authorizer/invocations",
+        required_env("E2E_BASE_URL")
+    );
+    let response = reqwest::Client::new()
+        .post(url)
+        .body(authorizer_event(token, route_key))
+        .timeout(std::time::Duration::from_secs(60))
+        .send()
+        .await
+        .expect("the authorizer answers");
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("a JSON decision")
+}

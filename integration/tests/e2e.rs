@@ -1,6 +1,6 @@
 //! End to end: HTTP through `cargo lambda watch` to the real functions and DynamoDB Local.
 
-use integration::{Api, Reply, dynamodb, required_env};
+use integration::{Api, Reply, authorize, dynamodb, required_env};
 use reqwest::Method;
 use serde_json::json;
 use shared::testing::{dev_env, forge, forge_with, forge_with_dev_key};
@@ -886,31 +886,12 @@ async fn a_forged_host_or_forwarded_proto_never_changes_where_discovery_points()
     }
 }
 
-/// Invokes the authorizer as API Gateway would, through the Lambda Invoke
-/// API that `cargo lambda watch` serves, with `events/authorizer-ok.json`.
-async fn authorize(token: &str) -> serde_json::Value {
-    let event = shared::testing::event_json("authorizer-ok").replace("${ACCESS_TOKEN}", token);
-    let url = format!(
-        "{}/2015-03-31/functions/authorizer/invocations",
-        required_env("E2E_BASE_URL")
-    );
-    let response = reqwest::Client::new()
-        .post(url)
-        .body(event)
-        .timeout(Duration::from_secs(60))
-        .send()
-        .await
-        .expect("the authorizer answers");
-    assert_eq!(response.status(), 200);
-    response.json().await.expect("a JSON decision")
-}
-
 #[tokio::test]
 async fn the_authorizer_allows_a_live_access_token_and_denies_refresh_forged_and_expired_ones() {
     let api = api();
     let login = api.logged_in().await;
     let me = api.get("/protected", Some(&login.field("access_token"))).await;
-    let decision = authorize(&login.field("access_token")).await;
+    let decision = authorize(&login.field("access_token"), "GET /example").await;
     assert_eq!(
         decision,
         json!({"isAuthorized": true, "context": {"sub": me.field("id"), "username": me.field("username"), "amr": "pwd"}})
@@ -924,6 +905,10 @@ async fn the_authorizer_allows_a_live_access_token_and_denies_refresh_forged_and
     };
     let forged = forge_with(&another_key(), header(), claims("access"));
     for token in [login.field("refresh_token"), forged, expired, "garbage".to_owned()] {
-        assert_eq!(authorize(&token).await, json!({"isAuthorized": false}), "{token}");
+        assert_eq!(
+            authorize(&token, "GET /example").await,
+            json!({"isAuthorized": false}),
+            "{token}"
+        );
     }
 }

@@ -17,7 +17,7 @@
 //! `make test` stores it, so it runs once per stack (scripts/test does so).
 
 use aws_sdk_secretsmanager::Client;
-use integration::{Api, Reply, required_env};
+use integration::{Api, Reply, authorize, required_env};
 use key_rotation::{KeyRotation, RotationConfig};
 use serde_json::{Value, json};
 use shared::config::TokenSettings;
@@ -209,7 +209,7 @@ impl Stack {
         for (label, token) in &access {
             let me = self.api.get("/protected", Some(token)).await;
             assert_eq!(me.status, 200, "{phase}: /protected refuses {label}: {}", me.text);
-            let decision = authorize(token).await;
+            let decision = authorize(token, "GET /example").await;
             assert_eq!(
                 decision["isAuthorized"], true,
                 "{phase}: the authorizer denies {label}: {decision}"
@@ -234,25 +234,6 @@ fn kids(jwks: &Value) -> Vec<String> {
         .iter()
         .map(|k| k["kid"].as_str().expect("a kid").to_owned())
         .collect()
-}
-
-/// Invokes the authorizer as API Gateway would, through the Lambda Invoke
-/// API that `cargo lambda watch` serves (as e2e.rs does), with `events/authorizer-ok.json`.
-async fn authorize(token: &str) -> Value {
-    let event = shared::testing::event_json("authorizer-ok").replace("${ACCESS_TOKEN}", token);
-    let url = format!(
-        "{}/2015-03-31/functions/authorizer/invocations",
-        required_env("E2E_BASE_URL")
-    );
-    let response = reqwest::Client::new()
-        .post(url)
-        .body(event)
-        .timeout(Duration::from_secs(60))
-        .send()
-        .await
-        .expect("the authorizer answers");
-    assert_eq!(response.status(), 200);
-    response.json().await.expect("a JSON decision")
 }
 
 /// PyJWT verifies each token with the JWKS the stack's discovery document points to, fetched now.

@@ -4,7 +4,7 @@
 //! and the authorizer's `REQUIRE_MFA` with and without `otp`.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use integration::{Api, Reply, as_word, fresh_store, required_env};
+use integration::{Api, Reply, as_word, authorize, authorizer_event, fresh_store, required_env};
 use reqwest::Method;
 use serde_json::{Value, json};
 use shared::credentials::Username;
@@ -1535,34 +1535,6 @@ async fn no_secret_code_recovery_code_or_mfa_token_reaches_the_functions_log() {
 
 /// The route API Gateway asks about for the template's example route that requires a second factor.
 const MFA_ROUTE: &str = "GET /example/mfa";
-
-/// `events/authorizer-ok.json` with `token` on `route_key`.
-fn authorizer_event(token: &str, route_key: &str) -> String {
-    shared::testing::event_json("authorizer-ok")
-        .replace("${ACCESS_TOKEN}", token)
-        .replace(
-            "\"routeKey\": \"GET /example\"",
-            &format!("\"routeKey\": \"{route_key}\""),
-        )
-}
-
-/// The decision of the authorizer in `cargo lambda watch` (invoked as API
-/// Gateway does, through the Lambda Invoke API) for `token` on `route_key`.
-async fn authorize(token: &str, route_key: &str) -> Value {
-    let url = format!(
-        "{}/2015-03-31/functions/authorizer/invocations",
-        required_env("E2E_BASE_URL")
-    );
-    let response = reqwest::Client::new()
-        .post(url)
-        .body(authorizer_event(token, route_key))
-        .timeout(Duration::from_secs(60))
-        .send()
-        .await
-        .expect("the authorizer answers");
-    assert_eq!(response.status(), 200);
-    response.json().await.expect("a JSON decision")
-}
 
 /// An access token of a password login and one of a login with a code, of one user.
 async fn password_and_otp_tokens(api: &Api) -> (Enrolled, String) {

@@ -7,7 +7,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use integration::authenticator::{AT, BE, BS, SoftAuthenticator, Tamper, UP, UV, b64, b64_decode};
-use integration::{Api, Reply, fresh_store, required_env};
+use integration::{Api, Reply, authorize, fresh_store, required_env};
 use reqwest::Method;
 use serde_json::{Value, json};
 use shared::credentials::Username;
@@ -932,29 +932,6 @@ async fn the_authorizer_counts_a_passkey_login_as_a_second_factor() {
         json!({"isAuthorized": false}),
         "a password login is not"
     );
-}
-
-/// The decision of the stack's authorizer (invoked as API Gateway does) for `token` on `route_key`.
-async fn authorize(token: &str, route_key: &str) -> Value {
-    let event = shared::testing::event_json("authorizer-ok")
-        .replace("${ACCESS_TOKEN}", token)
-        .replace(
-            "\"routeKey\": \"GET /example\"",
-            &format!("\"routeKey\": \"{route_key}\""),
-        );
-    let url = format!(
-        "{}/2015-03-31/functions/authorizer/invocations",
-        required_env("E2E_BASE_URL")
-    );
-    let response = reqwest::Client::new()
-        .post(url)
-        .body(event)
-        .timeout(Duration::from_secs(60))
-        .send()
-        .await
-        .expect("the authorizer answers");
-    assert_eq!(response.status(), 200);
-    response.json().await.expect("a JSON decision")
 }
 
 #[tokio::test]
