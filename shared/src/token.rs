@@ -907,26 +907,14 @@ mod tests {
 
     #[test]
     fn the_same_generation_signed_by_either_key_of_a_promotion_is_the_stored_token() {
+        let policy = RotationPolicy {
+            propagation: 0,
+            max_token_lifetime: 60,
+        };
         let mut set = KeySet::generate(Alg::RS256, 0);
-        set.rotate(
-            None,
-            RotationPolicy {
-                propagation: 0,
-                max_token_lifetime: 60,
-            },
-            0,
-        )
-        .unwrap();
+        set.rotate(None, policy, 0).unwrap();
         let before = authority_of(&set);
-        set.rotate(
-            None,
-            RotationPolicy {
-                propagation: 0,
-                max_token_lifetime: 60,
-            },
-            1,
-        )
-        .unwrap();
+        set.rotate(None, policy, 1).unwrap();
         let after = authority_of(&set);
         assert_ne!(before.kid(), after.kid());
         let s = session(3, NOW, NOW + 100_000);
