@@ -189,6 +189,23 @@ impl KeyRotation {
         result.map(drop)
     }
 
+    /// The secret's rotation state and versions, as `step` reads them.
+    async fn describe(
+        &self,
+        secret_id: &str,
+        step: Step,
+    ) -> Result<aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput, RotationError> {
+        self.client
+            .describe_secret()
+            .secret_id(secret_id)
+            .send()
+            .await
+            .map_err(|e| RotationError {
+                step: step.name(),
+                message: format!("cannot describe {secret_id}: {}", DisplayErrorContext(&e)),
+            })
+    }
+
     /// Whether the step should run: an error if the event is not one of a
     /// rotation of this secret in progress; `false` if its version is
     /// already current (a rotation that finished, asked again), except for
@@ -198,13 +215,7 @@ impl KeyRotation {
             step: step.name(),
             message,
         };
-        let described = self
-            .client
-            .describe_secret()
-            .secret_id(secret_id)
-            .send()
-            .await
-            .map_err(|e| fail(format!("cannot describe {secret_id}: {}", DisplayErrorContext(&e))))?;
+        let described = self.describe(secret_id, step).await?;
         if described.rotation_enabled() != Some(true) {
             return Err(fail(format!("{secret_id} is not enabled for rotation")));
         }
@@ -383,13 +394,7 @@ impl KeyRotation {
             step: step.name(),
             message,
         };
-        let described = self
-            .client
-            .describe_secret()
-            .secret_id(secret_id)
-            .send()
-            .await
-            .map_err(|e| fail(format!("cannot describe {secret_id}: {}", DisplayErrorContext(&e))))?;
+        let described = self.describe(secret_id, step).await?;
         let versions = described.version_ids_to_stages().cloned().unwrap_or_default();
         let has = |version: &str, stage: &str| versions.get(version).is_some_and(|s| s.iter().any(|s| s == stage));
         let current = versions.keys().find(|v| has(v, CURRENT));
