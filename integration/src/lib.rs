@@ -474,3 +474,16 @@ pub async fn authorize(token: &str, route_key: &str) -> Value {
     assert_eq!(response.status(), 200);
     response.json().await.expect("a JSON decision")
 }
+
+/// The current value of secret `id` of the Secrets Manager stand-in, read through the SDK.
+pub async fn current_secret(client: &aws_sdk_secretsmanager::Client, id: &str) -> String {
+    client
+        .get_secret_value()
+        .secret_id(id)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("the stand-in reads {id}: {e:?}"))
+        .secret_string()
+        .expect("a string secret")
+        .to_owned()
+}

@@ -793,16 +793,7 @@ fn stored_keys() -> shared::keyset::KeySet {
 /// The current value of a secret of the stand-in the functions read their keys from.
 async fn secret_value(id_variable: &str) -> String {
     let sdk = shared::aws::local_config(&required_env("E2E_SECRETS_MANAGER_URL")).await;
-    let id = required_env(id_variable);
-    aws_sdk_secretsmanager::Client::new(&sdk)
-        .get_secret_value()
-        .secret_id(&id)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("the stand-in reads {id}: {e:?}"))
-        .secret_string()
-        .expect("a string secret")
-        .to_owned()
+    integration::current_secret(&aws_sdk_secretsmanager::Client::new(&sdk), &required_env(id_variable)).await
 }
 
 fn header_of(token: &str) -> serde_json::Value {

@@ -127,15 +127,7 @@ impl Stack {
     }
 
     async fn current(&self, id: &str) -> String {
-        self.client
-            .get_secret_value()
-            .secret_id(id)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("the stand-in reads {id}: {e:?}"))
-            .secret_string()
-            .expect("a string secret")
-            .to_owned()
+        integration::current_secret(&self.client, id).await
     }
 
     /// The private key set the signers read now.
