@@ -15,6 +15,7 @@ fn user(name: &str) -> User {
             .into(),
         created_at: 1_700_000_000,
         deleting: false,
+        disabled: false,
         email: None,
         email_verified: false,
         totp: false,

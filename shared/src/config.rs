@@ -56,13 +56,28 @@ pub fn seconds(
     min: u64,
     max: u64,
 ) -> Result<u64, ConfigError> {
+    whole_number(lookup, name, "seconds", default, min..=max)
+}
+
+/// A whole number of `unit` in `range` read through `lookup`, `default` when unset.
+pub fn whole_number(
+    lookup: impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    unit: &str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
     match lookup(name).filter(|v| !v.trim().is_empty()) {
         None => Ok(default),
         Some(raw) => match raw.trim().parse::<u64>() {
-            Ok(v) if (min..=max).contains(&v) => Ok(v),
+            Ok(v) if range.contains(&v) => Ok(v),
             _ => Err(ConfigError::Invalid(
                 name,
-                format!("expected a whole number of seconds from {min} to {max}, got {raw:?}"),
+                format!(
+                    "expected a whole number of {unit} from {} to {}, got {raw:?}",
+                    range.start(),
+                    range.end()
+                ),
             )),
         },
     }

@@ -3,6 +3,7 @@
 //! (feature `http`) is the only part that knows the Lambda HTTP event types. See the
 //! module map in the README.
 
+pub mod audit;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod clock;
@@ -16,6 +17,7 @@ pub mod limits;
 pub mod lockout;
 pub mod log;
 pub mod mail;
+pub mod metrics;
 #[cfg(feature = "passkeys")]
 pub mod passkey;
 pub mod password;
@@ -61,5 +63,6 @@ pub use clock::now;
 #[cfg(feature = "dynamodb")]
 pub async fn store_from_env() -> store::dynamo::DynamoStore {
     let table = config::or_exit(config::table_name_from_env());
-    store::dynamo::DynamoStore::new(store::dynamo::client_from_env().await, table)
+    let retention = config::or_exit(audit::retention_from_lookup(|name| std::env::var(name).ok()));
+    store::dynamo::DynamoStore::new(store::dynamo::client_from_env().await, table).with_retention(retention)
 }

@@ -23,6 +23,9 @@ pub struct User {
     /// An account deletion has begun and was interrupted: nobody logs in
     /// as this user any more, and a retry of the deletion finishes it.
     pub deleting: bool,
+    /// The operator disabled the account (`AdminStore`): the right password
+    /// gets `account_disabled`, and it has no session.
+    pub disabled: bool,
     /// The account's address as given: the verified one, or, while there
     /// is none, the one waiting for its code.
     pub email: Option<String>,
@@ -179,6 +182,34 @@ pub trait SessionStore: Send + Sync {
         began_by: u64,
         now: u64,
     ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+}
+
+/// The audit trail (`audit`): events kept under their user, for a while.
+pub trait AuditStore: Send + Sync {
+    /// Stores one event of the user `user_id` named `username`, kept for
+    /// the store's retention (`AUDIT_RETENTION_DAYS`).
+    fn record_event(
+        &self,
+        username: &str,
+        user_id: &str,
+        event: &crate::audit::Event,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The events of the user named `username`, newest first, at most
+    /// `limit`, those after `cursor` (the previous page's end) if given.
+    fn events(
+        &self,
+        username: &str,
+        cursor: Option<&crate::audit::Cursor>,
+        limit: usize,
+    ) -> impl Future<Output = Result<crate::audit::Page, StoreError>> + Send;
+}
+
+/// What the operator's admin tool changes that no API route does.
+pub trait AdminStore: Send + Sync {
+    /// Sets or clears `disabled` on `user` (while the name is still theirs:
+    /// same id, not being deleted); `Conflict` when it is not.
+    fn set_disabled(&self, user: &User, disabled: bool) -> impl Future<Output = Result<Change, StoreError>> + Send;
 }
 
 /// Whether a conditional change of an account went through.

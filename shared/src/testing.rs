@@ -134,6 +134,7 @@ pub fn user(id: &str, username: &str) -> User {
         password_hash: String::new(),
         created_at: 1,
         deleting: false,
+        disabled: false,
         email: None,
         email_verified: false,
         totp: false,

@@ -5,6 +5,8 @@
 //! domain error; none knows HTTP (`http` maps the errors to answers).
 
 pub mod account;
+pub mod admin;
+pub mod audit;
 pub mod email;
 pub mod login;
 pub mod logout;

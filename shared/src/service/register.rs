@@ -39,6 +39,7 @@ pub async fn register(
         password_hash: password::hash(password).await?,
         created_at: now,
         deleting: false,
+        disabled: false,
         email: email.map(|e| e.as_str().to_owned()),
         email_verified: false,
         totp: false,

@@ -2,7 +2,7 @@
 //!
 //! | item        | pk                 | sk        | attributes                                              |
 //! |-------------|--------------------|-----------|---------------------------------------------------------|
-//! | user        | `USER#<lowercase>` | `PROFILE` | id, username, password_hash, created_at, email, email_verified, totp, passkeys (a count), deleting (only while a deletion is interrupted) |
+//! | user        | `USER#<lowercase>` | `PROFILE` | id, username, password_hash, created_at, email, email_verified, totp, passkeys (a count), deleting (only while a deletion is interrupted), disabled (only while the operator has disabled it) |
 //! | email code  | `USER#<lowercase>` | `EMAIL_CODE` | email, code_hash, attempts, expires_at, ttl             |
 //! | mail count  | `USER#<lowercase>` or `MAILS#<mailbox>` (`Email::mailbox`) | `MAILS#<hour>` | sent, ttl |
 //! | email claim | `EMAIL#<lowercase address>` | `EMAIL` | user_id, username (only for a verified address)     |
@@ -10,6 +10,7 @@
 //! | lockout     | `USER#<lowercase>` | `LOCKOUT` | failures, last_failure_at, ttl                          |
 //! | TOTP factor | `USER#<lowercase>` | `MFA#TOTP` | secret, active, created_at, last_step, recovery (string set of digests), attempt, attempt_tries, ttl (while pending) |
 //! | session     | `USER#<lowercase>` | `SESSION#<id>` | user_id, username, generation, token_hash, created_at, issued_at, expires_at, revoked, amr, ip, user_agent, ttl |
+//! | event       | `USER#<lowercase>` | `EVENT#<at, 10 digits>#<UUID v7>` | type, at, ip, user_agent, session_id, user_id, ttl (`AUDIT_RETENTION_DAYS`) |
 //! | passkey     | `USER#<lowercase>` | `WEBAUTHN#<id>` | user_id, username, name, created_at, last_used_at, credential (after `PROFILE`: login's query never reads them) |
 //! | credential claim | `CREDENTIAL#<id>` | `CREDENTIAL` | user_id, username (`id`: base64url SHA-256 of the credential id) |
 //! | challenge   | `CHALLENGE#<id>`   | `CHALLENGE` | ceremony (`registration` or `login`), user_id (registration), state, expires_at, ttl |
@@ -22,9 +23,9 @@
 //! attribute; the code never relies on it and checks expiry itself.
 
 use super::{
-    AccountStore, Ceremony, Challenge, Change, CreateUserError, EmailCode, EmailStore, LoginRecord, MfaStore,
-    NewPasskey, PasskeyStore, Proof, ResetToken, Rotation, SessionStore, StoreError, StoredPasskey, TotpFactor, User,
-    UserStore, Verification,
+    AccountStore, AdminStore, AuditStore, Ceremony, Challenge, Change, CreateUserError, EmailCode, EmailStore,
+    LoginRecord, MfaStore, NewPasskey, PasskeyStore, Proof, ResetToken, Rotation, SessionStore, StoreError,
+    StoredPasskey, TotpFactor, User, UserStore, Verification,
 };
 use crate::credentials::{Email, Username};
 use crate::lockout::FailedLogins;
@@ -53,6 +54,8 @@ pub const TTL: &str = "ttl";
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// How long audit events are kept, seconds.
+    retention: u64,
 }
 
 /// A DynamoDB client from the standard AWS environment (`AWS_ENDPOINT_URL_DYNAMODB` included).
@@ -71,7 +74,13 @@ impl DynamoStore {
         Self {
             client,
             table: table.into(),
+            retention: crate::audit::DEFAULT_RETENTION,
         }
+    }
+
+    /// The same store, keeping audit events `retention` seconds.
+    pub fn with_retention(self, retention: u64) -> Self {
+        Self { retention, ..self }
     }
 
     /// The table this store uses.
@@ -296,6 +305,10 @@ impl User {
         ])
         .into_iter()
         .chain(self.email.as_ref().map(|e| ("email".to_owned(), s(e))))
+        .chain(
+            self.disabled
+                .then(|| ("disabled".to_owned(), AttributeValue::Bool(true))),
+        )
         .collect())
     }
 
@@ -307,6 +320,7 @@ impl User {
             password_hash: f.string("password_hash")?,
             created_at: f.number("created_at")?,
             deleting: f.boolean("deleting")?,
+            disabled: f.boolean("disabled")?,
             email: item.get("email").map(|_| f.string("email")).transpose()?,
             email_verified: f.boolean("email_verified")?,
             totp: f.boolean("totp")?,
@@ -520,7 +534,7 @@ impl SessionStore for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(self.profile_key(user)?))
             .condition_expression(format!(
-                "id = :id AND password_hash = :hash AND attribute_not_exists(deleting) AND {TOTP_AS_READ}"
+                "id = :id AND password_hash = :hash AND attribute_not_exists(deleting) AND attribute_not_exists(disabled) AND {TOTP_AS_READ}"
             ))
             .expression_attribute_values(":id", s(&user.id))
             .expression_attribute_values(":hash", s(&user.password_hash))
@@ -879,6 +893,123 @@ impl DynamoStore {
 
 /// The user item as read: same id, same hash, still there.
 const AS_READ: &str = "id = :id AND password_hash = :hash";
+
+/// The sort key of an event at `at` with id `id`: in time order, then id order.
+fn event_sk(at: u64, id: &str) -> String {
+    format!("{EVENT}{at:010}#{id}")
+}
+const EVENT: &str = "EVENT#";
+
+impl AuditStore for DynamoStore {
+    async fn record_event(&self, username: &str, user_id: &str, event: &crate::audit::Event) -> Result<(), StoreError> {
+        let mut item = key(
+            format!("USER#{}", username.to_ascii_lowercase()),
+            &event_sk(event.at, &event.id),
+        );
+        item.extend([
+            ("type".into(), s(event.kind.as_str())),
+            ("at".into(), n(event.at)),
+            ("user_id".into(), s(user_id)),
+            (TTL.into(), n(event.at.saturating_add(self.retention))),
+        ]);
+        for (name, value) in [
+            ("ip", &event.ip),
+            ("user_agent", &event.user_agent),
+            ("session_id", &event.session_id),
+        ] {
+            if let Some(value) = value {
+                item.insert(name.into(), s(value));
+            }
+        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| failed("PutItem", e))?;
+        Ok(())
+    }
+
+    async fn events(
+        &self,
+        username: &str,
+        cursor: Option<&crate::audit::Cursor>,
+        limit: usize,
+    ) -> Result<crate::audit::Page, StoreError> {
+        let pk = s(format!("USER#{}", username.to_ascii_lowercase()));
+        // Newest first: below the cursor, or below every event.
+        let below = match cursor {
+            Some(c) => event_sk(c.at, &c.id),
+            None => format!("{EVENT}~"),
+        };
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :first AND :below")
+            .expression_attribute_values(":pk", pk)
+            .expression_attribute_values(":first", s(EVENT))
+            .expression_attribute_values(":below", s(below))
+            .scan_index_forward(false)
+            // One more than a page tells whether there is another; BETWEEN
+            // takes the cursor's own event too, skipped below.
+            .limit(i32::try_from(limit + 1 + usize::from(cursor.is_some())).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| failed("Query", e))?;
+        let mut events = Vec::new();
+        for item in out.items() {
+            let event = event_from_item(item)?;
+            if cursor.is_some_and(|c| *c == event.position()) {
+                continue;
+            }
+            events.push(event);
+        }
+        let next = (events.len() > limit).then(|| events[limit - 1].position());
+        events.truncate(limit);
+        Ok(crate::audit::Page { events, next })
+    }
+}
+
+fn event_from_item(item: &Item) -> Result<crate::audit::Event, StoreError> {
+    let f = Fields(item, "Query");
+    let sk = f.string(SK)?;
+    let id = sk.rsplit('#').next().unwrap_or_default().to_owned();
+    let kind = f.string("type")?;
+    let optional = |name: &str| item.get(name).map(|_| f.string(name)).transpose();
+    Ok(crate::audit::Event {
+        kind: crate::audit::Kind::parse(&kind).ok_or_else(|| corrupt("Query", "type"))?,
+        at: f.number("at")?,
+        ip: optional("ip")?,
+        user_agent: optional("user_agent")?,
+        session_id: optional("session_id")?,
+        id,
+    })
+}
+
+impl AdminStore for DynamoStore {
+    async fn set_disabled(&self, user: &User, disabled: bool) -> Result<Change, StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.profile_key(user)?))
+            .condition_expression("id = :id AND attribute_not_exists(deleting)")
+            .expression_attribute_values(":id", s(&user.id));
+        let update = match disabled {
+            true => update
+                .update_expression("SET disabled = :true")
+                .expression_attribute_values(":true", AttributeValue::Bool(true)),
+            false => update.update_expression("REMOVE disabled"),
+        };
+        match update.send().await {
+            Ok(_) => Ok(Change::Done),
+            Err(e) if condition_failed(&e) => Ok(Change::Conflict),
+            Err(e) => Err(failed("UpdateItem", e)),
+        }
+    }
+}
 
 impl AccountStore for DynamoStore {
     async fn user(&self, username: &Username) -> Result<Option<User>, StoreError> {
@@ -1571,7 +1702,7 @@ impl MfaStore for DynamoStore {
         let check = ConditionCheck::builder()
             .table_name(&self.table)
             .set_key(Some(profile.clone()))
-            .condition_expression("id = :id AND password_hash = :hash AND attribute_not_exists(deleting)")
+            .condition_expression("id = :id AND password_hash = :hash AND attribute_not_exists(deleting) AND attribute_not_exists(disabled)")
             .expression_attribute_values(":id", s(&user.id))
             .expression_attribute_values(":hash", s(&user.password_hash))
             .build()
@@ -1779,7 +1910,9 @@ impl PasskeyStore for DynamoStore {
         let check = ConditionCheck::builder()
             .table_name(&self.table)
             .set_key(Some(self.profile_key(user)?))
-            .condition_expression(format!("{AS_READ} AND attribute_not_exists(deleting)"))
+            .condition_expression(format!(
+                "{AS_READ} AND attribute_not_exists(deleting) AND attribute_not_exists(disabled)"
+            ))
             .expression_attribute_values(":id", s(&user.id))
             .expression_attribute_values(":hash", s(&user.password_hash))
             .build()

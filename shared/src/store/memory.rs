@@ -2,9 +2,9 @@
 //! tests. Storage behaviour itself is tested against DynamoDB Local.
 
 use super::{
-    AccountStore, Ceremony, Challenge, Change, CreateUserError, EmailCode, EmailStore, LoginRecord, MfaStore,
-    NewPasskey, PasskeyStore, Proof, ResetToken, Rotation, SessionStore, StoreError, StoredPasskey, TotpFactor, User,
-    UserStore, Verification,
+    AccountStore, AdminStore, AuditStore, Ceremony, Challenge, Change, CreateUserError, EmailCode, EmailStore,
+    LoginRecord, MfaStore, NewPasskey, PasskeyStore, Proof, ResetToken, Rotation, SessionStore, StoreError,
+    StoredPasskey, TotpFactor, User, UserStore, Verification,
 };
 use crate::credentials::{Email, Username};
 use crate::lockout::FailedLogins;
@@ -43,6 +43,8 @@ struct Inner {
     challenges: HashMap<String, Challenge>,
     /// Passkeys by id (each is also its credential id's claim).
     passkeys: HashMap<String, StoredPasskey>,
+    /// Audit events by normalized username, in the order they were recorded.
+    events: HashMap<String, Vec<crate::audit::Event>>,
 }
 
 impl MemoryStore {
@@ -100,6 +102,56 @@ impl MemoryStore {
     /// the same calls would make to DynamoDB.
     pub fn calls(&self) -> usize {
         self.calls.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl AuditStore for MemoryStore {
+    async fn record_event(
+        &self,
+        username: &str,
+        _user_id: &str,
+        event: &crate::audit::Event,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        let events = inner.events.entry(username.to_ascii_lowercase()).or_default();
+        events.push(event.clone());
+        events.sort_by_key(crate::audit::Event::position);
+        Ok(())
+    }
+
+    async fn events(
+        &self,
+        username: &str,
+        cursor: Option<&crate::audit::Cursor>,
+        limit: usize,
+    ) -> Result<crate::audit::Page, StoreError> {
+        let inner = self.lock()?;
+        let mut events: Vec<_> = inner
+            .events
+            .get(&username.to_ascii_lowercase())
+            .into_iter()
+            .flatten()
+            .rev()
+            .filter(|e| cursor.is_none_or(|c| e.position() < *c))
+            .take(limit + 1)
+            .cloned()
+            .collect();
+        let next = (events.len() > limit).then(|| events[limit - 1].position());
+        events.truncate(limit);
+        Ok(crate::audit::Page { events, next })
+    }
+}
+
+impl AdminStore for MemoryStore {
+    async fn set_disabled(&self, user: &User, disabled: bool) -> Result<Change, StoreError> {
+        let mut inner = self.lock()?;
+        match inner.users.get_mut(&user.username.to_ascii_lowercase()) {
+            Some(u) if u.id == user.id && !u.deleting => {
+                u.disabled = disabled;
+                Ok(Change::Done)
+            }
+            _ => Ok(Change::Conflict),
+        }
     }
 }
 
@@ -175,7 +227,11 @@ impl SessionStore for MemoryStore {
         if let Some(user) = user {
             let stored = inner.users.get(&user.username.to_ascii_lowercase());
             let as_read = |u: &User| {
-                u.id == user.id && u.password_hash == user.password_hash && !u.deleting && u.totp == user.totp
+                u.id == user.id
+                    && u.password_hash == user.password_hash
+                    && !u.deleting
+                    && !u.disabled
+                    && u.totp == user.totp
             };
             if !stored.is_some_and(as_read) {
                 return Ok(Change::Conflict);
@@ -296,6 +352,7 @@ impl AccountStore for MemoryStore {
         inner.mails.retain(|(k, _), _| *k != format!("USER#{key}"));
         inner.sessions.retain(|k, _| k.user != key);
         inner.passkeys.retain(|_, p| p.user_id != user.id);
+        inner.events.remove(&key);
         if let Some(email) = user.verified_email() {
             inner.claims.remove(&email);
         }
@@ -567,7 +624,7 @@ impl MfaStore for MemoryStore {
         let user_as_read = inner
             .users
             .get(&key)
-            .is_some_and(|u| u.id == user.id && u.password_hash == user.password_hash && !u.deleting);
+            .is_some_and(|u| u.id == user.id && u.password_hash == user.password_hash && !u.deleting && !u.disabled);
         let factor_as_read = inner.totp.get(&key).is_some_and(|f| {
             let holds = match proof {
                 Proof::Step(step) => f.last_step < *step,
@@ -662,8 +719,8 @@ impl PasskeyStore for MemoryStore {
     ) -> Result<Change, StoreError> {
         let mut inner = self.lock()?;
         let stored = inner.users.get(&user.username.to_ascii_lowercase());
-        let user_as_read =
-            stored.is_some_and(|u| u.id == user.id && u.password_hash == user.password_hash && !u.deleting);
+        let user_as_read = stored
+            .is_some_and(|u| u.id == user.id && u.password_hash == user.password_hash && !u.deleting && !u.disabled);
         let passkey_as_read = inner
             .passkeys
             .get(&passkey.id)
