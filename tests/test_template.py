@@ -10,8 +10,13 @@ variables reach exactly the functions that read keys; the rotation function
 may do exactly the rotation's calls, on a schedule from KeyRotationDays that
 also runs at once. The deploy fixes: the access log group under
 /aws/vendedlogs/, the exposed CORS headers, ${AWS::URLSuffix} in the URLs,
-the example route behind the native JWT authorizer. Run by `make check`."""
+the example route behind the native JWT authorizer. Monitoring: each alarm
+watches its metric (the functions' own in the stack's namespace, API
+Gateway's 5xx, the table's throttles) and mails a topic with an optional
+subscription; the dashboard parses and shows every metric; the functions
+that record audit events keep them AuditRetentionDays. Run by `make check`."""
 
+import json
 import re
 import unittest
 from pathlib import Path
@@ -36,9 +41,10 @@ DYNAMODB_CALLS = {
     # GetItem: a login by email reads the address's claim; ConditionCheckItem:
     # the session is written only while the password is the one checked.
     "login": ITEM_CALLS | {"dynamodb:ConditionCheckItem"},
-    "refresh": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+    # PutItem: the audit event of a reuse (refresh) and of a logout or a revocation (logout, sessions).
+    "refresh": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"},
     "protected": set(),
-    "logout": {"dynamodb:UpdateItem", "dynamodb:Query"},
+    "logout": {"dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:PutItem"},
     # TransactWriteItems (password change, deletion) is authorized per item: Update, Delete, ConditionCheck.
     "account": {
         "dynamodb:GetItem",
@@ -47,7 +53,7 @@ DYNAMODB_CALLS = {
         "dynamodb:DeleteItem",
         "dynamodb:UpdateItem",
     },
-    "sessions": {"dynamodb:Query", "dynamodb:UpdateItem"},
+    "sessions": {"dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem"},
     "email": ITEM_CALLS,
     "password-reset": ITEM_CALLS,
     # The pending and active factor, the recovery codes, the failed-code count; confirming and
@@ -165,6 +171,37 @@ MFA_ENV = {
 }
 # The relying party, on the one function that runs WebAuthn, and the parameter behind each.
 WEBAUTHN_ENV = {"passkeys": {"WEBAUTHN_RP_ID": "WebauthnRpId", "WEBAUTHN_ORIGIN": "WebauthnOrigin"}}
+# The functions that record audit events (shared::audit), each told how long they are kept.
+AUDITORS = {"login", "refresh", "logout", "account", "sessions", "email", "password-reset", "mfa", "passkeys"}
+# The functions' own metrics (shared::metrics), in the stack's namespace.
+NAMESPACE = {"Ref": "AWS::StackName"}
+SERVICE_METRICS = {
+    "LoginSucceeded",
+    "LoginFailed",
+    "LoginLocked",
+    "RefreshReuseDetected",
+    "MfaFailed",
+    "Unavailable",
+    "AuditWriteFailed",
+}
+TOPIC = [{"Ref": "AlarmTopic"}]
+# Each alarm on one metric: (namespace, metric, dimensions, threshold). Every one sums a 5-minute
+# period, fires above its threshold, mails the topic and treats no data as fine.
+ALARMS = {
+    "RefreshReuseAlarm": (NAMESPACE, "RefreshReuseDetected", None, 0),
+    "FailedLoginsAlarm": (NAMESPACE, "LoginFailed", None, {"Ref": "FailedLoginAlarmThreshold"}),
+    "ServiceUnavailableAlarm": (NAMESPACE, "Unavailable", None, 0),
+    "AuditWriteFailedAlarm": (NAMESPACE, "AuditWriteFailed", None, 0),
+    # The API has one stage, $default: ApiId alone covers it (and any other).
+    "ApiErrorsAlarm": ("AWS/ApiGateway", "5xx", [{"Name": "ApiId", "Value": {"Ref": "Api"}}], 0),
+}
+# What a Fn::Sub of the dashboard body refers to, and stand-ins for their values.
+DASHBOARD_VARS = {
+    "AWS::StackName": "my-stack",
+    "AWS::Region": "eu-west-1",
+    "Api": "a1b2c3d4e5",
+    "AuthTable": "my-stack-AuthTable-XYZ",
+}
 
 
 def load():
@@ -641,6 +678,172 @@ class Template(unittest.TestCase):
         self.assertIn("DestinationArn", api["AccessLogSettings"])
         self.assertIn("ThrottlingBurstLimit", api["DefaultRouteSettings"])
 
+
+    # ---- Monitoring ----------------------------------------------------------------
+
+    def test_the_alarm_email_is_optional_and_subscribed_only_when_given(self):
+        template, _ = decode(str(ROOT / "template.yaml"))
+        email = template["Parameters"]["AlarmEmail"]
+        self.assertEqual((email["Type"], email["Default"]), ("String", ""))
+        pattern = email["AllowedPattern"]
+        for good in ("", "ops@example.com", "alerts+auth@ops.example.co.uk"):
+            self.assertTrue(re.fullmatch(pattern, good), good)
+        for bad in ("ops", "ops@example", "Ops <ops@example.com>", "a@b.c,d@e.f", " ops@example.com"):
+            self.assertFalse(re.fullmatch(pattern, bad), bad)
+        self.assertEqual(
+            template["Conditions"]["HasAlarmEmail"], {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}
+        )
+        subscriptions = [n for n, r in self.resources.items() if r["Type"] == "AWS::SNS::Subscription"]
+        self.assertEqual(subscriptions, ["AlarmEmailSubscription"])
+        subscription = self.resources["AlarmEmailSubscription"]
+        self.assertEqual(subscription["Condition"], "HasAlarmEmail")
+        self.assertEqual(
+            subscription["Properties"],
+            {"TopicArn": {"Ref": "AlarmTopic"}, "Protocol": "email", "Endpoint": {"Ref": "AlarmEmail"}},
+        )
+
+    def test_the_alarm_topic_is_the_only_one_and_needs_no_kms_key(self):
+        topics = [n for n, r in self.resources.items() if r["Type"] == "AWS::SNS::Topic"]
+        self.assertEqual(topics, ["AlarmTopic"])
+        # CloudWatch cannot publish to a topic under the AWS managed key (aws/sns).
+        self.assertNotIn("KmsMasterKeyId", self.resources["AlarmTopic"].get("Properties", {}))
+        # No topic policy either: the account's own alarms may publish to its topic by default.
+        self.assertFalse([n for n, r in self.resources.items() if r["Type"] == "AWS::SNS::TopicPolicy"])
+        template, _ = decode(str(ROOT / "template.yaml"))
+        self.assertEqual(template["Outputs"]["AlarmTopicArn"]["Value"], {"Ref": "AlarmTopic"})
+
+    def alarm_fires_on_a_5_minute_sum_above(self, name, alarm, threshold):
+        props = alarm["Properties"]
+        self.assertEqual(props["Threshold"], threshold, name)
+        self.assertEqual(props["ComparisonOperator"], "GreaterThanThreshold", name)
+        self.assertEqual(props["EvaluationPeriods"], 1, name)
+        self.assertEqual(props["TreatMissingData"], "notBreaching", name)
+        self.assertEqual(props["AlarmActions"], TOPIC, name)
+        self.assertIn("README, Alarms", props["AlarmDescription"], name)
+
+    def test_each_alarm_sums_its_metric_over_5_minutes_and_mails_the_topic_above_its_threshold(self):
+        alarms = {n: r for n, r in self.resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+        self.assertEqual(set(alarms), set(ALARMS) | {"TableThrottlesAlarm"})
+        for name, (namespace, metric, dimensions, threshold) in ALARMS.items():
+            props = alarms[name]["Properties"]
+            self.assertEqual((props["Namespace"], props["MetricName"]), (namespace, metric), name)
+            # The service's metrics: the dimension set [] (the whole stack), as shared::metrics publishes it.
+            self.assertEqual(props.get("Dimensions"), dimensions, name)
+            self.assertEqual((props["Statistic"], props["Period"]), ("Sum", 300), name)
+            self.alarm_fires_on_a_5_minute_sum_above(name, alarms[name], threshold)
+
+    def test_the_throttle_alarm_sums_the_tables_read_and_write_throttles(self):
+        alarm = self.resources["TableThrottlesAlarm"]
+        self.alarm_fires_on_a_5_minute_sum_above("TableThrottlesAlarm", alarm, 0)
+        metrics = {m["Id"]: m for m in alarm["Properties"]["Metrics"]}
+        self.assertEqual(set(metrics), {"reads", "writes", "throttles"})
+        for id, metric_name in (("reads", "ReadThrottleEvents"), ("writes", "WriteThrottleEvents")):
+            self.assertIs(metrics[id]["ReturnData"], False, id)
+            stat = metrics[id]["MetricStat"]
+            self.assertEqual((stat["Period"], stat["Stat"]), (300, "Sum"), id)
+            self.assertEqual(
+                stat["Metric"],
+                {
+                    "Namespace": "AWS/DynamoDB",
+                    "MetricName": metric_name,
+                    "Dimensions": [{"Name": "TableName", "Value": {"Ref": "AuthTable"}}],
+                },
+            )
+        # SUM of an array of series is one series, the sum at each time (SUM of one series would be a number).
+        self.assertEqual(metrics["throttles"]["Expression"], "SUM([reads, writes])")
+        self.assertIs(metrics["throttles"]["ReturnData"], True)
+
+    def test_the_failed_login_threshold_and_the_audit_retention_are_parameters_with_safe_bounds(self):
+        template, _ = decode(str(ROOT / "template.yaml"))
+        threshold = template["Parameters"]["FailedLoginAlarmThreshold"]
+        self.assertEqual((threshold["Type"], threshold["Default"], threshold["MinValue"]), ("Number", 100, 0))
+        self.assertIn("per 5", threshold["Description"])
+        retention = template["Parameters"]["AuditRetentionDays"]
+        # The range the functions accept (AUDIT_RETENTION_DAYS, shared::audit).
+        self.assertEqual(
+            (retention["Type"], retention["Default"], retention["MinValue"], retention["MaxValue"]),
+            ("Number", 90, 1, 3650),
+        )
+
+    def test_every_function_counts_in_the_stacks_namespace_and_those_that_record_events_keep_them_the_retention_days(
+        self,
+    ):
+        template, _ = decode(str(ROOT / "template.yaml"))
+        globals_env = template["Globals"]["Function"]["Environment"]["Variables"]
+        # Every function may answer 503 (Unavailable): the namespace is global.
+        self.assertEqual(globals_env["METRICS_NAMESPACE"], NAMESPACE)
+        self.assertNotIn("AUDIT_RETENTION_DAYS", globals_env)
+        for binary, (name, f) in self.functions().items():
+            env = f["Properties"].get("Environment", {}).get("Variables", {})
+            self.assertNotIn("METRICS_NAMESPACE", env, f"{name} must keep the global namespace")
+            expected = {"Ref": "AuditRetentionDays"} if binary in AUDITORS else None
+            self.assertEqual(env.get("AUDIT_RETENTION_DAYS"), expected, name)
+            # An event is written in the table: only a function with the table records any.
+            if binary in AUDITORS:
+                self.assertIn("TABLE_NAME", env, name)
+                self.assertIn("dynamodb:PutItem", DYNAMODB_CALLS[binary], name)
+
+    def test_the_alarms_and_the_dashboard_use_the_names_the_functions_publish(self):
+        # shared/src/metrics.rs names each metric in one match: `Metric::X => "X"`.
+        source = (ROOT / "shared" / "src" / "metrics.rs").read_text()
+        published = set(re.findall(r'Metric::\w+ => "(\w+)"', source))
+        self.assertEqual(published, SERVICE_METRICS)
+        self.assertIn('"Dimensions": [[], ["Function"]]', source, "the whole stack's dimension set, [], is gone")
+
+    def dashboard(self):
+        """The dashboard body as deployed (every ${...} given a stand-in value), parsed."""
+        body = self.resources["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+        self.assertIsInstance(body, str)
+        used = set(re.findall(r"\$\{([^}]*)\}", body))
+        self.assertEqual(used, set(DASHBOARD_VARS), "a ${...} the stand-ins do not cover")
+        for var, value in DASHBOARD_VARS.items():
+            body = body.replace("${" + var + "}", value)
+        return json.loads(body)
+
+    def test_the_dashboard_parses_and_shows_every_service_metric_the_api_and_the_table(self):
+        widgets = self.dashboard()["widgets"]
+        self.assertTrue(all(w["type"] == "metric" for w in widgets))
+        shown = set()
+        searched = []
+        for w in widgets:
+            props = w["properties"]
+            self.assertEqual(props["region"], DASHBOARD_VARS["AWS::Region"], props["title"])
+            for line in props["metrics"]:
+                if isinstance(line[0], dict):
+                    searched.append(line[0]["expression"])
+                    continue
+                # [namespace, metric, dimension name, value, ...]: whole stack when no dimension.
+                namespace, metric, *dimensions = line
+                dimensions = [d for d in dimensions if not isinstance(d, dict)]
+                shown.add((namespace, metric, tuple(dimensions)))
+        stack = DASHBOARD_VARS["AWS::StackName"]
+        for metric in SERVICE_METRICS:
+            self.assertIn((stack, metric, ()), shown, metric)
+        api = ("ApiId", DASHBOARD_VARS["Api"])
+        for metric in ("Count", "4xx", "5xx", "Latency", "IntegrationLatency"):
+            self.assertIn(("AWS/ApiGateway", metric, api), shown, metric)
+        table = ("TableName", DASHBOARD_VARS["AuthTable"])
+        for metric in ("ReadThrottleEvents", "WriteThrottleEvents"):
+            self.assertIn(("AWS/DynamoDB", metric, table), shown, metric)
+        # By function: a search of the stack's namespace on the Function dimension (quoted: a stack
+        # name has hyphens), for failed logins, 503s and everything.
+        schema = f"{{\"{stack}\",Function}}"
+        self.assertIn(f"SEARCH('{schema} MetricName=\"LoginFailed\"', 'Sum', 300)", searched)
+        self.assertIn(f"SEARCH('{schema} MetricName=\"Unavailable\"', 'Sum', 300)", searched)
+        self.assertIn(f"SEARCH('{schema}', 'Sum', 300)", searched)
+
+    def test_the_dashboard_is_named_per_stack_and_region_and_its_url_is_given_in_any_partition(self):
+        self.assertEqual(
+            self.resources["Dashboard"]["Properties"]["DashboardName"], {"Fn::Sub": "${AWS::StackName}-${AWS::Region}"}
+        )
+        template, _ = decode(str(ROOT / "template.yaml"))
+        url, variables = template["Outputs"]["DashboardUrl"]["Value"]["Fn::Sub"]
+        self.assertTrue(url.startswith("https://${Host}/cloudwatch/home?region=${AWS::Region}#"), url)
+        self.assertIn("${Dashboard}", url)
+        self.assertEqual(variables, {"Host": {"Fn::FindInMap": ["Console", {"Ref": "AWS::Partition"}, "Host"]}})
+        hosts = template["Mappings"]["Console"]
+        self.assertEqual(set(hosts), {"aws", "aws-cn", "aws-us-gov"})
+        self.assertEqual(hosts["aws"]["Host"], "console.aws.amazon.com")
 
 if __name__ == "__main__":
     unittest.main()
