@@ -22,7 +22,11 @@
 // Passkeys box (a second on the same device is refused by the browser), log
 // out, log in with it with nothing typed (amr hwk+user, the account view of
 // that user), again (the signature counter moves on), remove it: the device
-// still offers it, the login fails with a visible error. Saves screenshots.
+// still offers it, the login fails with a visible error. Then the recent
+// activity of a new user (GET /account/events): a failed and a good login,
+// newest first, with time, user agent, address and the page's own session
+// marked; a page of one event at a time through More (the API's next_cursor);
+// after a logout and a new login, the logout in its session. Saves screenshots.
 // Run by `make test`:
 //   node web/demo.test.mjs <page-url> <api-url> <screenshot.png> <ses-url>
 // <page-url> must name the host localhost (WebAuthn's relying party id), as
@@ -757,8 +761,94 @@ try {
   assert.equal(await stored(), "{}{}", "no token in web storage");
   assert.deepEqual(errors, []);
   await cdp.send("WebAuthn.removeVirtualAuthenticator", { authenticatorId });
+
+  // ---- Recent activity: the account's events, newest first, a page at a time ----
+  await page.goto(pageUrl); // a fresh page: an empty log, no tokens
+  await page.fill("#api", apiUrl);
+  const eventsUser = `browser-events-${Date.now()}`;
+  await page.fill("#username", eventsUser);
+  await page.fill("#password", password);
+  // What the page asks GET /account/events for: [limit, cursor].
+  const asked = [];
+  page.on("request", (r) => {
+    const url = new URL(r.url());
+    if (r.method() === "GET" && url.pathname === "/account/events") asked.push([url.searchParams.get("limit"), url.searchParams.get("cursor")]);
+  });
+  const activity = () => page.$$eval("#event-list li", (lis) => lis.map((li) => ({
+    type: li.dataset.type, at: Number(li.dataset.at), session: li.dataset.session,
+    current: li.classList.contains("current"), text: li.textContent,
+  })));
+  const types = async () => (await activity()).map((e) => e.type);
+  await click("register", 1);
+  // A wrong password of an existing username is an event of that user; then the right one.
+  await page.fill("#password", "not the password at all");
+  await click("login", 2);
+  await page.fill("#password", password);
+  const loginTime = Math.floor(Date.now() / 1000);
+  await click("login", 3);
+  const firstSid = claims((await body("POST /login")).access_token).sid;
+  assert.equal(await page.isVisible("#event-list li"), false, "nothing listed before asking");
+  await click("events", 4);
+  const [succeeded, failedLogin] = await activity();
+  assert.deepEqual(await types(), ["login_succeeded", "login_failed"], "newest first");
+  assert.equal(succeeded.session, firstSid, "the login's event names its session");
+  assert.equal(succeeded.current, true, "the page's own session is marked");
+  assert.ok(succeeded.at >= loginTime - 1 && succeeded.at <= Date.now() / 1000 + 1, `at ${succeeded.at}, logged in at ${loginTime}`);
+  assert.ok(failedLogin.at <= succeeded.at);
+  assert.equal(failedLogin.session, "", "a failed login has no session");
+  // cargo lambda watch's request context: its own fixed address and user agent.
+  assert.match(succeeded.text, /^Logged in \(login_succeeded\): .+, cargo-lambda from 127\.0\.0\.1, this session$/);
+  assert.match(failedLogin.text, /^Wrong password \(login_failed\): .+, cargo-lambda from 127\.0\.0\.1$/);
+  const page1 = await body("GET /account/events");
+  assert.equal(page1.next_cursor, null, "two events fit in a page of 10: the last page");
+  assert.deepEqual(page1.events.map((e) => e.type), ["login_succeeded", "login_failed"]);
+  assert.equal(await page.isHidden("#events-more"), true, "no More on the last page");
+
+  // A page of one at a time: More follows next_cursor until there is none.
+  await page.evaluate(() => { eventsPageSize = 1; });
+  await click("events", 5);
+  assert.deepEqual(await types(), ["login_succeeded"], "the list starts over");
+  const onePage = await body("GET /account/events");
+  assert.equal(onePage.events.length, 1);
+  assert.match(onePage.next_cursor ?? "", /^[A-Za-z0-9_-]+$/, "an opaque cursor to the older page");
+  assert.equal(await page.isVisible("#events-more"), true, "More, while there is an older page");
+  let calls = 5;
+  while (await page.isVisible("#events-more")) {
+    assert.ok(calls < 8, "More ends: two events take two pages, and at most an empty third");
+    await click("events-more", ++calls);
+  }
+  assert.deepEqual(await types(), ["login_succeeded", "login_failed"], "More adds the older events below");
+  assert.deepEqual(asked.slice(0, 3), [["10", null], ["1", null], ["1", onePage.next_cursor]]);
+  assert.equal(asked.length, calls - 3, "one request per press");
+  await page.screenshot({ path: sibling("activity"), fullPage: true });
+
+  // Log out (the list goes with the tokens), log in again: the logout is there, in its session.
+  await click("logout", calls + 1);
+  assert.deepEqual(await types(), []);
+  assert.equal(await page.isHidden("#events-more"), true);
+  await click("login", calls + 2);
+  await page.evaluate(() => { eventsPageSize = 10; });
+  await click("events", calls + 3);
+  const relisted = await activity();
+  assert.deepEqual(relisted.map((e) => e.type), ["login_succeeded", "logout", "login_succeeded", "login_failed"]);
+  assert.deepEqual(relisted.map((e) => e.current), [true, false, false, false], "only the new session is this page's");
+  assert.equal(relisted[1].session, firstSid, "the logout names the session it ended");
+  assert.notEqual(relisted[0].session, firstSid);
+  assert.deepEqual((await entries()).reverse(), [
+    ["POST /register", 201],
+    ["POST /login", 401],
+    ["POST /login", 200],
+    ["GET /account/events", 200],
+    ["GET /account/events", 200],
+    ...Array(calls - 5).fill(["GET /account/events (more)", 200]),
+    ["POST /logout", 204],
+    ["POST /login", 200],
+    ["GET /account/events", 200],
+  ]);
+  assert.equal(await stored(), "{}{}", "no token in web storage");
+  assert.deepEqual(errors, []);
   console.log(`browser demo passed; screenshots: ${screenshot}, ${sibling("email")}, ${sibling("reset-password")}, ${sibling("totp")}, ` +
-    `${sibling("passkeys")}, ${sibling("passkeys-removed")}`);
+    `${sibling("passkeys")}, ${sibling("passkeys-removed")}, ${sibling("activity")}`);
 } finally {
   await browser.close();
 }
