@@ -1,5 +1,5 @@
 # The two commands: `make dev` runs the service locally, `make test` tests it.
-.PHONY: dev test unit lint check deploy smoke fuzz bench mutants invoke rotate-keys
+.PHONY: dev test unit lint check deploy smoke fuzz bench mutants invoke rotate-keys cost
 
 ## Start DynamoDB Local (:8000) and the SES stand-in (:8005, sent mail on its page), create the table, serve every function on :9000. Ctrl-C stops it all.
 dev:
@@ -45,6 +45,10 @@ mutants:
 ## Benchmarks and cold starts, printed as one table against the budgets (release builds: slow the first time).
 bench:
 	@scripts/bench
+
+## The stack's monthly cost for a usage, beside Amazon Cognito's price for the same users, from make bench's figures (labelled defaults without them), template.yaml's memory and the unit prices in bench/prices.json: make cost [ARGS="--mau 1000000 --logins 10"] (scripts/cost --help)
+cost:
+	@scripts/cost $(ARGS)
 
 ## Formatting and clippy, warnings as errors; the shared crate also without its HTTP edge, so no domain module can import it.
 lint:
