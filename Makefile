@@ -1,5 +1,5 @@
 # The two commands: `make dev` runs the service locally, `make test` tests it.
-.PHONY: dev test unit lint check deploy smoke fuzz bench mutants invoke rotate-keys cost
+.PHONY: dev test unit lint check deploy smoke fuzz bench mutants invoke rotate-keys cost admin
 
 ## Start DynamoDB Local (:8000) and the SES stand-in (:8005, sent mail on its page), create the table, serve every function on :9000. Ctrl-C stops it all.
 dev:
@@ -59,3 +59,12 @@ lint:
 ## Invoke one function with a sample event against a running `make dev`: make invoke FN=login EVENT=login-ok
 invoke:
 	@scripts/invoke $(FN) $(EVENT)
+
+## The operator's tool (admin/): make admin ARGS="disable bob". Against make dev's DynamoDB Local by default (dev.env's table, endpoint and stand-in credentials); against a deployed stack when you give its table: make admin ARGS="..." TABLE_NAME=<the stack's TableName output>, with your own AWS credentials and AWS_REGION in the environment (and AUDIT_RETENTION_DAYS if the stack's AuditRetentionDays is not 90).
+admin:
+	@if [ -n "$(TABLE_NAME)" ]; then \
+	  TABLE_NAME='$(TABLE_NAME)' cargo run --quiet -p admin -- $(ARGS); \
+	else \
+	  env $$(grep -E '^(TABLE_NAME|AWS_ENDPOINT_URL_DYNAMODB|AWS_REGION|AWS_ACCESS_KEY_ID|AWS_SECRET_ACCESS_KEY)=' dev.env) \
+	    cargo run --quiet -p admin -- $(ARGS); \
+	fi
