@@ -6,9 +6,15 @@
 //! into its output.
 
 use serde_json::{Value, json};
+use shared::audit::{Cursor, DEFAULT_PAGE, MAX_PAGE, Page};
 use shared::credentials::{Email, Username, Who};
+use shared::service::admin::{self, AdminError};
 use shared::session::Session;
-use shared::store::{AccountStore, Change, EmailStore, SessionStore, User};
+use shared::store::{AccountStore, AdminStore, AuditStore, Change, EmailStore, SessionStore, User};
+
+/// What the tool needs of the store: all of it is on the stack's table.
+pub trait Store: AccountStore + EmailStore + SessionStore + AuditStore + AdminStore {}
+impl<S: AccountStore + EmailStore + SessionStore + AuditStore + AdminStore> Store for S {}
 
 pub const USAGE: &str = "\
 usage: admin <command> [--json]
@@ -33,10 +39,6 @@ starts with '-'.
 It uses the table TABLE_NAME with the operator's AWS credentials (the standard
 AWS variables; AWS_ENDPOINT_URL_DYNAMODB for DynamoDB Local).
 Exit status: 0 done, 1 failed (no such user, the store failed), 2 usage error.";
-
-/// Events per page when `--limit` is not given, and the most one page holds.
-const DEFAULT_LIMIT: usize = 20;
-const MAX_LIMIT: usize = 100;
 
 /// Why a command did not run; each kind has its exit status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,7 +94,7 @@ enum Command {
     Events {
         who: Who,
         limit: usize,
-        cursor: Option<String>,
+        cursor: Option<Cursor>,
     },
     Delete {
         who: Who,
@@ -143,11 +145,15 @@ impl Invocation {
                     let n = raw
                         .parse::<usize>()
                         .ok()
-                        .filter(|n| (1..=MAX_LIMIT).contains(n))
-                        .ok_or_else(|| usage(format!("--limit {raw:?}: give a number from 1 to {MAX_LIMIT}")))?;
+                        .filter(|n| (1..=MAX_PAGE).contains(n))
+                        .ok_or_else(|| usage(format!("--limit {raw:?}: give a number from 1 to {MAX_PAGE}")))?;
                     limit = Some(n);
                 }
-                "--cursor" => cursor = Some(value()?),
+                "--cursor" => {
+                    let raw = value()?;
+                    let parsed = Cursor::parse(&raw).map_err(|e| usage(format!("--cursor {raw:?}: {e}")))?;
+                    cursor = Some(parsed);
+                }
                 "-h" | "--help" => positional.insert(0, "help".to_owned()),
                 "--" => positional.extend(rest.by_ref().cloned()),
                 flag if flag.starts_with('-') && flag.len() > 1 => {
@@ -171,7 +177,7 @@ impl Invocation {
             "revoke-sessions" => Command::RevokeSessions(user()?),
             "events" => Command::Events {
                 who: user()?,
-                limit: limit.unwrap_or(DEFAULT_LIMIT),
+                limit: limit.unwrap_or(DEFAULT_PAGE),
                 cursor: cursor.take(),
             },
             "delete" => Command::Delete { who: user()?, yes },
@@ -194,27 +200,18 @@ impl Invocation {
     }
 
     /// Runs the command at `now` on `store`; returns what to print.
-    pub async fn run<S>(&self, now: u64, store: &S) -> Result<String, Error>
-    where
-        S: AccountStore + EmailStore + SessionStore,
-    {
+    pub async fn run<S: Store>(&self, now: u64, store: &S) -> Result<String, Error> {
         let output = match &self.command {
             Command::Help => return Ok(USAGE.to_owned()),
             Command::Find(who) => find(&user(store, who).await?),
+            Command::Disable(who) => disable(store, &user(store, who).await?, now).await?,
+            Command::Enable(who) => enable(store, &user(store, who).await?, now).await?,
             Command::Sessions(who) => sessions(store, &user(store, who).await?, now).await?,
+            Command::RevokeSessions(who) => revoke_sessions(store, &user(store, who).await?, now).await?,
+            Command::Events { who, limit, cursor } => {
+                events(store, &user(store, who).await?, cursor.as_ref(), *limit).await?
+            }
             Command::Delete { who, yes } => delete(store, &user(store, who).await?, *yes).await?,
-            Command::Disable(who) | Command::Enable(who) | Command::RevokeSessions(who) => {
-                user(store, who).await?;
-                return Err(Error::Failed(
-                    "not available yet: the shared crate has no admin service on this build".into(),
-                ));
-            }
-            Command::Events { who, .. } => {
-                user(store, who).await?;
-                return Err(Error::Failed(
-                    "not available yet: the shared crate has no audit store on this build".into(),
-                ));
-            }
         };
         Ok(if self.json {
             output.json.to_string()
@@ -225,10 +222,7 @@ impl Invocation {
 }
 
 /// Parses `args` and runs the command at `now` on `store`; returns what to print.
-pub async fn run<S>(args: &[String], now: u64, store: &S) -> Result<String, Error>
-where
-    S: AccountStore + EmailStore + SessionStore,
-{
+pub async fn run<S: Store>(args: &[String], now: u64, store: &S) -> Result<String, Error> {
     Invocation::parse(args)?.run(now, store).await
 }
 
@@ -272,6 +266,7 @@ fn user_json(user: &User) -> Value {
         "email": user.email,
         "email_verified": user.email_verified,
         "created_at": user.created_at,
+        "disabled": user.disabled,
         "deleting": user.deleting,
         "mfa": {"totp": user.totp, "passkeys": user.passkeys},
     })
@@ -288,6 +283,8 @@ fn about(user: &User) -> serde_json::Map<String, Value> {
 fn status(user: &User) -> &'static str {
     if user.deleting {
         "being deleted (an interrupted deletion: `admin delete <user> --yes` finishes it)"
+    } else if user.disabled {
+        "disabled (`admin enable <user>` enables it)"
     } else {
         "active"
     }
@@ -396,6 +393,130 @@ async fn sessions<S: SessionStore>(store: &S, user: &User, now: u64) -> Result<O
     })
 }
 
+fn plural(n: usize, one: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {one}s")
+    }
+}
+
+/// The error of an admin action on `user`.
+fn admin_error(user: &User) -> impl Fn(AdminError) -> Error + '_ {
+    |error| match error {
+        AdminError::Gone => Error::NotFound(format!(
+            "{} (id {}) was deleted, or is being deleted, meanwhile: nothing was changed",
+            user.username, user.id
+        )),
+        AdminError::Store(e) => e.into(),
+    }
+}
+
+/// An account being deleted is neither disabled nor enabled: the deletion is to be finished.
+fn not_deleting(user: &User) -> Result<(), Error> {
+    if user.deleting {
+        return Err(Error::Failed(format!(
+            "{} is being deleted (an interrupted deletion): `admin delete {} --yes` finishes it",
+            user.username, user.username
+        )));
+    }
+    Ok(())
+}
+
+/// Disables the account and revokes its sessions. Run again on a disabled
+/// account it does it again: a run cut off between the mark and the
+/// revocation is finished by the next.
+async fn disable<S: Store>(store: &S, user: &User, now: u64) -> Result<Output, Error> {
+    not_deleting(user)?;
+    let revoked = admin::disable(store, user, now).await.map_err(admin_error(user))?;
+    let already = if user.disabled {
+        " (it was disabled already)"
+    } else {
+        ""
+    };
+    let mut json = about(user);
+    json.insert("disabled".into(), true.into());
+    json.insert("sessions_revoked".into(), revoked.into());
+    Ok(Output {
+        text: format!(
+            "disabled {} (id {}){already}: {} revoked; the right password now gets 403 account_disabled",
+            user.username,
+            user.id,
+            plural(revoked, "session"),
+        ),
+        json: json.into(),
+    })
+}
+
+/// Enables the account; one that is not disabled is left as it is (no event).
+async fn enable<S: Store>(store: &S, user: &User, now: u64) -> Result<Output, Error> {
+    not_deleting(user)?;
+    let text = if user.disabled {
+        admin::enable(store, user, now).await.map_err(admin_error(user))?;
+        format!("enabled {} (id {})", user.username, user.id)
+    } else {
+        format!("{} (id {}) is not disabled: nothing changed", user.username, user.id)
+    };
+    let mut json = about(user);
+    json.insert("disabled".into(), false.into());
+    json.insert("changed".into(), user.disabled.into());
+    Ok(Output {
+        text,
+        json: json.into(),
+    })
+}
+
+/// Revokes every live session of the account.
+async fn revoke_sessions<S: Store>(store: &S, user: &User, now: u64) -> Result<Output, Error> {
+    let revoked = admin::revoke_sessions(store, user, now).await?;
+    let mut json = about(user);
+    json.insert("sessions_revoked".into(), revoked.into());
+    Ok(Output {
+        text: format!("revoked {} of {}", plural(revoked, "live session"), user.username),
+        json: json.into(),
+    })
+}
+
+/// A page of the account's events, newest first, and the cursor of the next.
+async fn events<S: Store>(store: &S, user: &User, cursor: Option<&Cursor>, limit: usize) -> Result<Output, Error> {
+    let Page { events, next } = store.events(&user.username, cursor, limit).await?;
+    let mut lines = vec![match (events.len(), cursor) {
+        (0, None) => format!("no events of {}", user.username),
+        (0, Some(_)) => format!("no more events of {}", user.username),
+        (n, _) => format!("{} of {}, newest first", plural(n, "event"), user.username),
+    }];
+    let or_dash = |v: &Option<String>| v.as_deref().map_or("-".into(), shown);
+    for e in &events {
+        lines.push(format!(
+            "  {}  {:<22}  ip {}  session {}  agent {}",
+            utc(e.at),
+            e.kind.as_str(),
+            or_dash(&e.ip),
+            or_dash(&e.session_id),
+            e.user_agent
+                .as_deref()
+                .map_or("-".into(), |a| format!("\"{}\"", shown(a))),
+        ));
+    }
+    if let Some(next) = &next {
+        lines.push(format!(
+            "more: admin events {} --limit {limit} --cursor {next}",
+            user.username
+        ));
+    }
+    let mut json = about(user);
+    let events: Vec<Value> = events
+        .iter()
+        .map(|e| serde_json::to_value(e).expect("an event serializes"))
+        .collect();
+    json.insert("events".into(), events.into());
+    json.insert("next_cursor".into(), next.map(|c| c.to_string()).into());
+    Ok(Output {
+        text: lines.join("\n"),
+        json: json.into(),
+    })
+}
+
 /// Deletes the account with `yes`; without it, refuses and says what it would delete.
 async fn delete<S: AccountStore>(store: &S, user: &User, yes: bool) -> Result<Output, Error> {
     if !yes {
@@ -447,6 +568,7 @@ fn utc(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::audit::{Event, Kind};
     use shared::session::Origin;
     use shared::store::UserStore;
     use shared::store::memory::MemoryStore;
@@ -580,6 +702,7 @@ mod tests {
             "events alice --limit 101",
             "events alice --limit many",
             "events alice --cursor",
+            "events alice --cursor not-a-cursor",
         ] {
             let error = admin(&store, line).await.unwrap_err();
             assert!(matches!(error, Error::Usage(_)), "{line}: {error:?}");
@@ -600,14 +723,16 @@ mod tests {
 
     #[test]
     fn options_go_anywhere_and_a_name_that_starts_with_a_dash_follows_two_dashes() {
-        let parsed = Invocation::parse(&args("--json events --cursor abc bob --limit 5")).unwrap();
+        let cursor = Event::by_admin(Kind::Logout, NOW).position();
+        let line = format!("--json events --cursor {cursor} bob --limit 5");
+        let parsed = Invocation::parse(&args(&line)).unwrap();
         assert!(parsed.json);
         assert_eq!(
             parsed.command,
             Command::Events {
                 who: Who::Username(Username::parse("bob").unwrap()),
                 limit: 5,
-                cursor: Some("abc".into())
+                cursor: Some(cursor)
             }
         );
         let dashed = Invocation::parse(&args("find -- -bob-")).unwrap();
@@ -619,7 +744,7 @@ mod tests {
         assert!(matches!(
             default.command,
             Command::Events {
-                limit: DEFAULT_LIMIT,
+                limit: DEFAULT_PAGE,
                 cursor: None,
                 ..
             }
@@ -743,5 +868,144 @@ mod tests {
         assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
         assert_eq!(utc(1_800_000_000), "2027-01-15 08:00:00 UTC");
         assert_eq!(utc(4_102_444_799), "2099-12-31 23:59:59 UTC");
+    }
+    fn kinds(page: &Page) -> Vec<&'static str> {
+        page.events.iter().map(|e| e.kind.as_str()).collect()
+    }
+
+    async fn alice_with_sessions(n: usize) -> (MemoryStore, User, Vec<Session>) {
+        let (store, alice) = store_with_alice().await;
+        let mut sessions = Vec::new();
+        for i in 0..n {
+            let s = session(&alice, &format!("s-{i}"), NOW - 100 + i as u64);
+            store.create_session(&s, Some(&alice)).await.unwrap();
+            sessions.push(s);
+        }
+        (store, alice, sessions)
+    }
+
+    #[tokio::test]
+    async fn disable_marks_the_user_revokes_every_session_and_records_it_as_the_admins() {
+        let (store, _, sessions) = alice_with_sessions(2).await;
+        let out = admin(&store, "disable alice").await.unwrap();
+        assert_eq!(
+            out,
+            "disabled Alice (id u-1): 2 sessions revoked; the right password now gets 403 account_disabled"
+        );
+        assert!(store.user_now("alice").disabled);
+        assert!(sessions.iter().all(|s| store.session_now(&s.key()).unwrap().revoked));
+        let page = store.events("alice", None, 10).await.unwrap();
+        assert_eq!(kinds(&page), ["account_disabled"]);
+        assert_eq!(
+            (page.events[0].ip.as_deref(), page.events[0].user_agent.as_deref()),
+            (None, Some("admin"))
+        );
+        assert!(admin(&store, "find alice").await.unwrap().contains("status   disabled"));
+        let again: Value = serde_json::from_str(&admin(&store, "disable alice --json").await.unwrap()).unwrap();
+        assert_eq!(
+            again,
+            json!({"username": "Alice", "user_id": "u-1", "disabled": true, "sessions_revoked": 0})
+        );
+    }
+
+    #[tokio::test]
+    async fn enable_clears_the_mark_and_an_enabled_user_is_left_alone() {
+        let (store, _, _) = alice_with_sessions(1).await;
+        let untouched = admin(&store, "enable alice").await.unwrap();
+        assert_eq!(untouched, "Alice (id u-1) is not disabled: nothing changed");
+        assert_eq!(
+            kinds(&store.events("alice", None, 10).await.unwrap()),
+            Vec::<&str>::new()
+        );
+        admin(&store, "disable alice").await.unwrap();
+        let json: Value = serde_json::from_str(&admin(&store, "enable alice --json").await.unwrap()).unwrap();
+        assert_eq!(
+            json,
+            json!({"username": "Alice", "user_id": "u-1", "disabled": false, "changed": true})
+        );
+        assert!(!store.user_now("alice").disabled);
+        let page = store.events("alice", None, 10).await.unwrap();
+        assert_eq!(kinds(&page), ["account_enabled", "account_disabled"]);
+    }
+
+    #[tokio::test]
+    async fn an_account_being_deleted_is_neither_disabled_nor_enabled() {
+        let (store, _) = store_with_alice().await;
+        store.mark_deleting("alice");
+        for line in ["disable alice", "enable alice"] {
+            let error = admin(&store, line).await.unwrap_err();
+            assert_eq!(error.exit_code(), 1);
+            assert!(error.to_string().contains("delete Alice --yes"), "{error}");
+        }
+        assert!(!store.user_now("alice").disabled);
+        assert!(admin(&store, "find alice").await.unwrap().contains("being deleted"));
+        admin(&store, "delete alice --yes").await.unwrap();
+        assert_eq!(admin(&store, "find alice").await.unwrap_err().exit_code(), 1);
+    }
+
+    #[tokio::test]
+    async fn revoke_sessions_ends_the_live_ones_and_leaves_the_account_enabled() {
+        let (store, _, sessions) = alice_with_sessions(3).await;
+        assert_eq!(
+            admin(&store, "revoke-sessions alice").await.unwrap(),
+            "revoked 3 live sessions of Alice"
+        );
+        assert!(sessions.iter().all(|s| store.session_now(&s.key()).unwrap().revoked));
+        assert!(!store.user_now("alice").disabled);
+        let json: Value = serde_json::from_str(&admin(&store, "revoke-sessions alice --json").await.unwrap()).unwrap();
+        assert_eq!(
+            json,
+            json!({"username": "Alice", "user_id": "u-1", "sessions_revoked": 0})
+        );
+        assert_eq!(
+            kinds(&store.events("alice", None, 10).await.unwrap()),
+            ["session_revoked", "session_revoked"]
+        );
+        assert_eq!(
+            admin(&store, "sessions alice").await.unwrap(),
+            "no live session of Alice (3 ended)"
+        );
+    }
+
+    #[tokio::test]
+    async fn events_come_newest_first_a_page_at_a_time_with_the_cursor_of_the_next() {
+        let (store, alice) = store_with_alice().await;
+        let kinds_in_order = [Kind::LoginFailed, Kind::LoginSucceeded, Kind::PasswordChanged];
+        for (i, kind) in kinds_in_order.into_iter().enumerate() {
+            let event = Event::by_admin(kind, NOW - 10 + i as u64).in_session("s-1");
+            store.record_event(&alice.username, &alice.id, &event).await.unwrap();
+        }
+        let first: Value =
+            serde_json::from_str(&admin(&store, "events alice --limit 2 --json").await.unwrap()).unwrap();
+        let types: Vec<&str> = first["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(types, ["password_changed", "login_succeeded"]);
+        assert_eq!(
+            first["events"][0],
+            json!({"type": "password_changed", "at": NOW - 8, "ip": null, "user_agent": "admin", "session_id": "s-1"})
+        );
+        let cursor = first["next_cursor"].as_str().expect("a next page");
+        let text = admin(&store, "events alice --limit 2").await.unwrap();
+        assert!(text.starts_with("2 events of Alice, newest first\n"), "{text}");
+        assert!(
+            text.contains("password_changed") && text.contains("session s-1"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(&format!("more: admin events Alice --limit 2 --cursor {cursor}")),
+            "{text}"
+        );
+        let line = format!("events alice --limit 2 --cursor {cursor} --json");
+        let last: Value = serde_json::from_str(&admin(&store, &line).await.unwrap()).unwrap();
+        assert_eq!(last["events"].as_array().unwrap().len(), 1);
+        assert_eq!(last["events"][0]["type"], "login_failed");
+        assert_eq!(last["next_cursor"], Value::Null);
+        let fresh = MemoryStore::default();
+        fresh.create_user(&alice).await.unwrap();
+        assert_eq!(admin(&fresh, "events alice").await.unwrap(), "no events of Alice");
     }
 }
