@@ -489,7 +489,7 @@ class Template(unittest.TestCase):
     def test_the_functions_with_several_routes_serve_them_for_any_method_without_the_authorizer(self):
         for name, expected in (
             ("LoginFunction", ["/login", "/login/mfa"]),
-            ("AccountFunction", ["/account", "/account/password"]),
+            ("AccountFunction", ["/account", "/account/events", "/account/password"]),
             ("SessionsFunction", ["/sessions", "/sessions/{id}"]),
             ("EmailFunction", ["/account/email", "/account/email/verify"]),
             ("PasswordResetFunction", ["/password/forgot", "/password/reset"]),
