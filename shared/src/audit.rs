@@ -80,6 +80,16 @@ impl Kind {
     }
 }
 
+tokio::task_local! {
+    /// The client of the request being served (`http::respond` sets it).
+    static CLIENT: Origin;
+}
+
+/// Runs `work` as the request of `client`: the events it records say where it came from.
+pub async fn from_client<F: std::future::Future>(client: Origin, work: F) -> F::Output {
+    CLIENT.scope(client, work).await
+}
+
 /// The user agent recorded for what the operator's admin tool does.
 pub const ADMIN: &str = "admin";
 
@@ -100,9 +110,14 @@ pub struct Event {
 }
 
 impl Event {
-    /// An event of `kind` at `now`, from the client `origin` (an empty
-    /// address or agent is none).
-    pub fn new(kind: Kind, now: u64, origin: &Origin) -> Self {
+    /// An event of `kind` at `now`, from the client of the request being
+    /// served (`from_client`; none outside a request).
+    pub fn new(kind: Kind, now: u64) -> Self {
+        Self::from(kind, now, &CLIENT.try_with(Origin::clone).unwrap_or_default())
+    }
+
+    /// An event of `kind` at `now` from `origin` (an empty address or agent is none).
+    fn from(kind: Kind, now: u64, origin: &Origin) -> Self {
         let given = |s: &str| Some(s.to_owned()).filter(|s| !s.is_empty());
         Self {
             kind,
@@ -116,7 +131,7 @@ impl Event {
 
     /// An event the operator caused with the admin tool: no address.
     pub fn by_admin(kind: Kind, now: u64) -> Self {
-        Self::new(
+        Self::from(
             kind,
             now,
             &Origin {
@@ -228,13 +243,16 @@ mod tests {
         assert_eq!(Kind::parse("login"), None);
     }
 
-    #[test]
-    fn an_event_shows_its_type_time_address_agent_and_session_and_nothing_else() {
+    #[tokio::test]
+    async fn an_event_shows_its_type_time_the_requests_client_and_session_and_nothing_else() {
         let origin = Origin {
             ip: "203.0.113.7".into(),
             user_agent: "curl/8".into(),
         };
-        let event = Event::new(Kind::Logout, 1_700_000_000, &origin).in_session("s-1");
+        let event = from_client(origin, async {
+            Event::new(Kind::Logout, 1_700_000_000).in_session("s-1")
+        })
+        .await;
         assert_eq!(
             serde_json::to_value(&event).unwrap(),
             serde_json::json!({"type": "logout", "at": 1_700_000_000u64, "ip": "203.0.113.7", "user_agent": "curl/8", "session_id": "s-1"})
@@ -244,11 +262,13 @@ mod tests {
             (admin["ip"].is_null(), &admin["user_agent"]),
             (true, &serde_json::json!("admin"))
         );
+        let outside = Event::new(Kind::Logout, 5);
+        assert_eq!((outside.ip, outside.user_agent), (None, None));
     }
 
     #[test]
     fn a_cursor_survives_its_round_trip_and_a_made_up_one_is_refused() {
-        let event = Event::new(Kind::Logout, 1_700_000_000, &Origin::default());
+        let event = Event::new(Kind::Logout, 1_700_000_000);
         let cursor = event.position();
         assert_eq!(Cursor::parse(&cursor.to_string()), Ok(cursor.clone()));
         assert!(!cursor.to_string().contains('#'), "opaque: {cursor}");
@@ -265,8 +285,8 @@ mod tests {
 
     #[test]
     fn events_of_one_second_sort_in_the_order_they_happened() {
-        let first = Event::new(Kind::LoginFailed, 7, &Origin::default());
-        let second = Event::new(Kind::LoginSucceeded, 7, &Origin::default());
+        let first = Event::new(Kind::LoginFailed, 7);
+        let second = Event::new(Kind::LoginSucceeded, 7);
         assert!(first.position() < second.position());
     }
 

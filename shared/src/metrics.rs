@@ -6,8 +6,6 @@
 //! alarms watch these) and by `Function` (the dashboard's breakdown).
 //! The namespace is `METRICS_NAMESPACE` (the template sets the stack's name).
 
-use std::io::Write;
-
 /// What is counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
@@ -52,8 +50,8 @@ pub fn count(metric: Metric) {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     let line = emf_line(metric, &namespace, &function, millis);
-    // One write of a whole line, so it never interleaves with a log line.
-    let _ = std::io::stdout().lock().write_all(format!("{line}\n").as_bytes());
+    // One line, written under stdout's lock, so it never interleaves with a log line.
+    println!("{line}");
 }
 
 /// The EMF document that counts one `metric` at `millis`.

@@ -1,11 +1,15 @@
 //! The caller's own account: `GET /account` reads it, `POST /account/password`
 //! changes the password (ending every other session), `DELETE /account`
-//! deletes it. Each needs a valid access token; the last two the password.
+//! deletes it, `GET /account/events` lists what happened to it. Each needs
+//! a valid access token; the password change and the deletion the password.
 
+use lambda_http::RequestExt;
 use lambda_http::{Body, Error, Request, Response};
-use shared::http::{ApiError, JsonObject, account_view, authenticate, last_segment, no_content, respond};
+use shared::audit::{Cursor, DEFAULT_PAGE, MAX_PAGE};
+use shared::http::{ApiError, JsonObject, account_view, authenticate, last_segment, no_content, no_store, respond};
 use shared::service::account;
-use shared::store::{AccountStore, SessionStore, UserStore};
+use shared::service::audit::events;
+use shared::store::{AccountStore, AuditStore, SessionStore, UserStore};
 
 /// Its keys only verify: it reads the public keys, never the private set.
 pub type State<S> = shared::State<S, shared::token::TokenVerifier>;
@@ -13,24 +17,38 @@ pub type State<S> = shared::State<S, shared::token::TokenVerifier>;
 /// Answers one request.
 pub async fn handle<S>(state: &State<S>, req: Request) -> Result<Response<Body>, Error>
 where
-    S: UserStore + SessionStore + AccountStore,
+    S: UserStore + SessionStore + AccountStore + AuditStore,
 {
     respond(&req, route(state, &req)).await
 }
 
 async fn route<S>(state: &State<S>, req: &Request) -> Result<Response<Body>, ApiError>
 where
-    S: UserStore + SessionStore + AccountStore,
+    S: UserStore + SessionStore + AccountStore + AuditStore,
 {
-    let password_route = last_segment(req).as_deref() == Some("password");
+    let segment = last_segment(req);
+    let password_route = segment.as_deref() == Some("password");
+    let events_route = segment.as_deref() == Some("events");
     let method = req.method().as_str();
-    let allow = if password_route { "POST" } else { "GET, DELETE" };
+    let allow = match (password_route, events_route) {
+        (true, _) => "POST",
+        (_, true) => "GET",
+        _ => "GET, DELETE",
+    };
     if !allow.split(", ").any(|m| m == method) {
         return Err(ApiError::MethodNotAllowed { allow });
     }
     let claims = authenticate(&state.keys, req).await?;
     let now = shared::now();
-    if password_route {
+    if events_route {
+        let (cursor, limit) = page_query(req)?;
+        let page = events(&state.store, &claims, cursor.as_ref(), limit).await?;
+        let body = serde_json::json!({
+            "events": page.events,
+            "next_cursor": page.next.map(|c| c.to_string()),
+        });
+        Ok(no_store(&body))
+    } else if password_route {
         let body = JsonObject::require(req)?;
         let current = body.password("current_password")?;
         let new = body.password("new_password")?;
@@ -44,6 +62,24 @@ where
         let user = account::account(&state.store, &claims).await?;
         Ok(account_view(&user))
     }
+}
+
+/// The page `?cursor=` and `?limit=` ask for (`limit` 1 to `MAX_PAGE`, `DEFAULT_PAGE` when absent).
+fn page_query(req: &Request) -> Result<(Option<Cursor>, usize), ApiError> {
+    let query = req.query_string_parameters_ref();
+    let cursor = match query.and_then(|q| q.first("cursor")) {
+        None => None,
+        Some(text) => Some(Cursor::parse(text).map_err(|e| ApiError::invalid(e.to_string()))?),
+    };
+    let limit = match query.and_then(|q| q.first("limit")) {
+        None => DEFAULT_PAGE,
+        Some(text) => text
+            .parse()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| ApiError::invalid(format!("limit must be a whole number from 1 to {MAX_PAGE}")))?,
+    };
+    Ok((cursor, limit))
 }
 
 #[cfg(test)]

@@ -8,19 +8,19 @@ use shared::credentials::Who;
 use shared::http::{ApiError, JsonObject, last_segment, origin, require_method, respond, tokens};
 use shared::service::mfa::login_mfa;
 use shared::service::{login, login_by_email};
-use shared::store::{AccountStore, EmailStore, MfaStore, SessionStore, UserStore};
+use shared::store::{AccountStore, AuditStore, EmailStore, MfaStore, SessionStore, UserStore};
 
 pub use shared::State;
 
 /// Answers one request.
-pub async fn handle<S: UserStore + SessionStore + AccountStore + EmailStore + MfaStore>(
+pub async fn handle<S: UserStore + SessionStore + AccountStore + EmailStore + MfaStore + AuditStore>(
     state: &State<S>,
     req: Request,
 ) -> Result<Response<Body>, Error> {
     respond(&req, route(state, &req)).await
 }
 
-async fn route<S: UserStore + SessionStore + AccountStore + EmailStore + MfaStore>(
+async fn route<S: UserStore + SessionStore + AccountStore + EmailStore + MfaStore + AuditStore>(
     state: &State<S>,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {

@@ -52,6 +52,9 @@ pub enum ApiError {
     MfaRequired {
         mfa_token: String,
     },
+    /// The right credentials of an account the operator disabled (a wrong
+    /// password is still `InvalidCredentials`, so this tells a guesser nothing).
+    AccountDisabled,
     /// A TOTP factor is active already.
     TotpEnabled,
     /// A WebAuthn `challenge_id` that is unknown, used, expired or not the caller's.
@@ -198,6 +201,11 @@ impl ApiError {
                 "too_many_attempts",
                 "too many failed logins for this username; retry later",
             ),
+            Self::AccountDisabled => (
+                StatusCode::FORBIDDEN,
+                "account_disabled",
+                "this account is disabled; contact the service's operator",
+            ),
             Self::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -232,6 +240,7 @@ impl ApiError {
                 headers.insert(header::RETRY_AFTER, header_value(&retry_after.max(1).to_string()));
             }
             Self::Unavailable => {
+                crate::metrics::count(crate::metrics::Metric::Unavailable);
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             // It carries a token (RFC 6749 §5.1, as the token response).
@@ -307,6 +316,7 @@ impl From<LoginError> for ApiError {
             LoginError::InvalidCredentials => Self::InvalidCredentials,
             LoginError::Locked { retry_after } => Self::TooManyAttempts { retry_after },
             LoginError::MfaRequired { mfa_token } => Self::MfaRequired { mfa_token },
+            LoginError::AccountDisabled => Self::AccountDisabled,
             LoginError::Store(e) => e.into(),
             LoginError::Hash(e) => e.into(),
         }
@@ -325,6 +335,7 @@ impl From<MfaError> for ApiError {
             MfaError::AlreadyActive => Self::TotpEnabled,
             MfaError::Gone => Self::BearerChallenge { token_sent: true },
             MfaError::InvalidMfaToken => Self::InvalidToken,
+            MfaError::AccountDisabled => Self::AccountDisabled,
             MfaError::Store(e) => e.into(),
             MfaError::Hash(e) => e.into(),
         }
@@ -341,6 +352,7 @@ impl From<crate::service::PasskeyError> for ApiError {
                 Self::invalid("credential is not a WebAuthn credential of this ceremony (PublicKeyCredential.toJSON())")
             }
             PasskeyError::InvalidChallenge => Self::InvalidChallenge,
+            PasskeyError::AccountDisabled => Self::AccountDisabled,
             PasskeyError::Refused(reason) => {
                 tracing::info!(%reason, "passkey registration refused");
                 Self::InvalidPasskey

@@ -28,6 +28,7 @@ pub async fn respond(
         .map_or(DEFAULT_BUDGET, |left| left.saturating_sub(DEADLINE_MARGIN));
     // Handlers and services record who the request is for with `record_user`.
     let span = tracing::info_span!("request", user_id = tracing::field::Empty);
+    let work = crate::audit::from_client(super::origin(req), work);
     let result = tokio::time::timeout(budget, work.instrument(span.clone()))
         .await
         .unwrap_or_else(|_| {

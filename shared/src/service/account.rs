@@ -1,10 +1,12 @@
 //! The caller's own account: reading it, changing its password (which ends
 //! every other session), deleting it (which ends everything).
 
+use super::audit::{Owner, beside};
 use super::login::{LoginError, check_password};
+use crate::audit::{Event, Kind};
 use crate::credentials::{Password, Username};
 use crate::password::{self, HashError};
-use crate::store::{AccountStore, Change, SessionStore, StoreError, User, UserStore};
+use crate::store::{AccountStore, AuditStore, Change, SessionStore, StoreError, User, UserStore};
 use crate::token::AccessClaims;
 
 /// Why an account operation did not happen.
@@ -30,8 +32,8 @@ impl From<LoginError> for AccountError {
         match error {
             LoginError::InvalidCredentials => Self::InvalidCredentials,
             LoginError::Locked { retry_after } => Self::Locked { retry_after },
-            // Only a login asks for a second factor; a password check never does.
-            LoginError::MfaRequired { .. } => Self::InvalidCredentials,
+            // Only a login asks for a second factor or refuses a disabled account; a password check never does.
+            LoginError::MfaRequired { .. } | LoginError::AccountDisabled => Self::InvalidCredentials,
             LoginError::Store(e) => Self::Store(e),
             LoginError::Hash(e) => Self::Hash(e),
         }
@@ -52,7 +54,7 @@ pub async fn account<S: AccountStore>(store: &S, claims: &AccessClaims) -> Resul
 }
 
 /// The caller's user if `password` is theirs, behind the login throttle.
-async fn confirm<S: UserStore>(
+async fn confirm<S: UserStore + AuditStore>(
     store: &S,
     claims: &AccessClaims,
     password: &Password,
@@ -68,8 +70,9 @@ async fn confirm<S: UserStore>(
 /// Sets the caller's password to `new` if `current` is theirs, and ends
 /// every other session of theirs in the same write: a thief's refresh token
 /// dies with the old password. The caller's own session (the `sid` of the
-/// token) stays live.
-pub async fn change_password<S: UserStore + SessionStore + AccountStore>(
+/// token) stays live. Their `password_changed` event, in that session, is
+/// written beside the change.
+pub async fn change_password<S: UserStore + SessionStore + AccountStore + AuditStore>(
     store: &S,
     claims: &AccessClaims,
     current: &Password,
@@ -91,7 +94,15 @@ pub async fn change_password<S: UserStore + SessionStore + AccountStore>(
         .filter(|s| s.is_live(now) && s.user_id == checked.user.id && s.id != claims.sid)
         .map(|s| s.key())
         .collect();
-    match store.change_password(&checked.user, &new_hash, &others).await? {
+    let event = Event::new(Kind::PasswordChanged, now).in_session(&claims.sid);
+    let changed = beside(
+        store,
+        Owner::of(&checked.user),
+        event,
+        store.change_password(&checked.user, &new_hash, &others),
+    )
+    .await?;
+    match changed {
         Change::Done => {
             tracing::info!(revoked = others.len(), "password changed");
             Ok(())
@@ -103,7 +114,7 @@ pub async fn change_password<S: UserStore + SessionStore + AccountStore>(
 
 /// Deletes the caller's account if `password` is theirs: the user, every
 /// session and everything else stored under the name. The name is free again.
-pub async fn delete_account<S: UserStore + AccountStore>(
+pub async fn delete_account<S: UserStore + AccountStore + AuditStore>(
     store: &S,
     claims: &AccessClaims,
     password: &Password,

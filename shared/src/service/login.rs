@@ -1,12 +1,17 @@
 //! Logging in: the throttle, the password (or the dummy hash for an unknown
 //! name), a rehash when the parameters have grown, and a new session.
 
+use super::audit::{Owner, beside, record as record_event};
 use super::sessions::{self, TokenPair};
+use crate::audit::{Event, Kind};
 use crate::credentials::{Email, Password, Username};
 use crate::lockout::FailedLogins;
+use crate::metrics::{self, Metric};
 use crate::password::{self, HashError, Verdict};
 use crate::session::{Origin, PASSWORD};
-use crate::store::{AccountStore, Change, EmailStore, MfaStore, SessionStore, StoreError, TotpFactor, User, UserStore};
+use crate::store::{
+    AccountStore, AuditStore, Change, EmailStore, MfaStore, SessionStore, StoreError, TotpFactor, User, UserStore,
+};
 use crate::token::TokenAuthority;
 
 /// Why a login did not start a session.
@@ -22,6 +27,9 @@ pub enum LoginError {
     /// session yet, but a token for `POST /login/mfa`.
     #[error("a second factor is required")]
     MfaRequired { mfa_token: String },
+    /// The password is right and the operator disabled the account.
+    #[error("the account is disabled")]
+    AccountDisabled,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -30,7 +38,7 @@ pub enum LoginError {
 
 /// Checks `password` for `username` at `now` and, if it is right and the
 /// name is not locked, starts a session from `origin` and returns its tokens.
-pub async fn login<S: UserStore + SessionStore + AccountStore + MfaStore>(
+pub async fn login<S: UserStore + SessionStore + AccountStore + MfaStore + AuditStore>(
     store: &S,
     tokens: &TokenAuthority,
     username: &Username,
@@ -45,7 +53,7 @@ pub async fn login<S: UserStore + SessionStore + AccountStore + MfaStore>(
 /// Like `login`, with the account's verified email instead of its name:
 /// one read more (the address's claim). An unknown or unverified address is
 /// `InvalidCredentials` after the same hash as a wrong password.
-pub async fn login_by_email<S: UserStore + SessionStore + AccountStore + EmailStore + MfaStore>(
+pub async fn login_by_email<S: UserStore + SessionStore + AccountStore + EmailStore + MfaStore + AuditStore>(
     store: &S,
     tokens: &TokenAuthority,
     email: &Email,
@@ -56,6 +64,7 @@ pub async fn login_by_email<S: UserStore + SessionStore + AccountStore + EmailSt
     let owner = store.email_owner(email).await?;
     let Some((user_id, username)) = owner else {
         password::verify(password, None).await?;
+        metrics::count(Metric::LoginFailed);
         tracing::info!("password check failed");
         return Err(LoginError::InvalidCredentials);
     };
@@ -71,7 +80,7 @@ pub async fn login_by_email<S: UserStore + SessionStore + AccountStore + EmailSt
 /// After a right password: finishes an interrupted deletion, upgrades a weak
 /// hash, and then either asks for the second factor or clears the failures
 /// and starts the session.
-async fn start<S: UserStore + SessionStore + AccountStore + MfaStore>(
+async fn start<S: UserStore + SessionStore + AccountStore + MfaStore + AuditStore>(
     store: &S,
     tokens: &TokenAuthority,
     username: &Username,
@@ -102,12 +111,16 @@ async fn start<S: UserStore + SessionStore + AccountStore + MfaStore>(
             Err(error) => tracing::warn!(%error, "password hash upgrade not stored"),
         }
     }
-    if user.totp {
+    if user.disabled || user.totp {
         // The failures stay until the second factor is through: a password
         // alone must not reset the count of wrong codes. Nor does a right
         // password add to it: the attempt counted before its hash was checked is taken back.
         if let Some(counted) = checked.counted {
             store.uncount_attempt(username, counted, checked.failures).await?;
+        }
+        if user.disabled {
+            tracing::info!(user_id = %user.id, "password right, account disabled");
+            return Err(LoginError::AccountDisabled);
         }
         let attempt = uuid::Uuid::new_v4().to_string();
         if store.start_mfa_attempt(username, &attempt).await? == Change::Done {
@@ -127,10 +140,19 @@ async fn start<S: UserStore + SessionStore + AccountStore + MfaStore>(
     let session = sessions::start(tokens, &user, &[PASSWORD], origin, now);
     // Only while the password is still the one just checked: a change or a
     // reset that went through meanwhile is not outlived by this session.
-    if store.create_session(&session, Some(&user)).await? == Change::Conflict {
+    let event = Event::new(Kind::LoginSucceeded, now).in_session(&session.id);
+    let created = beside(
+        store,
+        Owner::of(&user),
+        event,
+        store.create_session(&session, Some(&user)),
+    )
+    .await?;
+    if created == Change::Conflict {
         tracing::info!("the password changed during the login");
         return Err(LoginError::InvalidCredentials);
     }
+    metrics::count(Metric::LoginSucceeded);
     tracing::info!(user_id = %user.id, "login succeeded");
     Ok(sessions::token_pair(tokens, &session, now))
 }
@@ -151,8 +173,10 @@ pub(super) struct Checked {
 /// The user `username` if `password` is theirs, behind the throttle: a name
 /// with recent failures counts the attempt before the hash is checked, a
 /// wrong password counts it after, and a locked name is not checked at all.
-/// An unknown name costs one hash, like a wrong password.
-pub(super) async fn check_password<S: UserStore>(
+/// An unknown name costs one hash, like a wrong password. A wrong password
+/// of a user is their `login_failed` event (and `login_locked` when it
+/// locks the name), written beside the count.
+pub(super) async fn check_password<S: UserStore + AuditStore>(
     store: &S,
     username: &Username,
     password: &Password,
@@ -182,11 +206,28 @@ pub(super) async fn check_password<S: UserStore>(
                 counted,
             })
         }
-        _ => {
-            if !suspect {
-                count_attempt(store, username, record.failures, now).await?;
-            }
+        (_, user) => {
+            metrics::count(Metric::LoginFailed);
             tracing::info!("password check failed");
+            let failed = Event::new(Kind::LoginFailed, now);
+            let counted = match (counted, &user) {
+                (Some(counted), Some(user)) => {
+                    record_event(store, Owner::of(user), failed).await;
+                    counted
+                }
+                (Some(counted), None) => counted,
+                (None, Some(user)) => {
+                    let count = count_attempt(store, username, record.failures, now);
+                    beside(store, Owner::of(user), failed, count).await?
+                }
+                (None, None) => count_attempt(store, username, record.failures, now).await?,
+            };
+            if counted.locked_for(now).is_some() {
+                metrics::count(Metric::LoginLocked);
+                if let Some(user) = &user {
+                    record_event(store, Owner::of(user), Event::new(Kind::LoginLocked, now)).await;
+                }
+            }
             Err(LoginError::InvalidCredentials)
         }
     }
@@ -298,19 +339,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_good_login_on_a_name_without_failures_makes_two_round_trips_and_one_with_failures_three() {
+    async fn a_good_login_on_a_name_without_failures_makes_two_round_trips_and_one_with_failures_four() {
+        // Calls, not round trips: the event is written beside the session (`audit::beside`).
         let store = store_with_alice().await;
         let now = crate::clock::now();
         let before = store.calls();
         attempt(&store, RIGHT, now).await.unwrap();
-        assert_eq!(store.calls() - before, 2, "the user read and the session write");
+        assert_eq!(
+            store.calls() - before,
+            3,
+            "the user read, the session write and its event"
+        );
         let _ = attempt(&store, "wrong password", now).await;
         let before = store.calls();
         attempt(&store, RIGHT, now).await.unwrap();
         assert_eq!(
             store.calls() - before,
-            4,
-            "read, the attempt counted first, the failures cleared, the session"
+            5,
+            "read, the attempt counted first, the failures cleared, the session and its event"
         );
     }
 
@@ -342,7 +388,11 @@ mod tests {
         with_email(&store, "Alice@Example.com", true).await;
         let before = store.calls();
         let pair = by_email(&store, "alice@EXAMPLE.com", RIGHT).await.unwrap();
-        assert_eq!(store.calls() - before, 3, "the claim, the user and the session write");
+        assert_eq!(
+            store.calls() - before,
+            4,
+            "the claim, the user, the session write and its event"
+        );
         let access = dev_authority()
             .verify_access(&pair.access_token, crate::clock::now())
             .unwrap();
@@ -525,5 +575,98 @@ mod tests {
             attempt(&store, RIGHT, crate::clock::now()).await,
             Err(LoginError::Store(_))
         ));
+    }
+
+    async fn kinds(store: &MemoryStore, username: &str) -> Vec<crate::audit::Kind> {
+        use crate::store::AuditStore;
+        let page = store.events(username, None, 100).await.unwrap();
+        page.events.iter().map(|e| e.kind).collect()
+    }
+
+    #[tokio::test]
+    async fn a_wrong_password_is_the_users_login_failed_and_the_lock_it_begins_their_login_locked() {
+        use crate::audit::Kind::{LoginFailed, LoginLocked};
+        let store = store_with_alice().await;
+        let now = crate::clock::now();
+        for _ in 0..FailedLogins::LIMIT {
+            assert!(matches!(
+                attempt(&store, "wrong password", now).await,
+                Err(LoginError::InvalidCredentials)
+            ));
+        }
+        let mut expected = vec![LoginLocked];
+        expected.extend(std::iter::repeat_n(LoginFailed, FailedLogins::LIMIT as usize));
+        assert_eq!(kinds(&store, "alice").await, expected, "newest first");
+        // Refused while locked: no guess checked, nothing more recorded.
+        assert!(matches!(
+            attempt(&store, RIGHT, now).await,
+            Err(LoginError::Locked { .. })
+        ));
+        assert_eq!(kinds(&store, "alice").await.len(), expected.len());
+    }
+
+    #[tokio::test]
+    async fn a_login_as_nobody_stores_no_event_anywhere() {
+        let store = store_with_alice().await;
+        let nobody = login(
+            &store,
+            &dev_authority(),
+            &name("mallory"),
+            &password("wrong password"),
+            Origin::default(),
+            crate::clock::now(),
+        )
+        .await;
+        assert!(matches!(nobody, Err(LoginError::InvalidCredentials)));
+        assert!(kinds(&store, "mallory").await.is_empty());
+        assert!(kinds(&store, "alice").await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_good_login_is_login_succeeded_with_its_session_and_client() {
+        use crate::store::AuditStore;
+        let store = store_with_alice().await;
+        let client = Origin {
+            ip: "198.51.100.4".into(),
+            user_agent: "Firefox".into(),
+        };
+        let now = crate::clock::now();
+        let pair = crate::audit::from_client(client, attempt(&store, RIGHT, now))
+            .await
+            .unwrap();
+        let sid = dev_authority().verify_access(&pair.access_token, now).unwrap().sid;
+        let events = store.events("alice", None, 10).await.unwrap().events;
+        assert_eq!(events.len(), 1);
+        let event = &events[0];
+        assert_eq!(event.kind, crate::audit::Kind::LoginSucceeded);
+        assert_eq!(
+            (
+                event.ip.as_deref(),
+                event.user_agent.as_deref(),
+                event.session_id.as_deref()
+            ),
+            (Some("198.51.100.4"), Some("Firefox"), Some(sid.as_str()))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_disabled_account_refuses_the_right_password_as_disabled_and_a_wrong_one_as_wrong() {
+        use crate::store::AdminStore;
+        let store = store_with_alice().await;
+        store.set_disabled(&store.user_now("alice"), true).await.unwrap();
+        let now = crate::clock::now();
+        assert!(matches!(
+            attempt(&store, RIGHT, now).await,
+            Err(LoginError::AccountDisabled)
+        ));
+        assert!(matches!(
+            attempt(&store, "wrong password", now).await,
+            Err(LoginError::InvalidCredentials)
+        ));
+        assert!(store.sessions("alice").await.unwrap().is_empty(), "no session");
+        // The right password did not count as a failure.
+        assert_eq!(store.login_record(&name("alice")).await.unwrap().failures.count, 1);
+        store.set_disabled(&store.user_now("alice"), false).await.unwrap();
+        attempt(&store, RIGHT, now).await.unwrap();
     }
 }

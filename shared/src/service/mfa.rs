@@ -12,6 +12,7 @@ use crate::credentials::{Password, Username};
 use crate::mail::password_fingerprint;
 use crate::password::HashError;
 use crate::session::{Origin, PASSWORD};
+use crate::store::AuditStore;
 use crate::store::{Change, LoginRecord, MfaStore, Proof, SessionStore, StoreError, TotpFactor, User, UserStore};
 use crate::token::{AccessClaims, TokenAuthority};
 use crate::totp::{self, TotpIssuer, TotpSecret};
@@ -46,6 +47,9 @@ pub enum MfaError {
     /// The `mfa_token` is forged, expired, void, used or superseded.
     #[error("the mfa_token is no good")]
     InvalidMfaToken,
+    /// The code is right and the operator disabled the account.
+    #[error("the account is disabled")]
+    AccountDisabled,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -57,8 +61,8 @@ impl From<LoginError> for MfaError {
         match error {
             LoginError::InvalidCredentials => Self::InvalidCredentials,
             LoginError::Locked { retry_after } => Self::Locked { retry_after },
-            // Only a login asks for a second factor; a password check never does.
-            LoginError::MfaRequired { .. } => Self::InvalidCredentials,
+            // Only a login asks for a second factor or refuses a disabled account; a password check never does.
+            LoginError::MfaRequired { .. } | LoginError::AccountDisabled => Self::InvalidCredentials,
             LoginError::Store(e) => Self::Store(e),
             LoginError::Hash(e) => Self::Hash(e),
         }
@@ -175,7 +179,7 @@ pub async fn confirm<S: UserStore + SessionStore + MfaStore>(
 }
 
 /// Removes the caller's active factor and its recovery codes, given a current code or the password.
-pub async fn disable<S: UserStore + SessionStore + MfaStore>(
+pub async fn disable<S: UserStore + SessionStore + MfaStore + AuditStore>(
     store: &S,
     claims: &AccessClaims,
     reauth: &Reauth,
@@ -194,7 +198,7 @@ pub async fn disable<S: UserStore + SessionStore + MfaStore>(
 
 /// Replaces the caller's recovery codes (the old ones are void), given a
 /// current code or the password, and returns the new ones, shown this once.
-pub async fn renew_recovery_codes<S: UserStore + SessionStore + MfaStore>(
+pub async fn renew_recovery_codes<S: UserStore + SessionStore + MfaStore + AuditStore>(
     store: &S,
     claims: &AccessClaims,
     reauth: &Reauth,
@@ -216,7 +220,7 @@ pub async fn renew_recovery_codes<S: UserStore + SessionStore + MfaStore>(
 
 /// The caller, their active factor, and the code to consume (none for a
 /// password), once `reauth` is found right behind the login throttle.
-async fn reauthenticate<S: UserStore + SessionStore>(
+async fn reauthenticate<S: UserStore + SessionStore + AuditStore>(
     store: &S,
     claims: &AccessClaims,
     reauth: &Reauth,

@@ -40,6 +40,9 @@ pub enum PasskeyError {
     /// A login that did not prove a registered passkey of a live account.
     #[error("login refused: {0}")]
     LoginRefused(String),
+    /// A passkey proven for an account the operator disabled.
+    #[error("the account is disabled")]
+    AccountDisabled,
     /// The credential id is registered already.
     #[error("credential registered already")]
     Taken,
