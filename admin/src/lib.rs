@@ -428,7 +428,13 @@ fn not_deleting(user: &User) -> Result<(), Error> {
 /// revocation is finished by the next.
 async fn disable<S: Store>(store: &S, user: &User, now: u64) -> Result<Output, Error> {
     not_deleting(user)?;
-    let revoked = admin::disable(store, user, now).await.map_err(admin_error(user))?;
+    let revoked = admin::disable(store, user, now).await.map_err(|error| match error {
+        AdminError::Store(e) => Error::Failed(format!(
+            "{e}\nthe account may be disabled with sessions still live: run `admin disable {}` again",
+            user.username
+        )),
+        gone => admin_error(user)(gone),
+    })?;
     let already = if user.disabled {
         " (it was disabled already)"
     } else {
@@ -499,8 +505,9 @@ async fn events<S: Store>(store: &S, user: &User, cursor: Option<&Cursor>, limit
         ));
     }
     if let Some(next) = &next {
+        // Options first: a name may start with '-'.
         lines.push(format!(
-            "more: admin events {} --limit {limit} --cursor {next}",
+            "more: admin events --limit {limit} --cursor {next} -- {}",
             user.username
         ));
     }
@@ -996,7 +1003,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.ends_with(&format!("more: admin events Alice --limit 2 --cursor {cursor}")),
+            text.ends_with(&format!("more: admin events --limit 2 --cursor {cursor} -- Alice")),
             "{text}"
         );
         let line = format!("events alice --limit 2 --cursor {cursor} --json");
