@@ -4,6 +4,8 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
 use shared::credentials::{Password, Username};
+use shared::service::LoginError;
+use shared::session::Origin;
 use shared::store::dynamo::{DynamoStore, create_table, local_client};
 use shared::store::{AccountStore, SessionStore, User};
 use std::process::Command;
@@ -192,6 +194,14 @@ async fn sessions_lists_the_live_ones_and_delete_needs_yes_then_removes_everythi
     assert_eq!(admin(&store, "delete alice --yes").code, 1);
 }
 
+/// A password login as alice, as `POST /login` does it.
+async fn log_in(store: &DynamoStore, password: &str) -> Result<shared::service::TokenPair, LoginError> {
+    let username = Username::parse("alice").unwrap();
+    let password = Password::parse(password).unwrap();
+    let tokens = shared::testing::dev_authority();
+    shared::service::login(store, &tokens, &username, &password, Origin::default(), shared::now()).await
+}
+
 /// The `disabled` attribute of alice's user item, as stored.
 async fn disabled_attribute(store: &DynamoStore, client: &aws_sdk_dynamodb::Client) -> Option<AttributeValue> {
     let item = client
@@ -239,12 +249,27 @@ async fn disable_marks_the_user_item_and_revokes_every_session_and_enable_clears
     );
     let found = admin(&store, "find alice --json");
     assert_eq!(found.json()["user"]["disabled"], true);
+    assert!(matches!(
+        log_in(&store, PASSWORD).await,
+        Err(LoginError::AccountDisabled)
+    ));
+    assert!(
+        matches!(
+            log_in(&store, "not the password").await,
+            Err(LoginError::InvalidCredentials)
+        ),
+        "a wrong password tells a guesser nothing"
+    );
 
     let enabled = admin(&store, "enable alice --json");
     assert_eq!(enabled.code, 0, "{}", enabled.stderr);
     assert_eq!(enabled.json()["changed"], true);
     assert_eq!(disabled_attribute(&store, &client).await, None);
     assert!(!store.user(&username).await.unwrap().unwrap().disabled);
+    assert!(
+        log_in(&store, PASSWORD).await.is_ok(),
+        "enabled: the right password logs in"
+    );
     let again = admin(&store, "enable alice");
     assert_eq!(
         (again.code, again.stdout.trim()),
