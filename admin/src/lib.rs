@@ -248,9 +248,13 @@ async fn user<S: AccountStore + EmailStore>(store: &S, who: &Who) -> Result<User
             (username, Some(id))
         }
     };
+    let holds_the_claim = |user: &User| match who {
+        Who::Username(_) => true,
+        // As login by email checks it: the claim and the account agree.
+        Who::Email(email) => id.as_deref() == Some(&user.id) && user.verified_email() == Some(email.normalized()),
+    };
     match store.user(&username).await? {
-        // A claim left by a user since deleted names someone else now, or nobody.
-        Some(user) if id.as_ref().is_none_or(|id| *id == user.id) => Ok(user),
+        Some(user) if holds_the_claim(&user) => Ok(user),
         _ => Err(Error::NotFound(match who {
             Who::Username(username) => format!("no user {}", username.as_str()),
             Who::Email(email) => format!("no account holds the address {} verified", email.as_str()),
@@ -656,6 +660,18 @@ mod tests {
         verify_address(&store, &alice, "Alice@Example.com").await;
         let bob = user("u-2", "bob");
         store.create_user(&bob).await.unwrap();
+        let unverified = shared::store::EmailCode {
+            email: "bob@example.com".into(),
+            code_hash: "h".into(),
+            attempts: 0,
+            expires_at: u64::MAX,
+        };
+        store.put_email_code(&bob, &unverified).await.unwrap();
+        assert_eq!(
+            store.user_now("bob").email.as_deref(),
+            Some("bob@example.com"),
+            "waiting for its code"
+        );
         let out = admin(&store, "find alice@example.COM --json").await.unwrap();
         let json: Value = serde_json::from_str(&out).unwrap();
         assert_eq!(
