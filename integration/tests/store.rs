@@ -781,3 +781,141 @@ async fn a_deletion_refused_at_its_only_transaction_changes_nothing() {
     );
     assert!(!direct.user(&name("alice")).await.unwrap().unwrap().deleting);
 }
+
+mod audit {
+    use super::*;
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use shared::audit::{Event, Kind, from_client};
+    use shared::store::{AccountStore, AdminStore, AuditStore, Change};
+
+    async fn event(kind: Kind, at: u64) -> Event {
+        let client = Origin {
+            ip: "198.51.100.7".into(),
+            user_agent: "Firefox/140".into(),
+        };
+        from_client(client, async { Event::new(kind, at).in_session("s-1") }).await
+    }
+
+    #[tokio::test]
+    async fn an_event_is_stored_under_its_user_with_its_ttl_and_read_back_whole() {
+        let (store, client) = fresh_store().await;
+        let store = store.with_retention(7 * 86_400);
+        let stored = event(Kind::LoginSucceeded, 1_700_000_000).await;
+        store.record_event("Alice", "u-1", &stored).await.unwrap();
+        let page = store.events("ALICE", None, 10).await.unwrap();
+        assert_eq!((page.events, page.next), (vec![stored], None));
+        // The item as DynamoDB holds it: its TTL, its user, and nothing secret to hold.
+        let items = client
+            .scan()
+            .table_name(store.table())
+            .send()
+            .await
+            .unwrap()
+            .items()
+            .to_vec();
+        let item = items
+            .iter()
+            .find(|i| i["sk"].as_s().is_ok_and(|sk| sk.starts_with("EVENT#")))
+            .unwrap();
+        assert_eq!(item["pk"], AttributeValue::S("USER#alice".into()));
+        assert_eq!(
+            item["ttl"],
+            AttributeValue::N((1_700_000_000u64 + 7 * 86_400).to_string())
+        );
+        assert_eq!(item["user_id"], AttributeValue::S("u-1".into()));
+        let mut names: Vec<&str> = item.keys().map(String::as_str).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "at",
+                "ip",
+                "pk",
+                "session_id",
+                "sk",
+                "ttl",
+                "type",
+                "user_agent",
+                "user_id"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn events_come_newest_first_in_pages_that_end_with_no_cursor() {
+        let (store, _) = fresh_store().await;
+        let mut recorded = Vec::new();
+        for (i, kind) in Kind::ALL.into_iter().enumerate() {
+            // Two events in each second: their order comes from their ids.
+            let e = event(kind, 1_700_000_000 + i as u64 / 2).await;
+            store.record_event("alice", "u-1", &e).await.unwrap();
+            recorded.push(e);
+        }
+        store
+            .record_event("bob", "u-2", &event(Kind::Logout, 1_800_000_000).await)
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        let mut pages = 0;
+        loop {
+            let page = store.events("alice", cursor.as_ref(), 5).await.unwrap();
+            assert!(page.events.len() <= 5);
+            seen.extend(page.events);
+            pages += 1;
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        recorded.reverse();
+        assert_eq!(seen, recorded, "every event of alice once, newest first, none of bob's");
+        assert_eq!(pages, 4, "17 events in pages of 5");
+        // A page that ends exactly at the last event says there is no next one.
+        let exact = store.events("alice", None, 17).await.unwrap();
+        assert_eq!((exact.events.len(), exact.next), (17, None));
+    }
+
+    #[tokio::test]
+    async fn deleting_the_account_deletes_its_events() {
+        let (store, _) = fresh_store().await;
+        let alice = user("alice");
+        store.create_user(&alice).await.unwrap();
+        for at in 0..30 {
+            let e = event(Kind::LoginFailed, 1_700_000_000 + at).await;
+            store.record_event("alice", &alice.id, &e).await.unwrap();
+        }
+        assert_eq!(store.delete_user(&alice).await.unwrap(), Change::Done);
+        assert!(store.events("alice", None, 100).await.unwrap().events.is_empty());
+        store.create_user(&user("alice")).await.unwrap();
+        assert!(
+            store.events("alice", None, 100).await.unwrap().events.is_empty(),
+            "a new alice sees none of the old one's"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_disabled_user_cannot_start_a_session_until_enabled_and_login_reads_the_mark() {
+        let (store, _) = fresh_store().await;
+        let alice = user("alice");
+        store.create_user(&alice).await.unwrap();
+        assert_eq!(store.set_disabled(&alice, true).await.unwrap(), Change::Done);
+        let read = store.login_record(&name("alice")).await.unwrap().user.unwrap();
+        assert!(read.disabled);
+        let mut s = session(1_700_000_000);
+        s.user_id = alice.id.clone();
+        assert_eq!(
+            store.create_session(&s, Some(&alice)).await.unwrap(),
+            Change::Conflict,
+            "even by a login that read the user before the mark"
+        );
+        assert_eq!(store.set_disabled(&alice, false).await.unwrap(), Change::Done);
+        assert!(!store.user(&name("alice")).await.unwrap().unwrap().disabled);
+        assert_eq!(store.create_session(&s, Some(&alice)).await.unwrap(), Change::Done);
+        let stranger = User {
+            id: "someone-else".into(),
+            ..alice
+        };
+        assert_eq!(store.set_disabled(&stranger, true).await.unwrap(), Change::Conflict);
+    }
+}

@@ -3,17 +3,17 @@
 
 use lambda_http::{Body, Error, Request, Response};
 use shared::http::{ApiError, JsonObject, no_content, refresh_token, require_method, respond};
-use shared::store::SessionStore;
+use shared::store::{AuditStore, SessionStore};
 
 /// Its keys only verify: it reads the public keys, never the private set.
 pub type State<S> = shared::State<S, shared::token::TokenVerifier>;
 
 /// Answers one request.
-pub async fn handle<S: SessionStore>(state: &State<S>, req: Request) -> Result<Response<Body>, Error> {
+pub async fn handle<S: SessionStore + AuditStore>(state: &State<S>, req: Request) -> Result<Response<Body>, Error> {
     respond(&req, logout(state, &req)).await
 }
 
-async fn logout<S: SessionStore>(state: &State<S>, req: &Request) -> Result<Response<Body>, ApiError> {
+async fn logout<S: SessionStore + AuditStore>(state: &State<S>, req: &Request) -> Result<Response<Body>, ApiError> {
     require_method(req, "POST")?;
     let authority = state.keys.get().await?;
     let body = JsonObject::from_request(req)?;

@@ -2,16 +2,16 @@
 
 use lambda_http::{Body, Error, Request, Response};
 use shared::http::{ApiError, JsonObject, refresh_token, require_method, respond, tokens};
-use shared::store::SessionStore;
+use shared::store::{AuditStore, SessionStore};
 
 pub use shared::State;
 
 /// Answers one request.
-pub async fn handle<S: SessionStore>(state: &State<S>, req: Request) -> Result<Response<Body>, Error> {
+pub async fn handle<S: SessionStore + AuditStore>(state: &State<S>, req: Request) -> Result<Response<Body>, Error> {
     respond(&req, refresh(state, &req)).await
 }
 
-async fn refresh<S: SessionStore>(state: &State<S>, req: &Request) -> Result<Response<Body>, ApiError> {
+async fn refresh<S: SessionStore + AuditStore>(state: &State<S>, req: &Request) -> Result<Response<Body>, ApiError> {
     require_method(req, "POST")?;
     let authority = state.keys.get().await?;
     let body = JsonObject::from_request(req)?;

@@ -1,9 +1,11 @@
 //! Logging out: revoke the session the refresh token belongs to, in one
 //! conditional write; everywhere: every session of the user.
 
-use super::refresh::{RefreshError, verified};
+use super::audit::{beside, record};
+use super::refresh::{RefreshError, owner, reuse_detected, verified};
+use crate::audit::{Event, Kind};
 use crate::session::Presented;
-use crate::store::SessionStore;
+use crate::store::{AuditStore, SessionStore};
 use crate::token::TokenVerifier;
 
 /// Ends the session of `token` at `now` (and, `everywhere`, every session of
@@ -11,8 +13,11 @@ use crate::token::TokenVerifier;
 /// any reuse. A "log out everywhere" that failed part way (the store went
 /// away between sessions) completes when retried with the same token, and
 /// then ends only the sessions begun before the first attempt: a token
-/// stolen earlier cannot end the sessions of a later login.
-pub async fn logout<S: SessionStore>(
+/// stolen earlier cannot end the sessions of a later login. Its event is
+/// written once the revocation says which it was: `logout`,
+/// `logout_everywhere` (beside the other sessions' revocation) or, for a
+/// spent token, `refresh_reuse_detected`.
+pub async fn logout<S: SessionStore + AuditStore>(
     store: &S,
     tokens: &TokenVerifier,
     token: &str,
@@ -37,16 +42,19 @@ pub async fn logout<S: SessionStore>(
     match session.classify(claims.generation, now, tokens.settings().reuse_grace) {
         Presented::Live | Presented::Retry => {}
         Presented::Reused | Presented::Unknown => {
+            record(store, owner(&claims), reuse_detected(&claims.sid, now)).await;
             tracing::warn!(session_id = %claims.sid, user_id = %claims.sub, "spent refresh token at logout: session revoked");
             return Err(RefreshError::Reused { session_id: claims.sid });
         }
     }
     if let Some(since) = everywhere_since {
-        let others = store
-            .revoke_all_sessions(&claims.username, &claims.sub, since, now)
-            .await?;
+        let event = Event::new(Kind::LogoutEverywhere, now).in_session(&claims.sid);
+        let revoke = store.revoke_all_sessions(&claims.username, &claims.sub, since, now);
+        let others = beside(store, owner(&claims), event, revoke).await?;
         tracing::info!(user_id = %claims.sub, others, "logged out everywhere");
     } else {
+        let event = Event::new(Kind::Logout, now).in_session(&claims.sid);
+        record(store, owner(&claims), event).await;
         tracing::info!(session_id = %claims.sid, user_id = %claims.sub, "logged out");
     }
     Ok(())
@@ -59,6 +67,12 @@ mod tests {
     use crate::session::Session;
     use crate::store::memory::MemoryStore;
     use crate::testing::{dev_authority, user};
+
+    /// The kinds of alice's events, newest first, with their sessions.
+    async fn events(store: &MemoryStore) -> Vec<(Kind, Option<String>)> {
+        let page = store.events("alice", None, 100).await.unwrap();
+        page.events.into_iter().map(|e| (e.kind, e.session_id)).collect()
+    }
     use crate::token::TokenAuthority;
 
     async fn session_of(store: &MemoryStore, tokens: &TokenAuthority, username: &str, now: u64) -> (Session, String) {
@@ -88,6 +102,11 @@ mod tests {
             logout(&store, &tokens, &token, false, now).await,
             Err(RefreshError::Invalid)
         ));
+        assert_eq!(
+            events(&store).await,
+            [(Kind::Logout, Some(session.id))],
+            "one logout: the refused second is none"
+        );
     }
 
     #[tokio::test]
@@ -99,6 +118,7 @@ mod tests {
         let result = logout(&store, &tokens, &first, false, now).await;
         assert!(matches!(result, Err(RefreshError::Reused { session_id }) if session_id == session.id));
         assert!(store.session_now(&session.key()).unwrap().revoked);
+        assert_eq!(events(&store).await, [(Kind::RefreshReuseDetected, Some(session.id))]);
     }
 
     #[tokio::test]
@@ -119,6 +139,9 @@ mod tests {
         logout(&store, &tokens, &token, true, now).await.unwrap();
         assert!(store.session_now(&other_device.key()).unwrap().revoked);
         assert!(!store.session_now(&bobs.key()).unwrap().revoked);
+        let kinds: Vec<Kind> = events(&store).await.into_iter().map(|(k, _)| k).collect();
+        assert_eq!(kinds, [Kind::LogoutEverywhere]);
+        assert!(store.events("bob", None, 10).await.unwrap().events.is_empty());
     }
 
     #[tokio::test]

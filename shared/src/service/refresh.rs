@@ -1,9 +1,12 @@
 //! Refreshing: single-use rotation of the refresh token, with a grace window
 //! for retries and reuse detection that revokes the whole session.
 
+use super::audit::{Owner, beside};
 use super::sessions::{self, TokenPair};
+use crate::audit::{Event, Kind};
+use crate::metrics::{self, Metric};
 use crate::session::{Presented, Session};
-use crate::store::{Rotation, SessionStore, StoreError};
+use crate::store::{AuditStore, Rotation, SessionStore, StoreError};
 use crate::token::{RefreshClaims, TokenAuthority, TokenVerifier, is_stored_refresh_token};
 
 /// Why a refresh token was not accepted (by refresh or by logout).
@@ -33,7 +36,7 @@ pub(super) fn verified(tokens: &TokenVerifier, token: &str, now: u64) -> Result<
 /// Consumes `token` at `now` and returns the next generation's tokens; within
 /// the grace window, the token consumed last gets the live generation's
 /// tokens again; any other reuse revokes the session.
-pub async fn refresh<S: SessionStore>(
+pub async fn refresh<S: SessionStore + AuditStore>(
     store: &S,
     tokens: &TokenAuthority,
     token: &str,
@@ -62,7 +65,9 @@ pub async fn refresh<S: SessionStore>(
             // A retry or a second tab: the token of the live generation, not a new branch.
             Presented::Retry => return Ok(sessions::token_pair(tokens, &session, now)),
             Presented::Reused => {
-                store.revoke_session(&session.key(), &session.user_id, now).await?;
+                let key = session.key();
+                let revoke = store.revoke_session(&key, &session.user_id, now);
+                beside(store, owner(&claims), reuse_detected(&session.id, now), revoke).await?;
                 tracing::warn!(session_id = %session.id, user_id = %session.user_id, "refresh token reuse: session revoked");
                 return Err(RefreshError::Reused { session_id: session.id });
             }
@@ -70,6 +75,20 @@ pub async fn refresh<S: SessionStore>(
         }
     }
     Err(RefreshError::Invalid)
+}
+
+/// The user a refresh token names, whose events a refresh or logout records.
+pub(super) fn owner(claims: &RefreshClaims) -> Owner<'_> {
+    Owner {
+        username: &claims.username,
+        user_id: &claims.sub,
+    }
+}
+
+/// The event of a spent refresh token presented again (and its metric): its session is revoked.
+pub(super) fn reuse_detected(session_id: &str, now: u64) -> Event {
+    metrics::count(Metric::RefreshReuseDetected);
+    Event::new(Kind::RefreshReuseDetected, now).in_session(session_id)
 }
 
 async fn read<S: SessionStore>(store: &S, claims: &RefreshClaims) -> Result<Session, RefreshError> {
@@ -185,6 +204,13 @@ mod tests {
         assert!(
             matches!(thief, Err(RefreshError::Invalid)),
             "the thief's branch is dead too"
+        );
+        let events = store.events("alice", None, 10).await.unwrap().events;
+        let seen: Vec<_> = events.iter().map(|e| (e.kind, e.session_id.as_deref())).collect();
+        assert_eq!(
+            seen,
+            [(Kind::RefreshReuseDetected, Some(session.id.as_str()))],
+            "the reuse, once; rotations are no events"
         );
     }
 
