@@ -10,9 +10,10 @@ test:
 	@scripts/test
 	@$(MAKE) --no-print-directory lint
 
-## Fast unit tests that need nothing started: every crate but `integration` (no DynamoDB Local, no running stack).
+## Fast unit tests that need nothing started: every crate but `integration` and the admin tool's DynamoDB Local test.
 unit:
-	cargo test --workspace --exclude integration
+	cargo test --workspace --exclude integration --exclude admin
+	cargo test -p admin --lib
 
 ## The deploy path, offline: lint and test template.yaml, sam build every function for arm64.
 check:

@@ -41,9 +41,14 @@ impl Metric {
 /// The namespace when `METRICS_NAMESPACE` is not set (locally).
 pub const DEFAULT_NAMESPACE: &str = "lambda-jwt-auth";
 
-/// Counts one `metric`: writes its EMF line to stdout.
+/// Counts one `metric`: writes its EMF line to stdout, inside a Lambda
+/// runtime only (deployed, or `cargo lambda watch`): elsewhere (the admin
+/// tool, tests) there is no CloudWatch to read it.
 pub fn count(metric: Metric) {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    if env("AWS_LAMBDA_RUNTIME_API").is_none() {
+        return;
+    }
     let namespace = env("METRICS_NAMESPACE").unwrap_or_else(|| DEFAULT_NAMESPACE.into());
     let function = env("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| "local".into());
     let millis = std::time::SystemTime::now()

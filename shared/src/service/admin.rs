@@ -1,7 +1,8 @@
 //! What the operator does to an account with the admin tool: disable it
-//! (and end its sessions), enable it, end its sessions. Each leaves an event.
+//! (and end its sessions), enable it, end its sessions. Each leaves an
+//! event; unlike a client's request, the operator hears when that event
+//! could not be stored (an error after the change, which a rerun repeats).
 
-use super::audit::{Owner, beside, record};
 use crate::audit::{Event, Kind};
 use crate::store::{AdminStore, AuditStore, Change, SessionStore, StoreError, User};
 
@@ -28,24 +29,20 @@ pub async fn disable<S: AdminStore + SessionStore + AuditStore>(
     if store.set_disabled(user, true).await? == Change::Conflict {
         return Err(AdminError::Gone);
     }
-    let event = Event::by_admin(Kind::AccountDisabled, now);
-    let revoked = beside(
-        store,
-        Owner::of(user),
-        event,
-        store.revoke_all_sessions(&user.username, &user.id, u64::MAX, now),
-    )
-    .await?;
+    let revoked = store
+        .revoke_all_sessions(&user.username, &user.id, u64::MAX, now)
+        .await?;
+    record(store, user, Kind::AccountDisabled, now).await?;
     tracing::info!(user_id = %user.id, revoked, "account disabled");
     Ok(revoked)
 }
 
 /// Enables `user` again: the right password logs in.
 pub async fn enable<S: AdminStore + AuditStore>(store: &S, user: &User, now: u64) -> Result<(), AdminError> {
-    let event = Event::by_admin(Kind::AccountEnabled, now);
-    if beside(store, Owner::of(user), event, store.set_disabled(user, false)).await? == Change::Conflict {
+    if store.set_disabled(user, false).await? == Change::Conflict {
         return Err(AdminError::Gone);
     }
+    record(store, user, Kind::AccountEnabled, now).await?;
     tracing::info!(user_id = %user.id, "account enabled");
     Ok(())
 }
@@ -60,8 +57,14 @@ pub async fn revoke_sessions<S: SessionStore + AuditStore>(
     let revoked = store
         .revoke_all_sessions(&user.username, &user.id, u64::MAX, now)
         .await?;
-    record(store, Owner::of(user), Event::by_admin(Kind::SessionRevoked, now)).await;
+    record(store, user, Kind::SessionRevoked, now).await?;
     Ok(revoked)
+}
+
+async fn record(store: &impl AuditStore, user: &User, kind: Kind, now: u64) -> Result<(), StoreError> {
+    store
+        .record_event(&user.username, &user.id, &Event::by_admin(kind, now))
+        .await
 }
 
 #[cfg(test)]
