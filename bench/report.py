@@ -2,7 +2,7 @@
 """Prints the one table of `make bench`: every figure beside its budget and
 its floor, from criterion's estimates, bench/coldstart.py and bench/latency.py.
 
-    bench/report.py <target-dir> <coldstart.json> <latency.json> <forgot.json>
+    bench/report.py <target-dir> <coldstart.json> <latency.json> <forgot.json> <events.json>
 """
 
 import json
@@ -55,6 +55,7 @@ def cpu():
 def main():
     target, cold, lat = sys.argv[1], json.loads(Path(sys.argv[2]).read_text()), json.loads(Path(sys.argv[3]).read_text())
     forgot = json.loads(Path(sys.argv[4]).read_text())
+    events = json.loads(Path(sys.argv[5]).read_text())
     rows = []
 
     def row(what, measured, unit, budget, ok, floor=""):
@@ -122,6 +123,12 @@ def main():
     ratio = forgot["unknown_ms"] / forgot["verified_ms"]
     row("forgot password, unknown / verified account, in process", ratio, "x", "0.90 to 1.10", 0.9 <= ratio <= 1.1,
         f"medians: unknown {forgot['unknown_ms']:.1f} ms, verified {forgot['verified_ms']:.1f} ms (a token and a mail)")
+    # Issue 21: audit events on a login (beside its session write) and a
+    # refresh (none unless a reuse), interleaved with the same handlers storing none.
+    for route in ("login", "refresh"):
+        on, off = events[f"{route}_events_ms"], events[f"{route}_no_events_ms"]
+        row(f"{route} with audit events / without, in process", on / off, "x", "<= 1.05", on <= off * 1.05,
+            f"medians of {events['rounds']} interleaved: {on:.2f} ms with, {off:.2f} ms without")
 
     # The price of being cold: init, plus what the first invocation costs over
     # a warm one (the median of that sum over the runs, and its range).

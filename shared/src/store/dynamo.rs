@@ -56,6 +56,9 @@ pub struct DynamoStore {
     table: String,
     /// How long audit events are kept, seconds.
     retention: u64,
+    /// Whether events are stored at all: only `make bench` turns them off,
+    /// to measure what they cost a login.
+    events: bool,
 }
 
 /// A DynamoDB client from the standard AWS environment (`AWS_ENDPOINT_URL_DYNAMODB` included).
@@ -75,7 +78,14 @@ impl DynamoStore {
             client,
             table: table.into(),
             retention: crate::audit::DEFAULT_RETENTION,
+            events: true,
         }
+    }
+
+    /// The same store, storing no audit event: for the benchmark that
+    /// compares a login with and without them, never for a function.
+    pub fn without_events(self) -> Self {
+        Self { events: false, ..self }
     }
 
     /// The same store, keeping audit events `retention` seconds.
@@ -902,6 +912,9 @@ const EVENT: &str = "EVENT#";
 
 impl AuditStore for DynamoStore {
     async fn record_event(&self, username: &str, user_id: &str, event: &crate::audit::Event) -> Result<(), StoreError> {
+        if !self.events {
+            return Ok(());
+        }
         let mut item = key(
             format!("USER#{}", username.to_ascii_lowercase()),
             &event_sk(event.at, &event.id),
