@@ -9,13 +9,13 @@ use shared::Outbox;
 use shared::http::{ApiError, JsonObject, account_view, authenticate, json, last_segment, require_method, respond};
 use shared::mail::Mailer;
 use shared::service::email::{request_verification, verify};
-use shared::store::{AccountStore, EmailStore, SessionStore};
+use shared::store::{AccountStore, AuditStore, EmailStore, SessionStore};
 
 /// Its keys only verify: it reads the public keys, never the private set.
 pub type State<S> = shared::State<S, shared::token::TokenVerifier>;
 
 /// Answers one request.
-pub async fn handle<S: AccountStore + EmailStore + SessionStore>(
+pub async fn handle<S: AccountStore + EmailStore + SessionStore + AuditStore>(
     state: &State<S>,
     outbox: &Outbox<impl Mailer>,
     req: Request,
@@ -23,7 +23,7 @@ pub async fn handle<S: AccountStore + EmailStore + SessionStore>(
     respond(&req, route(state, outbox, &req)).await
 }
 
-async fn route<S: AccountStore + EmailStore + SessionStore>(
+async fn route<S: AccountStore + EmailStore + SessionStore + AuditStore>(
     state: &State<S>,
     outbox: &Outbox<impl Mailer>,
     req: &Request,

@@ -10,7 +10,7 @@ use shared::Outbox;
 use shared::http::{ApiError, JsonObject, json, last_segment, no_content, require_method, respond};
 use shared::mail::Mailer;
 use shared::service::{forgot, reset};
-use shared::store::{AccountStore, EmailStore, SessionStore, UserStore};
+use shared::store::{AccountStore, AuditStore, EmailStore, SessionStore, UserStore};
 
 /// The one answer to a forgot-password request.
 pub const FORGOT_ANSWER: &str = "If the account exists and has a verified email, a reset link has been sent to it.";
@@ -19,7 +19,7 @@ pub const FORGOT_ANSWER: &str = "If the account exists and has a verified email,
 const MAX_TOKEN: usize = 128;
 
 /// Answers one request.
-pub async fn handle<S: UserStore + AccountStore + SessionStore + EmailStore>(
+pub async fn handle<S: UserStore + AccountStore + SessionStore + EmailStore + AuditStore>(
     store: &S,
     outbox: &Outbox<impl Mailer>,
     req: Request,
@@ -27,7 +27,7 @@ pub async fn handle<S: UserStore + AccountStore + SessionStore + EmailStore>(
     respond(&req, route(store, outbox, &req)).await
 }
 
-async fn route<S: UserStore + AccountStore + SessionStore + EmailStore>(
+async fn route<S: UserStore + AccountStore + SessionStore + EmailStore + AuditStore>(
     store: &S,
     outbox: &Outbox<impl Mailer>,
     req: &Request,

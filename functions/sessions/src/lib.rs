@@ -7,17 +7,17 @@ use serde::Serialize;
 use shared::http::{ApiError, authenticate, json, last_segment, no_content, respond};
 use shared::service::sessions;
 use shared::session::Session;
-use shared::store::SessionStore;
+use shared::store::{AuditStore, SessionStore};
 
 /// Its keys only verify: it reads the public keys, never the private set.
 pub type State<S> = shared::State<S, shared::token::TokenVerifier>;
 
 /// Answers one request.
-pub async fn handle<S: SessionStore>(state: &State<S>, req: Request) -> Result<Response<Body>, Error> {
+pub async fn handle<S: SessionStore + AuditStore>(state: &State<S>, req: Request) -> Result<Response<Body>, Error> {
     respond(&req, route(state, &req)).await
 }
 
-async fn route<S: SessionStore>(state: &State<S>, req: &Request) -> Result<Response<Body>, ApiError> {
+async fn route<S: SessionStore + AuditStore>(state: &State<S>, req: &Request) -> Result<Response<Body>, ApiError> {
     // `/sessions/{id}`: the route's parameter, else the path's last segment.
     let id = match req.path_parameters_ref().and_then(|p| p.first("id")) {
         Some(id) => Some(id.to_owned()),

@@ -136,6 +136,7 @@ mod tests {
     use crate::lockout::FailedLogins;
     use crate::service::sessions::{self, token_pair};
     use crate::session::{Origin, PASSWORD, Session};
+    use crate::store::AuditStore;
     use crate::store::memory::MemoryStore;
     use crate::testing::{dev_authority, user_with_password};
     use crate::token::TokenAuthority;
@@ -259,6 +260,56 @@ mod tests {
             "the name is someone else's: {result:?}"
         );
         assert!(store.user(&name()).await.unwrap().is_some());
+    }
+
+    async fn events(store: &MemoryStore) -> Vec<crate::audit::Event> {
+        store.events("alice", None, 100).await.unwrap().events
+    }
+
+    #[tokio::test]
+    async fn a_password_change_is_password_changed_in_the_callers_session_from_its_client() {
+        let (store, _, claims, _, _) = alice_with_two_sessions().await;
+        let client = Origin {
+            ip: "198.51.100.7".into(),
+            user_agent: "Firefox".into(),
+        };
+        let now = crate::clock::now();
+        let (current, new) = (pw(RIGHT), pw(NEW));
+        let change = change_password(&store, &claims, &current, &new, now);
+        crate::audit::from_client(client, change).await.unwrap();
+        let events = events(&store).await;
+        assert_eq!(events.len(), 1, "{events:?}");
+        let event = &events[0];
+        assert_eq!((event.kind, event.at), (Kind::PasswordChanged, now));
+        assert_eq!(
+            (
+                event.ip.as_deref(),
+                event.user_agent.as_deref(),
+                event.session_id.as_deref()
+            ),
+            (Some("198.51.100.7"), Some("Firefox"), Some(claims.sid.as_str()))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_wrong_current_password_is_login_failed_and_no_password_changed() {
+        let (store, _, claims, _, _) = alice_with_two_sessions().await;
+        let now = crate::clock::now();
+        let _ = change_password(&store, &claims, &pw("wrong password"), &pw(NEW), now).await;
+        let kinds: Vec<Kind> = events(&store).await.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [Kind::LoginFailed]);
+    }
+
+    #[tokio::test]
+    async fn deleting_the_account_deletes_its_events() {
+        let (store, _, claims, _, _) = alice_with_two_sessions().await;
+        let now = crate::clock::now();
+        change_password(&store, &claims, &pw(RIGHT), &pw(NEW), now)
+            .await
+            .unwrap();
+        assert!(!events(&store).await.is_empty());
+        delete_account(&store, &claims, &pw(NEW), now).await.unwrap();
+        assert!(events(&store).await.is_empty());
     }
 
     #[tokio::test]

@@ -1,9 +1,13 @@
 //! The account's email address: a 6-digit code sent to it, entered back to
 //! verify it. A verified address is unique among accounts and can log in.
 
+use super::audit::{Owner, beside};
+use crate::audit::{Event, Kind};
 use crate::credentials::{Email, Username};
 use crate::mail::{self, MAX_CODE_ATTEMPTS, MailError, MailSettings, Mailer};
-use crate::store::{AccountStore, Change, EmailCode, EmailStore, SessionStore, StoreError, User, Verification};
+use crate::store::{
+    AccountStore, AuditStore, Change, EmailCode, EmailStore, SessionStore, StoreError, User, Verification,
+};
 use crate::token::AccessClaims;
 
 /// Why an address was not set or verified.
@@ -100,8 +104,9 @@ pub(super) async fn send_code<S: EmailStore>(
 
 /// Verifies the pending address of the account of `claims` with `code`:
 /// the code is used up, the address becomes the account's verified one.
-/// A wrong code counts; the fifth voids it.
-pub async fn verify<S: EmailStore + SessionStore>(
+/// A wrong code counts; the fifth voids it. The `email_verified` event, in
+/// the caller's session, is written beside the verification.
+pub async fn verify<S: EmailStore + SessionStore + AuditStore>(
     store: &S,
     claims: &AccessClaims,
     code: &str,
@@ -122,7 +127,8 @@ pub async fn verify<S: EmailStore + SessionStore>(
         tracing::info!(attempts = stored.attempts + 1, "wrong verification code");
         return Err(EmailError::InvalidCode);
     }
-    match store.verify_email(&user, &stored).await? {
+    let event = Event::new(Kind::EmailVerified, now).in_session(&claims.sid);
+    match beside(store, Owner::of(&user), event, store.verify_email(&user, &stored)).await? {
         Verification::Verified => {
             tracing::info!("email verified");
             Ok(User {
@@ -221,6 +227,36 @@ mod tests {
         ));
         let owner = store.email_owner(&email("alice@example.COM")).await.unwrap();
         assert_eq!(owner, Some(("u-1".to_owned(), "alice".to_owned())));
+    }
+
+    #[tokio::test]
+    async fn a_verified_address_is_email_verified_in_the_callers_session_and_a_wrong_code_records_nothing() {
+        use crate::store::AuditStore;
+        let (store, mailer) = (MemoryStore::default(), MemoryMailer::default());
+        let claims = alice(&store, "u-1", "alice").await;
+        let now = crate::clock::now();
+        let code = code_sent(&store, &mailer, &claims, "a@example.com", now).await;
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+        assert!(verify(&store, &claims, wrong, now).await.is_err());
+        assert!(store.events("alice", None, 100).await.unwrap().events.is_empty());
+        let client = crate::session::Origin {
+            ip: "198.51.100.7".into(),
+            user_agent: "Firefox".into(),
+        };
+        crate::audit::from_client(client, verify(&store, &claims, &code, now))
+            .await
+            .unwrap();
+        let events = store.events("alice", None, 100).await.unwrap().events;
+        assert_eq!(events.len(), 1, "{events:?}");
+        let event = &events[0];
+        assert_eq!(
+            (event.kind, event.at, event.session_id.as_deref()),
+            (Kind::EmailVerified, now, Some(claims.sid.as_str()))
+        );
+        assert_eq!(
+            (event.ip.as_deref(), event.user_agent.as_deref()),
+            (Some("198.51.100.7"), Some("Firefox"))
+        );
     }
 
     #[tokio::test]

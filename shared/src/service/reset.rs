@@ -1,11 +1,15 @@
 //! Forgotten passwords: a reset link mailed to the account's verified
 //! address, and the reset itself, which ends every session.
 
+use super::audit::{Owner, beside};
+use crate::audit::{Event, Kind};
 use crate::credentials::{Email, Password, Username, Who};
 use crate::limits::FORGOT_FLOOR;
 use crate::mail::{self, MailError, MailSettings, Mailer};
 use crate::password::{self, HashError};
-use crate::store::{AccountStore, Change, EmailStore, ResetToken, SessionStore, StoreError, User, UserStore};
+use crate::store::{
+    AccountStore, AuditStore, Change, EmailStore, ResetToken, SessionStore, StoreError, User, UserStore,
+};
 
 /// Why a reset did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -98,8 +102,9 @@ async fn find<S: UserStore + EmailStore>(store: &S, who: &Who) -> Result<Option<
 }
 
 /// Sets the password of the account `token` was mailed for to `new`, and
-/// revokes every session of the account and the token in the same write.
-pub async fn reset<S: AccountStore + SessionStore + EmailStore>(
+/// revokes every session of the account and the token in the same write;
+/// the account's `password_reset` event is written beside it.
+pub async fn reset<S: AccountStore + SessionStore + EmailStore + AuditStore>(
     store: &S,
     token: &str,
     new: &Password,
@@ -128,7 +133,9 @@ pub async fn reset<S: AccountStore + SessionStore + EmailStore>(
         .filter(|s| s.is_live(now) && s.user_id == user.id)
         .map(|s| s.key())
         .collect();
-    match store.reset_password(&user, &stored, &new_hash, &live).await? {
+    let event = Event::new(Kind::PasswordReset, now);
+    let reset = store.reset_password(&user, &stored, &new_hash, &live);
+    match beside(store, Owner::of(&user), event, reset).await? {
         Change::Done => {
             crate::log::record_user(&user.id);
             tracing::info!(revoked = live.len(), "password reset");
@@ -204,6 +211,39 @@ mod tests {
         assert!(sessions.iter().all(|s| s.revoked), "every session ended");
         let again = reset(&store, &token, &Password::parse(OLD).unwrap(), now).await;
         assert!(matches!(again, Err(ResetError::InvalidToken)), "single use");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reset_is_password_reset_from_its_client_and_a_bad_token_records_nothing() {
+        use crate::store::AuditStore;
+        let store = alice_verified("alice@example.com").await;
+        let mailer = MemoryMailer::default();
+        let now = crate::clock::now();
+        forgot(&store, &mailer, &settings(), &who_email("alice@example.com"), now)
+            .await
+            .unwrap();
+        let token = token_in(&mailer.sent()[0]);
+        let bad = reset(&store, "not-a-token", &Password::parse(NEW).unwrap(), now).await;
+        assert!(matches!(bad, Err(ResetError::InvalidToken)));
+        assert!(store.events("alice", None, 100).await.unwrap().events.is_empty());
+        let client = crate::session::Origin {
+            ip: "198.51.100.7".into(),
+            user_agent: "Firefox".into(),
+        };
+        let new = Password::parse(NEW).unwrap();
+        let good = reset(&store, &token, &new, now);
+        crate::audit::from_client(client, good).await.unwrap();
+        let events = store.events("alice", None, 100).await.unwrap().events;
+        assert_eq!(events.len(), 1, "{events:?}");
+        let event = &events[0];
+        assert_eq!(
+            (event.kind, event.at, event.session_id.as_deref()),
+            (Kind::PasswordReset, now, None)
+        );
+        assert_eq!(
+            (event.ip.as_deref(), event.user_agent.as_deref()),
+            (Some("198.51.100.7"), Some("Firefox"))
+        );
     }
 
     #[tokio::test(start_paused = true)]

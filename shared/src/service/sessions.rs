@@ -1,8 +1,10 @@
 //! Sessions: starting one, moving it on a generation, the tokens it answers
 //! with; and a user's own view of them: listing, ending one.
 
+use super::audit::{Owner, record};
+use crate::audit::{Event, Kind};
 use crate::session::{Origin, Session, SessionKey};
-use crate::store::{SessionStore, StoreError, User};
+use crate::store::{AuditStore, SessionStore, StoreError, User};
 use crate::token::{AccessClaims, TokenAuthority, refresh_token_hash};
 
 /// What a login or a refresh hands the client: a fresh access token and the
@@ -89,8 +91,16 @@ pub async fn is_live<S: SessionStore>(store: &S, claims: &AccessClaims, now: u64
     Ok(session.is_some_and(|s| s.is_live(now) && s.user_id == claims.sub))
 }
 
-/// Ends the caller's session `id` at `now`: its refresh token is refused from then on.
-pub async fn end<S: SessionStore>(store: &S, claims: &AccessClaims, id: &str, now: u64) -> Result<(), EndError> {
+/// Ends the caller's session `id` at `now`: its refresh token is refused
+/// from then on. Its `session_revoked` event is written once the
+/// revocation says it was one (as a logout's): an id that names no live
+/// session of the caller, a second click say, records nothing.
+pub async fn end<S: SessionStore + AuditStore>(
+    store: &S,
+    claims: &AccessClaims,
+    id: &str,
+    now: u64,
+) -> Result<(), EndError> {
     // Ids are UUIDs: anything else names no session, and never reaches the store.
     if uuid::Uuid::try_parse(id).is_err() {
         return Err(EndError::NotFound);
@@ -98,6 +108,8 @@ pub async fn end<S: SessionStore>(store: &S, claims: &AccessClaims, id: &str, no
     let key = SessionKey::new(&claims.username, id);
     match store.revoke_session(&key, &claims.sub, now).await? {
         Some(_) => {
+            let event = Event::new(Kind::SessionRevoked, now).in_session(id);
+            record(store, Owner::of_claims(claims), event).await;
             tracing::info!(session_id = %id, "session ended by its user");
             Ok(())
         }
@@ -233,6 +245,45 @@ mod tests {
         for id in ["", "not-a-uuid", &"a".repeat(2000)] {
             assert!(matches!(end(&store, &claims, id, NOW).await, Err(EndError::NotFound)));
         }
+    }
+
+    #[tokio::test]
+    async fn ending_a_session_is_session_revoked_of_that_session_from_the_callers_client() {
+        use crate::store::AuditStore;
+        let tokens = dev_authority();
+        let mine = start(&tokens, &user("u-1", "alice"), &[PASSWORD], origin(), NOW);
+        let other = start(&tokens, &user("u-1", "alice"), &[PASSWORD], origin(), NOW);
+        let store = store_with(&[&mine, &other]).await;
+        let claims = claims_of(&tokens, &mine);
+        let client = Origin {
+            ip: "198.51.100.7".into(),
+            user_agent: "Firefox".into(),
+        };
+        crate::audit::from_client(client, end(&store, &claims, &other.id, NOW))
+            .await
+            .unwrap();
+        let events = store.events("alice", None, 100).await.unwrap().events;
+        assert_eq!(events.len(), 1, "{events:?}");
+        let event = &events[0];
+        assert_eq!(
+            (event.kind, event.at, event.session_id.as_deref()),
+            (Kind::SessionRevoked, NOW, Some(other.id.as_str()))
+        );
+        assert_eq!(
+            (event.ip.as_deref(), event.user_agent.as_deref()),
+            (Some("198.51.100.7"), Some("Firefox"))
+        );
+        for again in [other.id.as_str(), "not-a-uuid"] {
+            assert!(matches!(
+                end(&store, &claims, again, NOW).await,
+                Err(EndError::NotFound)
+            ));
+        }
+        assert_eq!(
+            store.events("alice", None, 100).await.unwrap().events.len(),
+            1,
+            "ending it again, or no session, records nothing"
+        );
     }
 
     #[tokio::test]
