@@ -6,14 +6,19 @@
 //! password at login, and a login's `mfa_token` is good for `totp::MAX_TRIES`
 //! codes, only while it is the user's newest.
 
+use super::audit::{Owner, beside};
 use super::login::{LoginError, check_password, throttle};
 use super::sessions::{self, TokenPair};
+use crate::audit::{Event, Kind};
 use crate::credentials::{Password, Username};
+use crate::lockout::FailedLogins;
 use crate::mail::password_fingerprint;
+use crate::metrics::{self, Metric};
 use crate::password::HashError;
 use crate::session::{Origin, PASSWORD};
-use crate::store::AuditStore;
-use crate::store::{Change, LoginRecord, MfaStore, Proof, SessionStore, StoreError, TotpFactor, User, UserStore};
+use crate::store::{
+    AuditStore, Change, LoginRecord, MfaStore, Proof, SessionStore, StoreError, TotpFactor, User, UserStore,
+};
 use crate::token::{AccessClaims, TokenAuthority};
 use crate::totp::{self, TotpIssuer, TotpSecret};
 
@@ -145,8 +150,9 @@ pub async fn enroll<S: UserStore + SessionStore + MfaStore>(
 }
 
 /// Activates the caller's pending factor with its first code, and returns
-/// the recovery codes, shown this once.
-pub async fn confirm<S: UserStore + SessionStore + MfaStore>(
+/// the recovery codes, shown this once. The `mfa_enabled` event, in the
+/// caller's session, is written beside the activation.
+pub async fn confirm<S: UserStore + SessionStore + MfaStore + AuditStore>(
     store: &S,
     claims: &AccessClaims,
     code: &str,
@@ -165,10 +171,10 @@ pub async fn confirm<S: UserStore + SessionStore + MfaStore>(
     }
     let step = step.expect("throttle passed a right code only");
     let codes = totp::new_recovery_codes();
-    match store
-        .activate_totp(&user, &factor, step, &digests(&user, &codes))
-        .await?
-    {
+    let event = Event::new(Kind::MfaEnabled, now).in_session(&claims.sid);
+    let recovery = digests(&user, &codes);
+    let activated = store.activate_totp(&user, &factor, step, &recovery);
+    match beside(store, Owner::of(&user), event, activated).await? {
         Change::Done => {
             tracing::info!("TOTP factor active");
             Ok(codes)
@@ -178,7 +184,9 @@ pub async fn confirm<S: UserStore + SessionStore + MfaStore>(
     }
 }
 
-/// Removes the caller's active factor and its recovery codes, given a current code or the password.
+/// Removes the caller's active factor and its recovery codes, given a
+/// current code or the password. The `mfa_disabled` event, in the caller's
+/// session, is written beside the removal.
 pub async fn disable<S: UserStore + SessionStore + MfaStore + AuditStore>(
     store: &S,
     claims: &AccessClaims,
@@ -186,7 +194,9 @@ pub async fn disable<S: UserStore + SessionStore + MfaStore + AuditStore>(
     now: u64,
 ) -> Result<(), MfaError> {
     let (user, factor, proof) = reauthenticate(store, claims, reauth, now).await?;
-    match store.remove_totp(&user, &factor, proof.as_ref()).await? {
+    let event = Event::new(Kind::MfaDisabled, now).in_session(&claims.sid);
+    let removed = store.remove_totp(&user, &factor, proof.as_ref());
+    match beside(store, Owner::of(&user), event, removed).await? {
         Change::Done => {
             tracing::info!("TOTP factor removed");
             Ok(())
@@ -219,7 +229,8 @@ pub async fn renew_recovery_codes<S: UserStore + SessionStore + MfaStore + Audit
 }
 
 /// The caller, their active factor, and the code to consume (none for a
-/// password), once `reauth` is found right behind the login throttle.
+/// password), once `reauth` is found right behind the login throttle. A
+/// wrong code is the caller's `mfa_failed` (a wrong password their `login_failed`).
 async fn reauthenticate<S: UserStore + SessionStore + AuditStore>(
     store: &S,
     claims: &AccessClaims,
@@ -248,7 +259,9 @@ async fn reauthenticate<S: UserStore + SessionStore + AuditStore>(
             let (user, record) = caller(store, claims, now).await?;
             let factor = active(record.totp)?;
             let step = fresh_step(&factor, code, now);
-            if !throttle(store, &username_of(claims)?, record.failures, step.is_some(), now).await? {
+            let failed = Event::new(Kind::MfaFailed, now).in_session(&claims.sid);
+            let username = username_of(claims)?;
+            if !throttle_code(store, &user, failed, &username, record.failures, step.is_some(), now).await? {
                 tracing::info!("wrong TOTP code");
                 return Err(MfaError::InvalidCode);
             }
@@ -257,10 +270,39 @@ async fn reauthenticate<S: UserStore + SessionStore + AuditStore>(
     }
 }
 
+/// The login throttle (`login::throttle`) around a code found `right` or
+/// not: a wrong one it counts is `failed`, an event of `user` written beside
+/// the count, and an `MfaFailed` metric. A code tried while the name is
+/// locked is neither: it was not counted, as a password is not checked then.
+async fn throttle_code<S: UserStore + AuditStore>(
+    store: &S,
+    user: &User,
+    failed: Event,
+    username: &Username,
+    failures: FailedLogins,
+    right: bool,
+    now: u64,
+) -> Result<bool, LoginError> {
+    if right || failures.locked_for(now).is_some() {
+        return throttle(store, username, failures, right, now).await;
+    }
+    metrics::count(Metric::MfaFailed);
+    beside(
+        store,
+        Owner::of(user),
+        failed,
+        throttle(store, username, failures, false, now),
+    )
+    .await
+}
+
 /// The second step of a login: `mfa_token` from `POST /login` and a code
 /// or a recovery code. Two round trips: the login record read beside the
-/// count of this try, then the session written with the code consumed.
-pub async fn login_mfa<S: UserStore + MfaStore>(
+/// count of this try, then the session written with the code consumed and,
+/// beside it, the `login_succeeded` event. A wrong code is the user's
+/// `mfa_failed`; the right one for an account the operator disabled is
+/// `AccountDisabled`, and no session.
+pub async fn login_mfa<S: UserStore + MfaStore + AuditStore>(
     store: &S,
     tokens: &TokenAuthority,
     mfa_token: &str,
@@ -296,14 +338,22 @@ pub async fn login_mfa<S: UserStore + MfaStore>(
             .filter(|digest| factor.recovery.contains(digest))
             .map(Proof::Recovery),
     };
-    if !throttle(store, &username, record.failures, proof.is_some(), now).await? {
+    let failed = Event::new(Kind::MfaFailed, now);
+    if !throttle_code(store, &user, failed, &username, record.failures, proof.is_some(), now).await? {
         tracing::info!("wrong second factor at login");
         return Err(MfaError::InvalidCode);
     }
     let proof = proof.expect("throttle passed a right code only");
+    if user.disabled {
+        tracing::info!(user_id = %user.id, "second factor right, account disabled");
+        return Err(MfaError::AccountDisabled);
+    }
     let session = sessions::start(tokens, &user, &[PASSWORD, OTP], origin, now);
-    match store.finish_mfa_login(&user, &claims.jti, &proof, &session).await? {
+    let event = Event::new(Kind::LoginSucceeded, now).in_session(&session.id);
+    let finished = store.finish_mfa_login(&user, &claims.jti, &proof, &session);
+    match beside(store, Owner::of(&user), event, finished).await? {
         Change::Done => {
+            metrics::count(Metric::LoginSucceeded);
             let recovery = matches!(proof, Proof::Recovery(_));
             tracing::info!(user_id = %user.id, recovery, "login succeeded with a second factor");
             Ok(sessions::token_pair(tokens, &session, now))
@@ -313,6 +363,10 @@ pub async fn login_mfa<S: UserStore + MfaStore>(
         // changed) from a code that is (used by a parallel request), with one read more.
         Change::Conflict => {
             let record = store.login_record(&username).await?;
+            if record.user.as_ref().is_some_and(|u| u.id == user.id && u.disabled) {
+                tracing::info!(user_id = %user.id, "account disabled during the second step");
+                return Err(MfaError::AccountDisabled);
+            }
             let token_good = record
                 .user
                 .is_some_and(|u| u.id == user.id && password_fingerprint(&u.password_hash) == claims.pwf)
@@ -544,8 +598,9 @@ mod tests {
         second_step(&w, &token, SecondFactor::Code(secret.code_at(w.now)))
             .await
             .unwrap();
-        // The read and the try's count run side by side: two calls, one round trip; then the write.
-        assert_eq!(w.store.calls() - before, 3);
+        // The read and the try's count run side by side: two calls, one round
+        // trip; then the write, and its event beside it: two calls, one round trip.
+        assert_eq!(w.store.calls() - before, 4);
     }
 
     #[tokio::test]
@@ -829,6 +884,177 @@ mod tests {
         assert!(w.store.user_now("alice").totp);
     }
 
+    fn kinds(events: &[crate::audit::Event]) -> Vec<Kind> {
+        events.iter().map(|e| e.kind).collect()
+    }
+
+    async fn events_of(w: &World) -> Vec<crate::audit::Event> {
+        w.store.events("alice", None, 100).await.unwrap().events
+    }
+
+    fn client() -> Origin {
+        Origin {
+            ip: "198.51.100.7".into(),
+            user_agent: "Firefox".into(),
+        }
+    }
+
+    /// A code that `secret` does not give at `now`.
+    fn wrong_code(secret: &TotpSecret, now: u64) -> String {
+        let right = secret.code_at(now);
+        (if right == "000000" { "111111" } else { "000000" }).to_owned()
+    }
+
+    #[tokio::test]
+    async fn confirming_a_factor_is_mfa_enabled_and_removing_it_mfa_disabled_in_the_callers_session() {
+        let w = world().await;
+        let issuer = TotpIssuer::from_lookup(|_| None).unwrap();
+        let enrollment = enroll(&w.store, &issuer, &w.claims, w.now).await.unwrap();
+        assert!(events_of(&w).await.is_empty(), "an enrollment is no event");
+        let code = enrollment.secret.code_at(w.now);
+        crate::audit::from_client(client(), confirm(&w.store, &w.claims, &code, w.now))
+            .await
+            .unwrap();
+        let reauth = Reauth::Password(password(RIGHT));
+        crate::audit::from_client(client(), disable(&w.store, &w.claims, &reauth, w.now))
+            .await
+            .unwrap();
+        let events = events_of(&w).await;
+        assert_eq!(kinds(&events), [Kind::MfaDisabled, Kind::MfaEnabled]);
+        for event in &events {
+            assert_eq!(
+                (
+                    event.ip.as_deref(),
+                    event.user_agent.as_deref(),
+                    event.session_id.as_deref()
+                ),
+                (Some("198.51.100.7"), Some("Firefox"), Some(w.claims.sid.as_str()))
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_wrong_code_to_remove_the_factor_or_renew_the_codes_is_mfa_failed_in_the_callers_session() {
+        let w = world().await;
+        let (secret, _) = enable_totp(&w.store, &w.alice, w.now).await;
+        let wrong = Reauth::Code(wrong_code(&secret, w.now));
+        assert!(matches!(
+            disable(&w.store, &w.claims, &wrong, w.now).await,
+            Err(MfaError::InvalidCode)
+        ));
+        assert!(matches!(
+            renew_recovery_codes(&w.store, &w.claims, &wrong, w.now).await,
+            Err(MfaError::InvalidCode)
+        ));
+        let wrong_password = Reauth::Password(password("wrong horse battery staple"));
+        assert!(disable(&w.store, &w.claims, &wrong_password, w.now).await.is_err());
+        let events = events_of(&w).await;
+        assert_eq!(
+            kinds(&events),
+            [Kind::LoginFailed, Kind::MfaFailed, Kind::MfaFailed],
+            "a wrong password is a failed login"
+        );
+        assert!(
+            events[1..]
+                .iter()
+                .all(|e| e.session_id.as_deref() == Some(w.claims.sid.as_str()))
+        );
+        // A right code removes the factor: mfa_disabled, no failure more.
+        let right = Reauth::Code(secret.code_at(w.now));
+        disable(&w.store, &w.claims, &right, w.now).await.unwrap();
+        assert_eq!(kinds(&events_of(&w).await)[0], Kind::MfaDisabled);
+    }
+
+    #[tokio::test]
+    async fn wrong_codes_at_login_are_mfa_failed_and_the_right_one_login_succeeded_in_its_new_session() {
+        let w = world().await;
+        let (secret, codes) = enable_totp(&w.store, &w.alice, w.now).await;
+        let token = mfa_token(&w).await;
+        let wrong = SecondFactor::Code(wrong_code(&secret, w.now));
+        assert!(matches!(
+            second_step(&w, &token, wrong).await,
+            Err(MfaError::InvalidCode)
+        ));
+        let unknown = SecondFactor::RecoveryCode("aaaaa-bbbbb".into());
+        assert!(matches!(
+            second_step(&w, &token, unknown).await,
+            Err(MfaError::InvalidCode)
+        ));
+        let recovery = SecondFactor::RecoveryCode(codes[0].clone());
+        let login = login_mfa(&w.store, &w.tokens, &token, &recovery, Origin::default(), w.now);
+        let pair = crate::audit::from_client(client(), login).await.unwrap();
+        let sid = w.tokens.verify_access(&pair.access_token, w.now).unwrap().sid;
+        let events = events_of(&w).await;
+        assert_eq!(
+            kinds(&events),
+            [Kind::LoginSucceeded, Kind::MfaFailed, Kind::MfaFailed],
+            "the right password alone is no event"
+        );
+        assert_eq!(
+            (
+                events[0].ip.as_deref(),
+                events[0].user_agent.as_deref(),
+                events[0].session_id.as_deref()
+            ),
+            (Some("198.51.100.7"), Some("Firefox"), Some(sid.as_str()))
+        );
+        assert!(events[1..].iter().all(|e| e.session_id.is_none()), "no session yet");
+    }
+
+    #[tokio::test]
+    async fn a_code_tried_while_the_name_is_locked_is_not_counted_and_records_nothing() {
+        let w = world().await;
+        let (secret, _) = enable_totp(&w.store, &w.alice, w.now).await;
+        let wrong = wrong_code(&secret, w.now);
+        for _ in 0..FailedLogins::LIMIT {
+            let reauth = Reauth::Code(wrong.clone());
+            assert!(disable(&w.store, &w.claims, &reauth, w.now).await.is_err());
+        }
+        let recorded = events_of(&w).await.len();
+        assert_eq!(recorded, FailedLogins::LIMIT as usize);
+        let locked = disable(&w.store, &w.claims, &Reauth::Code(wrong), w.now).await;
+        assert!(matches!(locked, Err(MfaError::Locked { .. })), "{locked:?}");
+        assert_eq!(events_of(&w).await.len(), recorded);
+    }
+
+    #[tokio::test]
+    async fn a_disabled_account_gets_account_disabled_for_the_right_code_and_invalid_code_for_a_wrong_one() {
+        use crate::store::AdminStore;
+        let w = world().await;
+        let (secret, codes) = enable_totp(&w.store, &w.alice, w.now).await;
+        let token = mfa_token(&w).await;
+        w.store.set_disabled(&w.store.user_now("alice"), true).await.unwrap();
+        let sessions_before = w.store.sessions("alice").await.unwrap().len();
+        let wrong = SecondFactor::Code(wrong_code(&secret, w.now));
+        assert!(matches!(
+            second_step(&w, &token, wrong).await,
+            Err(MfaError::InvalidCode)
+        ));
+        for right in [
+            SecondFactor::Code(secret.code_at(w.now)),
+            SecondFactor::RecoveryCode(codes[0].clone()),
+        ] {
+            let answer = second_step(&w, &token, right).await;
+            assert!(
+                matches!(answer, Err(MfaError::AccountDisabled)),
+                "{:?}",
+                answer.map(|_| "tokens")
+            );
+        }
+        assert_eq!(
+            w.store.sessions("alice").await.unwrap().len(),
+            sessions_before,
+            "no session"
+        );
+        assert_eq!(kinds(&events_of(&w).await), [Kind::MfaFailed]);
+        // Enabled again, a new login goes through (the recovery code was not used up).
+        w.store.set_disabled(&w.store.user_now("alice"), false).await.unwrap();
+        let token = mfa_token(&w).await;
+        second_step(&w, &token, SecondFactor::RecoveryCode(codes[0].clone()))
+            .await
+            .unwrap();
+    }
+
     /// The memory store, with a newer password login of alice landing just
     /// before the second step's write: the race the write's condition loses.
     struct NewerLoginFirst(MemoryStore);
@@ -910,6 +1136,25 @@ mod tests {
             let name = Username::parse(&user.username).unwrap();
             self.0.start_mfa_attempt(&name, "a newer login").await?;
             self.0.finish_mfa_login(user, attempt, proof, session).await
+        }
+    }
+
+    impl AuditStore for NewerLoginFirst {
+        async fn record_event(
+            &self,
+            username: &str,
+            user_id: &str,
+            event: &crate::audit::Event,
+        ) -> Result<(), StoreError> {
+            self.0.record_event(username, user_id, event).await
+        }
+        async fn events(
+            &self,
+            username: &str,
+            cursor: Option<&crate::audit::Cursor>,
+            limit: usize,
+        ) -> Result<crate::audit::Page, StoreError> {
+            self.0.events(username, cursor, limit).await
         }
     }
 
