@@ -11,7 +11,7 @@ use serde_json::json;
 use shared::http::{ApiError, JsonObject, authenticate, last_segment, no_content, no_store, origin, respond, tokens};
 use shared::passkey::{RelyingParty, passkey_name};
 use shared::service::passkeys::{self, Started};
-use shared::store::{AccountStore, PasskeyStore, SessionStore, StoredPasskey};
+use shared::store::{AccountStore, AuditStore, PasskeyStore, SessionStore, StoredPasskey};
 
 pub use shared::State;
 
@@ -53,7 +53,7 @@ impl Route {
 }
 
 /// Answers one request.
-pub async fn handle<S: AccountStore + SessionStore + PasskeyStore>(
+pub async fn handle<S: AccountStore + SessionStore + PasskeyStore + AuditStore>(
     state: &State<S>,
     rp: &RelyingParty,
     req: Request,
@@ -61,7 +61,7 @@ pub async fn handle<S: AccountStore + SessionStore + PasskeyStore>(
     respond(&req, route(state, rp, &req)).await
 }
 
-async fn route<S: AccountStore + SessionStore + PasskeyStore>(
+async fn route<S: AccountStore + SessionStore + PasskeyStore + AuditStore>(
     state: &State<S>,
     rp: &RelyingParty,
     req: &Request,
@@ -712,5 +712,137 @@ mod tests {
         assert_eq!(excluded.len(), keys.len() - 1);
         assert!(excluded.contains(&crate::testing::b64(keys[1].credential_id()).as_str()));
         assert!(!excluded.contains(&crate::testing::b64(keys[0].credential_id()).as_str()));
+    }
+
+    fn kinds(events: &[shared::audit::Event]) -> Vec<shared::audit::Kind> {
+        events.iter().map(|e| e.kind).collect()
+    }
+
+    async fn events(state: &State<MemoryStore>) -> Vec<shared::audit::Event> {
+        use shared::store::AuditStore;
+        state.store.events("alice", None, 100).await.unwrap().events
+    }
+
+    #[tokio::test]
+    async fn adding_and_removing_a_passkey_are_passkey_added_and_passkey_removed_in_the_callers_session() {
+        use shared::audit::Kind::{PasskeyAdded, PasskeyRemoved};
+        let (state, access) = logged_in(MemoryStore::default()).await;
+        let claims = claims_of(&state, &access);
+        let client = shared::session::Origin {
+            ip: "198.51.100.7".into(),
+            user_agent: "Firefox".into(),
+        };
+        let mut key = SoftAuthenticator::new();
+        shared::audit::from_client(client.clone(), registered(&state, &access, &mut key))
+            .await
+            .unwrap();
+        let id = key.passkey_id();
+        let removed = service::remove(&state.store, &claims, &id, shared::now());
+        shared::audit::from_client(client, removed).await.unwrap();
+        let events = events(&state).await;
+        assert_eq!(kinds(&events), [PasskeyRemoved, PasskeyAdded]);
+        for event in &events {
+            assert_eq!(
+                (
+                    event.ip.as_deref(),
+                    event.user_agent.as_deref(),
+                    event.session_id.as_deref()
+                ),
+                (Some("198.51.100.7"), Some("Firefox"), Some(claims.sid.as_str()))
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn removing_an_id_that_is_not_one_of_the_callers_passkeys_writes_and_records_nothing() {
+        let (state, access) = logged_in(MemoryStore::default()).await;
+        let bob = user("0b0b0b0b-0000-4000-8000-000000000000", "bob");
+        state.store.create_user(&bob).await.unwrap();
+        let bob_access = access_for(&state.keys.loaded().unwrap(), &state.store, &bob).await;
+        let mut bobs_key = SoftAuthenticator::new();
+        registered(&state, &bob_access, &mut bobs_key).await.unwrap();
+        let claims = claims_of(&state, &access);
+        for id in [bobs_key.passkey_id(), "abc".to_owned(), "x".repeat(2000)] {
+            let removed = service::remove(&state.store, &claims, &id, shared::now()).await;
+            assert!(matches!(removed, Err(service::PasskeyError::NotFound)), "{removed:?}");
+        }
+        assert!(events(&state).await.is_empty());
+        assert_eq!(state.store.user_now("bob").passkeys, 1, "bob's passkey stays");
+    }
+
+    /// `POST /login/passkey/start` then `/finish` with `authenticator`, through the handler.
+    async fn http_login(
+        state: &State<MemoryStore>,
+        authenticator: &mut SoftAuthenticator,
+        tamper: &Tamper,
+    ) -> (u16, Value) {
+        let (status, started) = answer(state, req("POST", "/login/passkey/start", None, None)).await;
+        assert_eq!(status, 200, "{started}");
+        let credential = authenticator.login_with(&started["publicKey"], ORIGIN, tamper);
+        let body = json!({ "challenge_id": started["challenge_id"], "credential": credential });
+        answer(state, req("POST", "/login/passkey/finish", None, Some(body))).await
+    }
+
+    #[tokio::test]
+    async fn a_passkey_login_is_login_succeeded_in_its_new_session_from_the_requests_client() {
+        let (state, access) = logged_in(MemoryStore::default()).await;
+        let mut key = SoftAuthenticator::new();
+        registered(&state, &access, &mut key).await.unwrap();
+        let (status, body) = http_login(&state, &mut key, &Tamper::default()).await;
+        assert_eq!(status, 200, "{body}");
+        let sid = claims_of(&state, body["access_token"].as_str().unwrap()).sid;
+        let events = events(&state).await;
+        let event = &events[0];
+        assert_eq!(event.kind, shared::audit::Kind::LoginSucceeded);
+        assert_eq!(
+            (
+                event.ip.as_deref(),
+                event.user_agent.as_deref(),
+                event.session_id.as_deref()
+            ),
+            (Some("203.0.113.10"), Some("test"), Some(sid.as_str()))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_proven_passkey_of_a_disabled_account_is_403_account_disabled_and_starts_no_session() {
+        use shared::store::{AdminStore, SessionStore};
+        let (state, access) = logged_in(MemoryStore::default()).await;
+        let mut key = SoftAuthenticator::new();
+        registered(&state, &access, &mut key).await.unwrap();
+        state
+            .store
+            .set_disabled(&state.store.user_now("alice"), true)
+            .await
+            .unwrap();
+        let sessions = state.store.sessions("alice").await.unwrap().len();
+        let (status, body) = http_login(&state, &mut key, &Tamper::default()).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (403, Some("account_disabled")),
+            "{body}"
+        );
+        let forged = Tamper {
+            sign_with_another_key: true,
+            ..Tamper::default()
+        };
+        let (status, body) = http_login(&state, &mut key, &forged).await;
+        assert_eq!(status, 401, "a passkey not proven says nothing of the account: {body}");
+        assert_eq!(
+            state.store.sessions("alice").await.unwrap().len(),
+            sessions,
+            "no session"
+        );
+        assert!(
+            !kinds(&events(&state).await).contains(&shared::audit::Kind::LoginSucceeded),
+            "no login"
+        );
+        state
+            .store
+            .set_disabled(&state.store.user_now("alice"), false)
+            .await
+            .unwrap();
+        let (status, body) = http_login(&state, &mut key, &Tamper::default()).await;
+        assert_eq!(status, 200, "enabled again: {body}");
     }
 }

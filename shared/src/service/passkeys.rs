@@ -4,12 +4,16 @@
 //! random `challenge_id` (single use, `passkey::CHALLENGE_TTL`), binds each
 //! credential id to one user, and starts the session.
 
+use super::audit::{Owner, beside};
 use super::sessions::{self, TokenPair};
+use crate::audit::{Event, Kind};
 use crate::credentials::Username;
+use crate::metrics::{self, Metric};
 use crate::passkey::{CHALLENGE_TTL, MAX_PER_USER, RelyingParty, passkey_id};
 use crate::session::Origin;
 use crate::store::{
-    AccountStore, Ceremony, Challenge, Change, NewPasskey, PasskeyStore, SessionStore, StoreError, StoredPasskey, User,
+    AccountStore, AuditStore, Ceremony, Challenge, Change, NewPasskey, PasskeyStore, SessionStore, StoreError,
+    StoredPasskey, User,
 };
 use crate::token::{AccessClaims, TokenAuthority};
 use webauthn_rs::prelude::{
@@ -172,8 +176,9 @@ pub async fn start_registration<S: AccountStore + SessionStore + PasskeyStore>(
 
 /// Finishes a registration: takes the challenge, has the relying party
 /// check the browser's answer, and stores the passkey under `name`, its
-/// credential id claimed for the caller.
-pub async fn finish_registration<S: AccountStore + SessionStore + PasskeyStore>(
+/// credential id claimed for the caller; the `passkey_added` event, in the
+/// caller's session, is written beside it.
+pub async fn finish_registration<S: AccountStore + SessionStore + PasskeyStore + AuditStore>(
     store: &S,
     rp: &RelyingParty,
     claims: &AccessClaims,
@@ -217,7 +222,9 @@ pub async fn finish_registration<S: AccountStore + SessionStore + PasskeyStore>(
         last_used_at: None,
         credential: serde_json::to_string(&passkey).expect("a passkey serializes"),
     };
-    match store.add_passkey(&user, &stored, MAX_PER_USER).await? {
+    let event = Event::new(Kind::PasskeyAdded, now).in_session(&claims.sid);
+    let added = store.add_passkey(&user, &stored, MAX_PER_USER);
+    match beside(store, Owner::of(&user), event, added).await? {
         NewPasskey::Added => {
             tracing::info!(passkey = %stored.id, "passkey added");
             Ok(stored)
@@ -243,15 +250,24 @@ pub async fn list<S: AccountStore + SessionStore + PasskeyStore>(
     Ok(passkeys?.into_iter().filter(|p| p.user_id == user.id).collect())
 }
 
-/// Removes the caller's passkey `id`; it logs nobody in from then on.
-pub async fn remove<S: AccountStore + SessionStore + PasskeyStore>(
+/// Removes the caller's passkey `id`; it logs nobody in from then on. The
+/// caller's passkeys are read beside the caller (no round trip more), so
+/// that an id not among them writes nothing, not even an event; the `passkey_removed` event, in the caller's session, is
+/// written beside the removal.
+pub async fn remove<S: AccountStore + SessionStore + PasskeyStore + AuditStore>(
     store: &S,
     claims: &AccessClaims,
     id: &str,
     now: u64,
 ) -> Result<(), PasskeyError> {
-    let user = caller(store, claims, now).await?;
-    match store.remove_passkey(&user, id).await? {
+    let username = Username::parse(&claims.username).map_err(|_| PasskeyError::Gone)?;
+    let (user, passkeys) = tokio::join!(caller(store, claims, now), store.passkeys(&username));
+    let (user, passkeys) = (user?, passkeys?);
+    if !passkeys.iter().any(|p| p.id == id && p.user_id == user.id) {
+        return Err(PasskeyError::NotFound);
+    }
+    let event = Event::new(Kind::PasskeyRemoved, now).in_session(&claims.sid);
+    match beside(store, Owner::of(&user), event, store.remove_passkey(&user, id)).await? {
         Change::Done => {
             tracing::info!(passkey = %id, "passkey removed");
             Ok(())
@@ -278,8 +294,10 @@ pub async fn start_login<S: PasskeyStore>(store: &S, rp: &RelyingParty, now: u64
 /// Finishes a passwordless login: takes the challenge and reads the passkey
 /// the answer names (one round trip), has the relying party check the
 /// signature, counter and flags against it and its owner's user handle,
-/// and starts a session with `AMR`, the passkey's counter stored with it.
-pub async fn finish_login<S: PasskeyStore>(
+/// and starts a session with `AMR`, the passkey's counter stored with it,
+/// and beside it the `login_succeeded` event. A proven passkey of an
+/// account the operator disabled is `AccountDisabled`, and no session.
+pub async fn finish_login<S: PasskeyStore + AuditStore>(
     store: &S,
     rp: &RelyingParty,
     tokens: &TokenAuthority,
@@ -309,15 +327,29 @@ pub async fn finish_login<S: PasskeyStore>(
     let result = webauthn
         .finish_discoverable_authentication_v2(&credential, state, &passkey)
         .map_err(|e| PasskeyError::LoginRefused(e.to_string()))?;
+    if user.disabled {
+        tracing::info!(user_id = %user.id, "passkey proven, account disabled");
+        return Err(PasskeyError::AccountDisabled);
+    }
     passkey.update_credential(&result);
     let updated = serde_json::to_string(&passkey).expect("a passkey serializes");
     let session = sessions::start(tokens, &user, &AMR, origin, now);
-    match store.finish_passkey_login(&user, &stored, &updated, &session).await? {
+    let event = Event::new(Kind::LoginSucceeded, now).in_session(&session.id);
+    let finished = store.finish_passkey_login(&user, &stored, &updated, &session);
+    match beside(store, Owner::of(&user), event, finished).await? {
         Change::Done => {
+            metrics::count(Metric::LoginSucceeded);
             tracing::info!(user_id = %user.id, passkey = %id, "login succeeded with a passkey");
             Ok(sessions::token_pair(tokens, &session, now))
         }
-        // Removed, used by a parallel login, or the account changed since the read.
-        Change::Conflict => Err(refused("the passkey or its account changed during the login")),
+        // Removed, used by a parallel login, or the account changed since
+        // the read: disabled meanwhile is told apart with one read more.
+        Change::Conflict => match store.passkey(&id).await? {
+            Some((now_user, _)) if now_user.id == user.id && now_user.disabled => {
+                tracing::info!(user_id = %user.id, "account disabled during the passkey login");
+                Err(PasskeyError::AccountDisabled)
+            }
+            _ => Err(refused("the passkey or its account changed during the login")),
+        },
     }
 }
