@@ -1,6 +1,7 @@
 //! Usernames, passwords and email addresses, parsed once: a value of these types obeys the spec's rules.
 
 use std::fmt;
+use unicode_normalization::UnicodeNormalization;
 
 /// A username as registered: 3 to 64 ASCII letters, digits, `.`, `_` or `-`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,21 +34,43 @@ impl Username {
     }
 }
 
-/// A password of 8 to 1024 characters (NIST SP 800-63B), any Unicode. Never printed.
-pub struct Password(String);
+/// A password of 8 to 1024 characters (NIST SP 800-63B), any Unicode,
+/// normalised to NFKC so that one password typed on two keyboards (`é` as one
+/// code point or as `e` and a combining accent) is one password. Never printed.
+pub struct Password {
+    /// The NFKC form: what is counted, estimated and hashed.
+    normalized: String,
+    /// The form as it arrived, kept only where it differs from `normalized`:
+    /// a hash stored before normalisation was of this form (`password::verify`).
+    raw: Option<String>,
+}
 
 impl Password {
-    /// Checks the length rule; the error message is safe to show the client.
+    /// Normalises to NFKC, then checks the length rule on the normalised form's
+    /// code points; the error message is safe to show the client.
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
-        if !(8..=1024).contains(&raw.chars().count()) {
-            return Err("password must be 8 to 1024 characters");
+        const LENGTH: &str = "password must be 8 to 1024 characters";
+        // NFKC expands a code point to at most 18: bound the work before it.
+        if raw.len() > 4 * 18 * 1024 {
+            return Err(LENGTH);
         }
-        Ok(Self(raw.to_owned()))
+        let normalized: String = raw.nfkc().collect();
+        if !(8..=1024).contains(&normalized.chars().count()) {
+            return Err(LENGTH);
+        }
+        let raw = (normalized != raw).then(|| raw.to_owned());
+        Ok(Self { normalized, raw })
     }
 
-    /// The secret itself, for hashing only.
+    /// The secret itself in its normalised form, for hashing and estimating only.
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.normalized
+    }
+
+    /// The secret as it arrived, when that differs from `expose()`: only for
+    /// checking a hash stored before passwords were normalised.
+    pub fn expose_unnormalized(&self) -> Option<&str> {
+        self.raw.as_deref()
     }
 }
 
@@ -232,5 +255,43 @@ mod tests {
     fn a_password_never_shows_in_debug_output() {
         let p = Password::parse("hunter2-hunter2").unwrap();
         assert_eq!(format!("{p:?}"), "Password(<redacted>)");
+        let decomposed = Password::parse("cafe\u{301} au lait").unwrap();
+        assert_eq!(format!("{decomposed:?}"), "Password(<redacted>)", "nor its raw form");
+    }
+
+    #[test]
+    fn a_password_typed_in_nfd_is_the_same_password_as_in_nfc() {
+        let nfc = Password::parse("caf\u{e9} cr\u{e8}me br\u{fb}l\u{e9}e").unwrap();
+        let nfd = Password::parse("cafe\u{301} cre\u{300}me bru\u{302}le\u{301}e").unwrap();
+        assert_eq!(nfc.expose(), nfd.expose());
+        assert_eq!(nfc.expose_unnormalized(), None, "already normal");
+        assert_eq!(
+            nfd.expose_unnormalized(),
+            Some("cafe\u{301} cre\u{300}me bru\u{302}le\u{301}e")
+        );
+    }
+
+    #[test]
+    fn compatibility_forms_normalise_too() {
+        let p = Password::parse("\u{fb01}le \u{ff21}\u{ff22}\u{ff23} \u{2460}\u{2461}").unwrap();
+        assert_eq!(
+            p.expose(),
+            "file ABC 12",
+            "ligature, full-width letters, circled digits"
+        );
+    }
+
+    #[test]
+    fn the_length_rule_counts_code_points_of_the_normalised_form() {
+        // Eight code points as typed, four once the accents are composed.
+        let nfd = "e\u{301}e\u{301}e\u{301}e\u{301}";
+        assert_eq!(nfd.chars().count(), 8);
+        assert!(Password::parse(nfd).is_err());
+        assert!(Password::parse(&nfd.repeat(2)).is_ok(), "eight once composed");
+        // 1024 composed characters typed as 2048 code points are within the rule.
+        assert!(Password::parse(&"e\u{301}".repeat(1024)).is_ok());
+        assert!(Password::parse(&"e\u{301}".repeat(1025)).is_err());
+        // Four code points that expand to ten are long enough.
+        assert!(Password::parse("\u{fb03}\u{fb03}\u{fb03}x").is_ok(), "ffiffiffix");
     }
 }

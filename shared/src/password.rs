@@ -138,19 +138,33 @@ pub enum Verdict {
 
 /// Checks `password` against `stored`, or against the dummy hash when there
 /// is no user, so both paths cost the same. A malformed stored hash is `Invalid`.
+///
+/// The normalised form is tried first. A hash stored before passwords were
+/// normalised (NFKC) is of the form as typed: when the normalised form fails
+/// and the password arrived in another form, that form is tried too, and a
+/// match asks for a rehash, which stores the normalised form's hash. An
+/// unknown user pays the second try as well, so timing still tells nothing.
 pub async fn verify(password: &Password, stored: Option<&str>) -> Result<Verdict, HashError> {
-    let password = password.expose().to_owned();
+    let normalized = password.expose().to_owned();
+    let unnormalized = password.expose_unnormalized().map(str::to_owned);
     let known = stored.is_some();
     let stored = stored.unwrap_or(DUMMY_HASH).to_owned();
     tokio::task::spawn_blocking(move || {
         let Ok(parsed) = PasswordHash::new(&stored) else {
             return Verdict::Invalid;
         };
-        match matches(&parsed, password.as_bytes()) {
+        let verdict = |matched: bool| match matched {
             true if !known => Verdict::Invalid,
             true if needs_rehash(&parsed) => Verdict::ValidNeedsRehash,
             true => Verdict::Valid,
             false => Verdict::Invalid,
+        };
+        match verdict(matches(&parsed, normalized.as_bytes())) {
+            Verdict::Invalid => match unnormalized {
+                Some(raw) if matches(&parsed, raw.as_bytes()) && known => Verdict::ValidNeedsRehash,
+                _ => Verdict::Invalid,
+            },
+            valid => valid,
         }
     })
     .await
@@ -306,6 +320,50 @@ mod tests {
             "fewer passes"
         );
         assert!(rehash(&phc(Algorithm::Argon2d, M_COST_KIB, T_COST, P_COST)), "argon2d");
+    }
+
+    /// "Crème brûlée" as a Mac keyboard may send it: accents as combining marks (NFD).
+    const NFD: &str = "cre\u{300}me bru\u{302}le\u{301}e 2 spoons";
+    /// The same as one code point each (NFC), as most keyboards send it.
+    const NFC: &str = "cr\u{e8}me br\u{fb}l\u{e9}e 2 spoons";
+
+    #[tokio::test]
+    async fn a_password_registered_in_nfc_logs_in_when_typed_in_nfd() {
+        let h = hash(&pw(NFC)).await.unwrap();
+        assert_eq!(verify(&pw(NFD), Some(&h)).await.unwrap(), Verdict::Valid);
+        let h = hash(&pw(NFD)).await.unwrap();
+        assert_eq!(verify(&pw(NFC), Some(&h)).await.unwrap(), Verdict::Valid);
+    }
+
+    /// A hash of `raw` exactly as given, as `hash` made one before passwords were normalised.
+    fn hash_of_raw_form(raw: &str) -> String {
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params())
+            .hash_password(raw.as_bytes())
+            .unwrap()
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn a_hash_of_the_raw_nfd_form_made_before_normalisation_verifies_and_asks_for_a_rehash() {
+        let old = hash_of_raw_form(NFD);
+        assert!(!needs_rehash(&PasswordHash::new(&old).unwrap()), "today's parameters");
+        assert_eq!(
+            verify(&pw(NFD), Some(&old)).await.unwrap(),
+            Verdict::ValidNeedsRehash,
+            "typed as it was registered"
+        );
+        // The upgrade: the new hash is of the normalised form, which either form then matches.
+        let new = hash(&pw(NFD)).await.unwrap();
+        assert_eq!(verify(&pw(NFD), Some(&new)).await.unwrap(), Verdict::Valid);
+        assert_eq!(verify(&pw(NFC), Some(&new)).await.unwrap(), Verdict::Valid);
+    }
+
+    #[tokio::test]
+    async fn the_raw_form_is_no_way_around_a_wrong_password_or_an_unknown_user() {
+        let old = hash_of_raw_form(NFD);
+        let wrong = "cre\u{300}me bru\u{302}le\u{301}e 3 spoons";
+        assert_eq!(verify(&pw(wrong), Some(&old)).await.unwrap(), Verdict::Invalid);
+        assert_eq!(verify(&pw(NFD), None).await.unwrap(), Verdict::Invalid);
     }
 
     #[tokio::test]
