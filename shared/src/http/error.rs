@@ -68,6 +68,8 @@ pub enum ApiError {
     /// The account holds the most passkeys it may.
     TooManyPasskeys,
     PayloadTooLarge,
+    /// A body that is not declared `application/json`.
+    UnsupportedMediaType,
     TooManyAttempts {
         retry_after: u64,
     },
@@ -190,6 +192,11 @@ impl ApiError {
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_attempts",
                 "too many mails to this account or address; retry later",
+            ),
+            Self::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the request body must be JSON, sent with Content-Type: application/json",
             ),
             Self::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,

@@ -62,13 +62,93 @@ fn percent_decode(raw: &str) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
+/// Whether the request declares its body `application/json` (any case,
+/// parameters such as `charset` allowed).
+fn is_json(req: &Request) -> bool {
+    let Some(value) = req.headers().get(lambda_http::http::header::CONTENT_TYPE) else {
+        return false;
+    };
+    let media = value.to_str().unwrap_or("").split(';').next().unwrap_or("");
+    media.trim().eq_ignore_ascii_case("application/json")
+}
+
+/// The start of the error a key given twice makes.
+const DUPLICATE: &str = "duplicate key";
+
+/// A JSON value read strictly: an object that gives a key twice, at any
+/// depth, is an error, where serde_json would keep the last one.
+struct Strict(Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut map = Map::new();
+        while let Some(key) = access.next_key::<String>()? {
+            let Strict(value) = access.next_value()?;
+            if map.insert(key, value).is_some() {
+                return Err(serde::de::Error::custom(DUPLICATE));
+            }
+        }
+        Ok(Value::Object(map))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(value)) = access.next_element()? {
+            items.push(value);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+}
+
 /// A request body that parsed as a JSON object.
 #[derive(Debug)]
 pub struct JsonObject(Map<String, Value>);
 
 impl JsonObject {
-    /// Parses the body: `None` when it is empty, `400` when it is not a JSON
-    /// object, `413` when it is too large. Unknown fields are kept and ignored.
+    /// Parses the body: `None` when it is empty, `413` when it is too large,
+    /// `415` when it is not declared `application/json` (a form or a text
+    /// body would let a cross-site page post it without a CORS preflight),
+    /// `400` when it is not a JSON object or gives a key twice (which a
+    /// filter in front may read differently). Unknown fields are kept and ignored.
     pub fn from_request(req: &Request) -> Result<Option<Self>, ApiError> {
         let bytes: &[u8] = match req.body() {
             Body::Empty => return Ok(None),
@@ -82,8 +162,14 @@ impl JsonObject {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
-        match serde_json::from_slice::<Value>(bytes) {
-            Ok(Value::Object(map)) => Ok(Some(Self(map))),
+        if !is_json(req) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        match serde_json::from_slice::<Strict>(bytes) {
+            Ok(Strict(Value::Object(map))) => Ok(Some(Self(map))),
+            Err(e) if e.to_string().starts_with(DUPLICATE) => {
+                Err(ApiError::invalid("the request body gives a key twice"))
+            }
             _ => Err(ApiError::invalid("the request body must be a JSON object")),
         }
     }
@@ -201,7 +287,54 @@ mod tests {
     use lambda_http::http::Request as HttpRequest;
 
     fn request(body: Body) -> Request {
-        HttpRequest::builder().method("POST").uri("/x").body(body).unwrap()
+        with_type(body, "application/json")
+    }
+
+    fn with_type(body: Body, content_type: &str) -> Request {
+        HttpRequest::builder()
+            .method("POST")
+            .uri("/x")
+            .header("content-type", content_type)
+            .body(body)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_body_not_declared_json_is_415_whatever_it_holds() {
+        let json = r#"{"username":"alice","password":"correct horse battery staple"}"#;
+        for content_type in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/xml",
+            "application/jsonp",
+            "",
+        ] {
+            let err = JsonObject::from_request(&with_type(Body::Text(json.into()), content_type)).unwrap_err();
+            assert_eq!(err, ApiError::UnsupportedMediaType, "{content_type:?}");
+        }
+        let untyped = HttpRequest::builder().method("POST").uri("/x").body(Body::Text(json.into())).unwrap();
+        assert_eq!(JsonObject::from_request(&untyped).unwrap_err(), ApiError::UnsupportedMediaType);
+        for declared in ["application/json", "Application/JSON", "application/json; charset=utf-8"] {
+            assert!(JsonObject::from_request(&with_type(Body::Text(json.into()), declared)).is_ok(), "{declared}");
+        }
+        // A route that needs no body ignores the header.
+        assert!(JsonObject::from_request(&with_type(Body::Empty, "text/plain")).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_key_given_twice_at_any_depth_is_400_where_serde_would_keep_the_last() {
+        for body in [
+            r#"{"username":"a","password":"correct horse battery staple","username":"b"}"#,
+            r#"{"credential":{"id":"x","id":"y"}}"#,
+            r#"{"list":[{"k":1,"k":2}]}"#,
+        ] {
+            let err = JsonObject::from_request(&request(Body::Text(body.into()))).unwrap_err();
+            assert_eq!(err, ApiError::invalid("the request body gives a key twice"), "{body}");
+        }
+        let nested = r#"{"a":{"b":[1,2.5,"x",null,true,{"c":{}}]},"d":-3}"#;
+        let parsed = JsonObject::from_request(&request(Body::Text(nested.into()))).unwrap().unwrap();
+        assert_eq!(Value::Object(parsed.0), serde_json::from_str::<Value>(nested).unwrap());
     }
 
     #[test]
@@ -298,6 +431,7 @@ mod tests {
             .method("POST")
             .uri("/x")
             .header("authorization", "Bearer from.header.x")
+            .header("content-type", "application/json")
             .body(Body::Text(r#"{"refresh_token": "from.body.x"}"#.into()))
             .unwrap();
         let body = JsonObject::from_request(&req).unwrap();
