@@ -164,13 +164,34 @@ async fn an_address_verified_by_one_account_is_taken_until_that_account_is_delet
     let other = api.logged_in().await.field("access_token");
     let r = set_email(&api, &other, &address.to_uppercase()).await;
     assert_eq!((r.status, r.field("error").as_str()), (409, "email_taken"));
+    // Registration answers as for a free address (it tells nobody who holds
+    // one); the owner gets a notice, and the new account never the address.
+    let mails_before = integration::mails_to(&address).await.len();
+    let newcomer = format!("x{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     let r = api
         .post(
             "/register",
-            json!({"username": format!("x{}", &uuid::Uuid::new_v4().simple().to_string()[..10]), "password": PASSWORD, "email": address}),
+            json!({"username": newcomer, "password": PASSWORD, "email": address}),
         )
         .await;
-    assert_eq!((r.status, r.field("error").as_str()), (409, "email_taken"));
+    assert_eq!(r.status, 201, "{}", r.text);
+    let mails = integration::mails_to(&address).await;
+    assert_eq!(mails.len(), mails_before + 1);
+    let notice = &mails[mails.len() - 1];
+    assert_eq!(notice["subject"], "Someone registered with your address");
+    let text = notice["body"]["text"].as_str().unwrap_or_default();
+    assert!(
+        !text.chars().any(|c| c.is_ascii_digit()),
+        "no code in the notice: {text}"
+    );
+    let newcomer_access = api
+        .post("/login", json!({"username": newcomer, "password": PASSWORD}))
+        .await
+        .field("access_token");
+    let account = api
+        .with_bearer(Method::GET, "/account", Some(&newcomer_access), None)
+        .await;
+    assert_eq!(account.json["email_verified"], false, "{}", account.text);
 
     let r = api
         .with_bearer(

@@ -114,6 +114,18 @@ impl MailSettings {
         }
     }
 
+    /// The notice to the owner of `to` that someone registered with it: the
+    /// registration is answered as any other, so the address's owner, not
+    /// the client, learns that it is taken.
+    pub fn address_taken(&self, to: &Email) -> Mail {
+        Mail {
+            to: to.as_str().to_owned(),
+            subject: "Someone registered with your address".into(),
+            text: "Someone just registered a new account giving this address, which belongs to your account.                    Nothing changed on your account, and the new one cannot use this address. If it was you,                    log in to your account instead (or reset its password); otherwise ignore this mail.\n"
+                .into(),
+        }
+    }
+
     /// The reset mail for `token`, to `to`: a link with the token in its fragment.
     pub fn reset(&self, to: &str, token: &str) -> Mail {
         Mail {

@@ -58,10 +58,12 @@ pub async fn register(
     Ok(user)
 }
 
-/// Registers like `register` and sends `email` its verification code. If
-/// the code cannot go (another account holds the address, the hour's mails
-/// are spent, SES fails), the user is deleted again, so the client can retry
-/// the same registration.
+/// Registers like `register` and sends `email` its verification code. An
+/// address another account holds verified is answered the same (that it is
+/// taken is not the client's to learn): its owner gets a notice instead of
+/// a code, and the new account keeps it pending, never to be verified. If
+/// the mail cannot go (the hour's mails are spent, SES fails), the user is
+/// deleted again, so the client can retry the same registration.
 pub async fn register_with_email<S: UserStore + AccountStore + EmailStore>(
     store: &S,
     mailer: &impl Mailer,
@@ -72,13 +74,39 @@ pub async fn register_with_email<S: UserStore + AccountStore + EmailStore>(
     now: u64,
 ) -> Result<User, RegisterError> {
     let user = register(store, username, password, Some(email), now).await?;
-    if let Err(error) = send_code(store, mailer, settings, &user, email, now).await {
+    let sent = match store.email_owner(email).await {
+        Ok(Some((owner, _))) if owner != user.id => notify_owner(store, mailer, settings, &user, email, now).await,
+        Ok(_) => send_code(store, mailer, settings, &user, email, now).await,
+        Err(e) => Err(e.into()),
+    };
+    if let Err(error) = sent {
         if let Err(e) = store.delete_user(&user).await {
             tracing::warn!(error = %e, "registration without its code not undone; the password logs in");
         }
         return Err(error.into());
     }
     Ok(user)
+}
+
+/// Tells the owner of `email` that `user` registered with it (within the
+/// hour's mails, as a code would be).
+async fn notify_owner<S: EmailStore>(
+    store: &S,
+    mailer: &impl Mailer,
+    settings: &MailSettings,
+    user: &User,
+    email: &Email,
+    now: u64,
+) -> Result<(), EmailError> {
+    let username = Username::parse(&user.username).map_err(|_| EmailError::Gone)?;
+    if !store.count_mail(&username, email, now).await? {
+        return Err(EmailError::Limited {
+            retry_after: 3600 - now % 3600,
+        });
+    }
+    mailer.send(&settings.address_taken(email)).await?;
+    tracing::info!("registration with a taken address: its owner notified");
+    Ok(())
 }
 
 /// Whether the user stored under `username` is the one of id `id`.
@@ -175,5 +203,35 @@ mod tests {
             .unwrap();
         let again = register(&store, &Username::parse("ALICE").unwrap(), &password, None, 0).await;
         assert!(matches!(again, Err(RegisterError::Taken)));
+    }
+
+    #[tokio::test]
+    async fn registering_with_an_address_another_account_holds_answers_as_usual_and_tells_its_owner() {
+        let store = MemoryStore::default();
+        let outbox = crate::testing::outbox();
+        let password = Password::parse("correct horse battery staple").unwrap();
+        let owner = register(&store, &Username::parse("alice").unwrap(), &password, None, 1)
+            .await
+            .unwrap();
+        crate::testing::verify_address(&store, &owner, "alice@example.com").await;
+        let email = Email::parse("Alice@Example.com").unwrap();
+        let name = Username::parse("mallory").unwrap();
+        let newcomer = register_with_email(&store, &outbox.mailer, &outbox.settings, &name, &password, &email, 2)
+            .await
+            .unwrap();
+        assert_eq!(newcomer.email.as_deref(), Some("Alice@Example.com"));
+        assert!(!newcomer.email_verified);
+        let sent = outbox.mailer.sent();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].subject, "Someone registered with your address");
+        assert!(
+            !sent[0].text.chars().any(|c| c.is_ascii_digit()),
+            "no code: {}",
+            sent[0].text
+        );
+        assert_eq!(
+            store.email_owner(&email).await.unwrap().map(|(id, _)| id),
+            Some(owner.id)
+        );
     }
 }
