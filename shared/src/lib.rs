@@ -25,6 +25,7 @@ pub mod secret;
 pub mod service;
 pub mod session;
 pub mod store;
+pub mod strength;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod token;
