@@ -6,6 +6,7 @@
 pub mod audit;
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod breached;
 pub mod clock;
 pub mod config;
 pub mod credentials;
