@@ -164,7 +164,14 @@ async fn attempts_count_up_come_back_with_the_user_and_clear() {
             last_at: 1003
         }
     );
-    store.clear_failed_logins(&name("erin")).await.unwrap();
+    let counted = FailedLogins {
+        count: 3,
+        last_at: 1003,
+    };
+    store
+        .uncount_attempt(&name("erin"), counted, FailedLogins::default())
+        .await
+        .unwrap();
     assert_eq!(
         store.login_record(&name("erin")).await.unwrap().failures,
         FailedLogins::default()
@@ -917,5 +924,88 @@ mod audit {
             ..alice
         };
         assert_eq!(store.set_disabled(&stranger, true).await.unwrap(), Change::Conflict);
+    }
+}
+
+mod attempts {
+    use super::*;
+    use shared::service::login;
+    use shared::testing::dev_authority;
+
+    #[tokio::test]
+    async fn attempts_are_added_up_to_the_limit_and_no_further_while_recent() {
+        let (store, _) = fresh_store().await;
+        let who = name("ivan");
+        let mut seen = Vec::new();
+        for t in 0..FailedLogins::LIMIT {
+            seen.push(store.add_attempt(&who, 1000 + u64::from(t)).await.unwrap());
+        }
+        let expected: Vec<_> = (0..FailedLogins::LIMIT)
+            .map(|c| {
+                Some(match c {
+                    0 => FailedLogins::default(),
+                    c => FailedLogins {
+                        count: c,
+                        last_at: 1000 + u64::from(c) - 1,
+                    },
+                })
+            })
+            .collect();
+        assert_eq!(seen, expected, "each returns the record as it was");
+        assert_eq!(
+            store.add_attempt(&who, 1010).await.unwrap(),
+            None,
+            "at the limit: nothing added"
+        );
+        assert_eq!(
+            store.login_record(&who).await.unwrap().failures.count,
+            FailedLogins::LIMIT
+        );
+        // An hour later the failures are stale: counting starts again at one.
+        let later = 1004 + FailedLogins::QUIET_PERIOD;
+        assert!(store.add_attempt(&who, later).await.unwrap().is_some());
+        assert_eq!(
+            store.login_record(&who).await.unwrap().failures,
+            FailedLogins {
+                count: 1,
+                last_at: later
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_24_parallel_guesses_gets_at_most_the_limit_checked_and_the_rest_429() {
+        let (store, _) = fresh_store().await;
+        let password = Password::parse("correct horse battery staple").unwrap();
+        let mut alice = user("alice");
+        alice.password_hash = shared::password::hash(&password).await.unwrap();
+        store.create_user(&alice).await.unwrap();
+        let tokens = std::sync::Arc::new(dev_authority());
+        let store = Arc::new(store);
+        let now = shared::now();
+        let guesses = (0..24).map(|i| {
+            let (store, tokens) = (store.clone(), tokens.clone());
+            // The right password is the 13th guess sent.
+            let raw = if i == 12 {
+                "correct horse battery staple".to_owned()
+            } else {
+                format!("wrong guess {i}")
+            };
+            tokio::spawn(async move {
+                let password = Password::parse(&raw).unwrap();
+                login::login(&*store, &tokens, &name("alice"), &password, Origin::default(), now).await
+            })
+        });
+        let mut checked = 0;
+        let mut locked = 0;
+        for guess in guesses.collect::<Vec<_>>() {
+            match guess.await.unwrap() {
+                Ok(_) | Err(login::LoginError::InvalidCredentials) => checked += 1,
+                Err(login::LoginError::Locked { .. }) => locked += 1,
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+        assert!(checked <= FailedLogins::LIMIT, "{checked} guesses checked");
+        assert_eq!(checked + locked, 24);
     }
 }

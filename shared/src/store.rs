@@ -100,8 +100,18 @@ pub trait UserStore: Send + Sync {
         now: u64,
     ) -> impl Future<Output = Result<Option<FailedLogins>, StoreError>> + Send;
 
-    /// Forgets the failed logins of a name after a good login.
-    fn clear_failed_logins(&self, username: &Username) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Counts one attempt against a name before its password is checked, in
+    /// one write that needs no read first (so it goes beside the user's
+    /// read): while the name is under its limit, or its failures are stale,
+    /// adds one and returns the record as it was (`seen.after_failure(now)`
+    /// is then the record as counted); at or past the limit, adds nothing
+    /// and returns `None` (the caller reads whether the name is locked).
+    /// Parallel attempts are counted one by one: no more than the limit get past it.
+    fn add_attempt(
+        &self,
+        username: &Username,
+        now: u64,
+    ) -> impl Future<Output = Result<Option<FailedLogins>, StoreError>> + Send;
 
     /// Takes back one attempt: puts the name's record back from `counted`
     /// (as this attempt wrote it) to `before`, only if nobody counted

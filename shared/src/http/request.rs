@@ -313,13 +313,31 @@ mod tests {
             let err = JsonObject::from_request(&with_type(Body::Text(json.into()), content_type)).unwrap_err();
             assert_eq!(err, ApiError::UnsupportedMediaType, "{content_type:?}");
         }
-        let untyped = HttpRequest::builder().method("POST").uri("/x").body(Body::Text(json.into())).unwrap();
-        assert_eq!(JsonObject::from_request(&untyped).unwrap_err(), ApiError::UnsupportedMediaType);
-        for declared in ["application/json", "Application/JSON", "application/json; charset=utf-8"] {
-            assert!(JsonObject::from_request(&with_type(Body::Text(json.into()), declared)).is_ok(), "{declared}");
+        let untyped = HttpRequest::builder()
+            .method("POST")
+            .uri("/x")
+            .body(Body::Text(json.into()))
+            .unwrap();
+        assert_eq!(
+            JsonObject::from_request(&untyped).unwrap_err(),
+            ApiError::UnsupportedMediaType
+        );
+        for declared in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+        ] {
+            assert!(
+                JsonObject::from_request(&with_type(Body::Text(json.into()), declared)).is_ok(),
+                "{declared}"
+            );
         }
         // A route that needs no body ignores the header.
-        assert!(JsonObject::from_request(&with_type(Body::Empty, "text/plain")).unwrap().is_none());
+        assert!(
+            JsonObject::from_request(&with_type(Body::Empty, "text/plain"))
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
@@ -333,7 +351,9 @@ mod tests {
             assert_eq!(err, ApiError::invalid("the request body gives a key twice"), "{body}");
         }
         let nested = r#"{"a":{"b":[1,2.5,"x",null,true,{"c":{}}]},"d":-3}"#;
-        let parsed = JsonObject::from_request(&request(Body::Text(nested.into()))).unwrap().unwrap();
+        let parsed = JsonObject::from_request(&request(Body::Text(nested.into())))
+            .unwrap()
+            .unwrap();
         assert_eq!(Value::Object(parsed.0), serde_json::from_str::<Value>(nested).unwrap());
     }
 

@@ -115,9 +115,9 @@ async fn start<S: UserStore + SessionStore + AccountStore + MfaStore + AuditStor
         // The failures stay until the second factor is through: a password
         // alone must not reset the count of wrong codes. Nor does a right
         // password add to it: the attempt counted before its hash was checked is taken back.
-        if let Some(counted) = checked.counted {
-            store.uncount_attempt(username, counted, checked.failures).await?;
-        }
+        store
+            .uncount_attempt(username, checked.counted, checked.failures)
+            .await?;
         if user.disabled {
             tracing::info!(user_id = %user.id, "password right, account disabled");
             return Err(LoginError::AccountDisabled);
@@ -134,20 +134,22 @@ async fn start<S: UserStore + SessionStore + AccountStore + MfaStore + AuditStor
         tracing::warn!("the account's TOTP mark has no active factor");
         return Err(LoginError::InvalidCredentials);
     }
-    if checked.failures.count > 0 {
-        store.clear_failed_logins(username).await?;
-    }
     let session = sessions::start(tokens, &user, &[PASSWORD], origin, now);
     // Only while the password is still the one just checked: a change or a
     // reset that went through meanwhile is not outlived by this session.
     let event = Event::new(Kind::LoginSucceeded, now).in_session(&session.id);
-    let created = beside(
+    let create = beside(
         store,
         Owner::of(&user),
         event,
         store.create_session(&session, Some(&user)),
-    )
-    .await?;
+    );
+    // The name's failures are forgotten beside it, unless attempts were
+    // counted since this one (a burst of guesses): then they stay.
+    let forget = store.uncount_attempt(username, checked.counted, FailedLogins::default());
+    let (created, forgotten) = tokio::join!(create, forget);
+    let created = created?;
+    forgotten?;
     if created == Change::Conflict {
         tracing::info!("the password changed during the login");
         return Err(LoginError::InvalidCredentials);
@@ -165,17 +167,18 @@ pub(super) struct Checked {
     pub failures: FailedLogins,
     /// The user's TOTP factor, read with the user.
     pub totp: Option<TotpFactor>,
-    /// The record as this attempt's count left it, when it was counted
-    /// before the hash was checked (a name with recent failures).
-    pub counted: Option<FailedLogins>,
+    /// The record as this attempt's count left it: every attempt is
+    /// counted before its hash is checked.
+    pub counted: FailedLogins,
 }
 
-/// The user `username` if `password` is theirs, behind the throttle: a name
-/// with recent failures counts the attempt before the hash is checked, a
-/// wrong password counts it after, and a locked name is not checked at all.
-/// An unknown name costs one hash, like a wrong password. A wrong password
-/// of a user is their `login_failed` event (and `login_locked` when it
-/// locks the name), written beside the count.
+/// The user `username` if `password` is theirs, behind the throttle: every
+/// attempt is counted on the name before its hash is checked (an ADD sent
+/// beside the user's read, so parallel guesses are counted one by one and
+/// no more than the limit are ever checked); a locked name is not checked at
+/// all. An unknown name costs one hash, like a wrong password. A wrong
+/// password of a user is their `login_failed` event (and `login_locked`
+/// when it locks the name).
 pub(super) async fn check_password<S: UserStore + AuditStore>(
     store: &S,
     username: &Username,
@@ -183,15 +186,20 @@ pub(super) async fn check_password<S: UserStore + AuditStore>(
     now: u64,
 ) -> Result<Checked, LoginError> {
     // In a cold instance, argon2's memory is made ready while the user is read.
-    let (record, ()) = tokio::join!(store.login_record(username), password::prepare());
-    let record = record?;
-    // A name with recent failures counts this attempt before the password is
-    // checked, so parallel guesses cannot all slip in under the limit; a
-    // name without any costs no extra write.
-    let suspect = !record.failures.is_stale(now);
-    let counted = match suspect {
-        true => Some(count_attempt(store, username, record.failures, now).await?),
-        false => None,
+    let (record, added, ()) = tokio::join!(
+        store.login_record(username),
+        store.add_attempt(username, now),
+        password::prepare()
+    );
+    let (record, added) = (record?, added?);
+    let (before, counted) = match added {
+        Some(seen) => (seen, seen.after_failure(now)),
+        // At or past the limit: locked, or (its lock over, the failures
+        // still recent) counted against the record as read, lock doubled.
+        None => (
+            record.failures,
+            count_attempt(store, username, record.failures, now).await?,
+        ),
     };
     let stored_hash = record.user.as_ref().map(|u| u.password_hash.as_str());
     let verdict = password::verify(password, stored_hash).await?;
@@ -201,7 +209,7 @@ pub(super) async fn check_password<S: UserStore + AuditStore>(
             Ok(Checked {
                 user,
                 verdict,
-                failures: record.failures,
+                failures: before,
                 totp: record.totp,
                 counted,
             })
@@ -209,19 +217,9 @@ pub(super) async fn check_password<S: UserStore + AuditStore>(
         (_, user) => {
             metrics::count(Metric::LoginFailed);
             tracing::info!("password check failed");
-            let failed = Event::new(Kind::LoginFailed, now);
-            let counted = match (counted, &user) {
-                (Some(counted), Some(user)) => {
-                    record_event(store, Owner::of(user), failed).await;
-                    counted
-                }
-                (Some(counted), None) => counted,
-                (None, Some(user)) => {
-                    let count = count_attempt(store, username, record.failures, now);
-                    beside(store, Owner::of(user), failed, count).await?
-                }
-                (None, None) => count_attempt(store, username, record.failures, now).await?,
-            };
+            if let Some(user) = &user {
+                record_event(store, Owner::of(user), Event::new(Kind::LoginFailed, now)).await;
+            }
             if counted.locked_for(now).is_some() {
                 metrics::count(Metric::LoginLocked);
                 if let Some(user) = &user {
@@ -339,24 +337,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_good_login_on_a_name_without_failures_makes_two_round_trips_and_one_with_failures_four() {
-        // Calls, not round trips: the event is written beside the session (`audit::beside`).
+    async fn a_good_login_makes_five_calls_in_two_round_trips_with_or_without_failures() {
+        // Calls, not round trips: the read goes beside the attempt's count,
+        // the session beside its event and the failures forgotten (`tokio::join!`).
         let store = store_with_alice().await;
         let now = crate::clock::now();
         let before = store.calls();
         attempt(&store, RIGHT, now).await.unwrap();
-        assert_eq!(
-            store.calls() - before,
-            3,
-            "the user read, the session write and its event"
-        );
+        assert_eq!(store.calls() - before, 5, "read and count; session, event and forget");
         let _ = attempt(&store, "wrong password", now).await;
         let before = store.calls();
         attempt(&store, RIGHT, now).await.unwrap();
+        assert_eq!(store.calls() - before, 5, "the same after a failure");
         assert_eq!(
-            store.calls() - before,
-            5,
-            "read, the attempt counted first, the failures cleared, the session and its event"
+            store.login_record(&name("alice")).await.unwrap().failures.count,
+            0,
+            "forgotten"
         );
     }
 
@@ -388,11 +384,7 @@ mod tests {
         with_email(&store, "Alice@Example.com", true).await;
         let before = store.calls();
         let pair = by_email(&store, "alice@EXAMPLE.com", RIGHT).await.unwrap();
-        assert_eq!(
-            store.calls() - before,
-            4,
-            "the claim, the user, the session write and its event"
-        );
+        assert_eq!(store.calls() - before, 6, "the claim, then as by name: five calls");
         let access = dev_authority()
             .verify_access(&pair.access_token, crate::clock::now())
             .unwrap();

@@ -250,9 +250,9 @@ async fn reauthenticate<S: UserStore + SessionStore + AuditStore>(
                 return Err(MfaError::Gone);
             }
             // A right password does not add to the name's failures.
-            if let Some(counted) = checked.counted {
-                store.uncount_attempt(&username, counted, checked.failures).await?;
-            }
+            store
+                .uncount_attempt(&username, checked.counted, checked.failures)
+                .await?;
             Ok((checked.user, active(checked.totp)?, None))
         }
         Reauth::Code(code) => {
@@ -1077,8 +1077,8 @@ mod tests {
         ) -> Result<Option<FailedLogins>, StoreError> {
             self.0.count_attempt(username, seen, now).await
         }
-        async fn clear_failed_logins(&self, username: &Username) -> Result<(), StoreError> {
-            self.0.clear_failed_logins(username).await
+        async fn add_attempt(&self, username: &Username, now: u64) -> Result<Option<FailedLogins>, StoreError> {
+            self.0.add_attempt(username, now).await
         }
         async fn uncount_attempt(
             &self,

@@ -166,7 +166,7 @@ mod tests {
         ) -> Result<Option<crate::lockout::FailedLogins>, StoreError> {
             unreachable!()
         }
-        async fn clear_failed_logins(&self, _: &Username) -> Result<(), StoreError> {
+        async fn add_attempt(&self, _: &Username, _: u64) -> Result<Option<crate::lockout::FailedLogins>, StoreError> {
             unreachable!()
         }
         async fn uncount_attempt(

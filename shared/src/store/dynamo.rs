@@ -487,16 +487,42 @@ impl UserStore for DynamoStore {
         }
     }
 
-    async fn clear_failed_logins(&self, username: &Username) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
+    async fn add_attempt(&self, username: &Username, now: u64) -> Result<Option<FailedLogins>, StoreError> {
+        let result = self
+            .client
+            .update_item()
             .table_name(&self.table)
             .key(PK, user_pk(username))
             .key(SK, s("LOCKOUT"))
+            .update_expression("ADD failures :one SET last_failure_at = :now, #ttl = :ttl")
+            .condition_expression("attribute_not_exists(failures) OR failures < :limit OR last_failure_at <= :stale")
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":ttl", n(now.saturating_add(FailedLogins::QUIET_PERIOD)))
+            .expression_attribute_values(":limit", n(FailedLogins::LIMIT))
+            .expression_attribute_values(":stale", n(now.saturating_sub(FailedLogins::QUIET_PERIOD)))
+            .return_values(ReturnValue::AllOld)
             .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| failed("DeleteItem", e))
+            .await;
+        let seen = match result {
+            Ok(out) => match out.attributes {
+                Some(item) if item.contains_key("failures") => FailedLogins::from_item(&item, "UpdateItem")?,
+                _ => FailedLogins::default(),
+            },
+            Err(e) if condition_failed(&e) => return Ok(None),
+            Err(e) => return Err(failed("UpdateItem", e)),
+        };
+        if seen.count > 0 && seen.is_stale(now) {
+            // Added to failures long past: the count starts again at this one
+            // (unless another attempt was counted meanwhile: then it stays higher, the stricter way).
+            let added = FailedLogins {
+                count: seen.count.saturating_add(1),
+                last_at: now,
+            };
+            self.uncount_attempt(username, added, seen.after_failure(now)).await?;
+        }
+        Ok(Some(seen))
     }
 
     async fn uncount_attempt(

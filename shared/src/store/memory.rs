@@ -201,9 +201,15 @@ impl UserStore for MemoryStore {
         Ok(Some(*entry))
     }
 
-    async fn clear_failed_logins(&self, username: &Username) -> Result<(), StoreError> {
-        self.lock()?.failures.remove(&username.normalized());
-        Ok(())
+    async fn add_attempt(&self, username: &Username, now: u64) -> Result<Option<FailedLogins>, StoreError> {
+        let mut inner = self.lock()?;
+        let entry = inner.failures.entry(username.normalized()).or_default();
+        let seen = *entry;
+        if seen.count >= FailedLogins::LIMIT && !seen.is_stale(now) {
+            return Ok(None);
+        }
+        *entry = seen.after_failure(now);
+        Ok(Some(seen))
     }
 
     async fn uncount_attempt(
