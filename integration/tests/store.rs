@@ -974,6 +974,28 @@ mod attempts {
     }
 
     #[tokio::test]
+    async fn an_attempt_taken_back_to_no_failures_leaves_no_record_and_the_next_failure_counts_from_one() {
+        let (store, _) = fresh_store().await;
+        let who = name("kim");
+        let seen = store.add_attempt(&who, 2000).await.unwrap().unwrap();
+        let counted = seen.after_failure(2000);
+        store.uncount_attempt(&who, counted, seen).await.unwrap();
+        assert_eq!(
+            store.login_record(&who).await.unwrap().failures,
+            FailedLogins::default()
+        );
+        // The compare-and-swap from "no record" goes through, as for a name never tried.
+        let next = store.count_attempt(&who, FailedLogins::default(), 2001).await.unwrap();
+        assert_eq!(
+            next,
+            Some(FailedLogins {
+                count: 1,
+                last_at: 2001
+            })
+        );
+    }
+
+    #[tokio::test]
     async fn a_burst_of_24_parallel_guesses_gets_at_most_the_limit_checked_and_the_rest_429() {
         let (store, _) = fresh_store().await;
         let password = Password::parse("correct horse battery staple").unwrap();

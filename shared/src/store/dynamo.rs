@@ -531,24 +531,43 @@ impl UserStore for DynamoStore {
         counted: FailedLogins,
         before: FailedLogins,
     ) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item(PK, user_pk(username))
-            .item(SK, s("LOCKOUT"))
-            .item("failures", n(before.count))
-            .item("last_failure_at", n(before.last_at))
-            .item(TTL, n(before.last_at.saturating_add(FailedLogins::QUIET_PERIOD)))
-            .condition_expression("failures = :count AND last_failure_at = :last")
-            .expression_attribute_values(":count", n(counted.count))
-            .expression_attribute_values(":last", n(counted.last_at))
-            .send()
-            .await;
+        let as_counted = "failures = :count AND last_failure_at = :last";
+        // No failures is no item, as `count_attempt` and `login_record` take it.
+        let result = if before == FailedLogins::default() {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key(PK, user_pk(username))
+                .key(SK, s("LOCKOUT"))
+                .condition_expression(as_counted)
+                .expression_attribute_values(":count", n(counted.count))
+                .expression_attribute_values(":last", n(counted.last_at))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| (condition_failed(&e), failed("DeleteItem", e)))
+        } else {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item(PK, user_pk(username))
+                .item(SK, s("LOCKOUT"))
+                .item("failures", n(before.count))
+                .item("last_failure_at", n(before.last_at))
+                .item(TTL, n(before.last_at.saturating_add(FailedLogins::QUIET_PERIOD)))
+                .condition_expression(as_counted)
+                .expression_attribute_values(":count", n(counted.count))
+                .expression_attribute_values(":last", n(counted.last_at))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| (condition_failed(&e), failed("PutItem", e)))
+        };
         match result {
             // Another attempt was counted since: the record stays as it is.
-            Err(e) if condition_failed(&e) => Ok(()),
-            other => other.map(|_| ()).map_err(|e| failed("PutItem", e)),
+            Err((true, _)) => Ok(()),
+            Err((false, e)) => Err(e),
+            Ok(()) => Ok(()),
         }
     }
 }

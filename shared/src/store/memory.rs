@@ -221,7 +221,10 @@ impl UserStore for MemoryStore {
         let mut inner = self.lock()?;
         let key = username.normalized();
         if inner.failures.get(&key) == Some(&counted) {
-            inner.failures.insert(key, before);
+            match before == FailedLogins::default() {
+                true => inner.failures.remove(&key),
+                false => inner.failures.insert(key, before),
+            };
         }
         Ok(())
     }
