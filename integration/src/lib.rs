@@ -141,6 +141,7 @@ pub async fn forgot_timing<M: shared::mail::Mailer>(
 pub struct Api {
     base: String,
     http: reqwest::Client,
+    client_ip: String,
 }
 
 /// One HTTP answer, with its body parsed as JSON when it is JSON.
@@ -168,15 +169,39 @@ impl Reply {
 }
 
 impl Api {
-    /// The API at `E2E_BASE_URL`.
+    /// The API at `E2E_BASE_URL`, as a client of an address of its own.
     pub fn from_env() -> Self {
+        let id = uuid::Uuid::new_v4();
+        let b = id.as_bytes();
+        // A loopback address of its own (never 127.0.0.1), so each client's
+        // attempts count against its own address as they would deployed.
+        Self::from(format!("127.{}.{}.{}", b[0].max(1), b[1], b[2].max(2)))
+    }
+
+    /// The API at `E2E_BASE_URL`, as a client at `ip`: the local stack
+    /// (cargo lambda watch) reports every client as 127.0.0.1, and then the
+    /// functions take the client's address from `X-Forwarded-For` (`http::origin`).
+    pub fn from(ip: impl Into<String>) -> Self {
+        let client_ip = ip.into();
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            client_ip.parse().expect("an address is a header value"),
+        );
         Self {
             base: required_env("E2E_BASE_URL"),
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(30))
+                .default_headers(headers)
                 .build()
                 .expect("client builds"),
+            client_ip,
         }
+    }
+
+    /// The address the functions see this client at.
+    pub fn client_ip(&self) -> &str {
+        &self.client_ip
     }
 
     /// Sends any request: `body` as raw bytes, `headers` as raw name/value pairs.

@@ -311,7 +311,12 @@ async fn mail_routes_answer_only_post_and_refuse_bad_bodies() {
     let r = api.post("/password/forgot", json!({ "email": "not an address" })).await;
     assert_eq!((r.status, r.field("error").as_str()), (400, "invalid_request"));
     let r = api
-        .send(Method::POST, "/password/reset", &[], Some(b"[1, 2]".to_vec()))
+        .send(
+            Method::POST,
+            "/password/reset",
+            &[("content-type", b"application/json")],
+            Some(b"[1, 2]".to_vec()),
+        )
         .await;
     assert_eq!((r.status, r.field("error").as_str()), (400, "invalid_request"));
     let r = api

@@ -90,6 +90,11 @@ pub async fn from_client<F: std::future::Future>(client: Origin, work: F) -> F::
     CLIENT.scope(client, work).await
 }
 
+/// The client of the request being served (empty outside a request).
+pub fn client() -> Origin {
+    CLIENT.try_with(Origin::clone).unwrap_or_default()
+}
+
 /// The user agent recorded for what the operator's admin tool does.
 pub const ADMIN: &str = "admin";
 
@@ -113,7 +118,7 @@ impl Event {
     /// An event of `kind` at `now`, from the client of the request being
     /// served (`from_client`; none outside a request).
     pub fn new(kind: Kind, now: u64) -> Self {
-        Self::from(kind, now, &CLIENT.try_with(Origin::clone).unwrap_or_default())
+        Self::from(kind, now, &client())
     }
 
     /// An event of `kind` at `now` from `origin` (an empty address or agent is none).

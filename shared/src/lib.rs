@@ -29,6 +29,7 @@ pub mod store;
 pub mod strength;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod throttle;
 pub mod token;
 pub mod totp;
 
@@ -65,6 +66,10 @@ pub use clock::now;
 #[cfg(feature = "dynamodb")]
 pub async fn store_from_env() -> store::dynamo::DynamoStore {
     let table = config::or_exit(config::table_name_from_env());
-    let retention = config::or_exit(audit::retention_from_lookup(|name| std::env::var(name).ok()));
-    store::dynamo::DynamoStore::new(store::dynamo::client_from_env().await, table).with_retention(retention)
+    let env = |name: &str| std::env::var(name).ok();
+    let retention = config::or_exit(audit::retention_from_lookup(env));
+    let ip_limits = config::or_exit(throttle::IpLimits::from_lookup(env));
+    store::dynamo::DynamoStore::new(store::dynamo::client_from_env().await, table)
+        .with_retention(retention)
+        .with_ip_limits(ip_limits)
 }

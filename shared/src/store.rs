@@ -215,6 +215,28 @@ pub trait AuditStore: Send + Sync {
     ) -> impl Future<Output = Result<crate::audit::Page, StoreError>> + Send;
 }
 
+/// Attempts counted per source address (`throttle`), in fixed windows.
+pub trait ThrottleStore: Send + Sync {
+    /// The limits the counts are held to (`IP_*` settings).
+    fn ip_limits(&self) -> crate::throttle::IpLimits;
+
+    /// How many `counter` attempts the address `key` made in the window that starts at `window_start`.
+    fn ip_count(
+        &self,
+        key: &str,
+        counter: crate::throttle::Counter,
+        window_start: u64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Counts one more and returns the new count (one write, no read).
+    fn add_ip(
+        &self,
+        key: &str,
+        counter: crate::throttle::Counter,
+        window_start: u64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
 /// What the operator's admin tool changes that no API route does.
 pub trait AdminStore: Send + Sync {
     /// Sets or clears `disabled` on `user` (while the name is still theirs:

@@ -9,7 +9,7 @@ use shared::audit::{Cursor, DEFAULT_PAGE, MAX_PAGE};
 use shared::http::{ApiError, JsonObject, account_view, authenticate, last_segment, no_content, no_store, respond};
 use shared::service::account;
 use shared::service::audit::events;
-use shared::store::{AccountStore, AuditStore, SessionStore, UserStore};
+use shared::store::{AccountStore, AuditStore, SessionStore, ThrottleStore, UserStore};
 
 /// Its keys only verify: it reads the public keys, never the private set.
 pub type State<S> = shared::State<S, shared::token::TokenVerifier>;
@@ -17,14 +17,14 @@ pub type State<S> = shared::State<S, shared::token::TokenVerifier>;
 /// Answers one request.
 pub async fn handle<S>(state: &State<S>, req: Request) -> Result<Response<Body>, Error>
 where
-    S: UserStore + SessionStore + AccountStore + AuditStore,
+    S: UserStore + SessionStore + AccountStore + AuditStore + ThrottleStore,
 {
     respond(&req, route(state, &req)).await
 }
 
 async fn route<S>(state: &State<S>, req: &Request) -> Result<Response<Body>, ApiError>
 where
-    S: UserStore + SessionStore + AccountStore + AuditStore,
+    S: UserStore + SessionStore + AccountStore + AuditStore + ThrottleStore,
 {
     let segment = last_segment(req);
     let password_route = segment.as_deref() == Some("password");

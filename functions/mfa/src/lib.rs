@@ -11,14 +11,14 @@ use lambda_http::{Body, Error, Request, Response};
 use serde_json::json;
 use shared::http::{ApiError, JsonObject, authenticate, last_segment, no_content, no_store, respond};
 use shared::service::mfa;
-use shared::store::{AuditStore, MfaStore, SessionStore, UserStore};
+use shared::store::{AuditStore, MfaStore, SessionStore, ThrottleStore, UserStore};
 use shared::totp::TotpIssuer;
 
 /// Its keys only verify: it reads the public keys, never the private set.
 pub type State<S> = shared::State<S, shared::token::TokenVerifier>;
 
 /// Answers one request.
-pub async fn handle<S: UserStore + SessionStore + MfaStore + AuditStore>(
+pub async fn handle<S: UserStore + SessionStore + MfaStore + AuditStore + ThrottleStore>(
     state: &State<S>,
     issuer: &TotpIssuer,
     req: Request,
@@ -26,7 +26,7 @@ pub async fn handle<S: UserStore + SessionStore + MfaStore + AuditStore>(
     respond(&req, route(state, issuer, &req)).await
 }
 
-async fn route<S: UserStore + SessionStore + MfaStore + AuditStore>(
+async fn route<S: UserStore + SessionStore + MfaStore + AuditStore + ThrottleStore>(
     state: &State<S>,
     issuer: &TotpIssuer,
     req: &Request,

@@ -170,14 +170,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_form_encoded_body_is_400() {
-        let (response, _) = call(handle(
+    async fn a_form_encoded_body_is_415_whatever_it_holds() {
+        let (response, body) = call(handle(
             &MemoryStore::default(),
             &outbox(),
             event("register-not-json", None),
         ))
         .await;
-        assert_eq!(response.status(), 400);
+        assert_eq!(
+            (response.status().as_u16(), body["error"].as_str()),
+            (415, Some("unsupported_media_type"))
+        );
     }
 
     #[tokio::test]

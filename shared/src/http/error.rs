@@ -206,7 +206,7 @@ impl ApiError {
             Self::TooManyAttempts { .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_attempts",
-                "too many failed logins for this username; retry later",
+                "too many failed attempts for this account or from this address; retry later",
             ),
             Self::AccountDisabled => (
                 StatusCode::FORBIDDEN,

@@ -27,14 +27,25 @@ const MAX_USER_AGENT: usize = 256;
 
 /// Where the request comes from, as API Gateway saw it (its request
 /// context), never a header the client sets; empty outside API Gateway.
+/// One exception, for the local stack: `cargo lambda watch` reports every
+/// client as a loopback address, and only then does `X-Forwarded-For` (its
+/// first address) name the client, so tests can speak from many addresses.
+/// API Gateway never reports a loopback source, so deployed the header is ignored.
 pub fn origin(req: &Request) -> Origin {
     let (ip, user_agent) = match req.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(ctx)) => (ctx.http.source_ip.clone(), ctx.http.user_agent.clone()),
         Some(RequestContext::ApiGatewayV1(ctx)) => (ctx.identity.source_ip.clone(), ctx.identity.user_agent.clone()),
         _ => (None, None),
     };
+    let ip = ip.unwrap_or_default();
+    let loopback = ip.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback());
+    let forwarded = || {
+        let header = req.headers().get("x-forwarded-for")?.to_str().ok()?;
+        let first = header.split(',').next()?.trim();
+        first.parse::<std::net::IpAddr>().ok().map(|a| a.to_string())
+    };
     Origin {
-        ip: ip.unwrap_or_default(),
+        ip: loopback.then(forwarded).flatten().unwrap_or(ip),
         user_agent: user_agent.unwrap_or_default().chars().take(MAX_USER_AGENT).collect(),
     }
 }
@@ -480,6 +491,24 @@ mod tests {
         );
         let bare = request(Body::Empty);
         assert_eq!(origin(&bare), Origin::default(), "no context, nothing made up");
+    }
+
+    #[test]
+    fn only_a_loopback_source_the_local_stack_reports_takes_x_forwarded_for() {
+        let with = |source: &str, forwarded: &str| {
+            let mut json: serde_json::Value = serde_json::from_str(&crate::testing::event_json("login-ok")).unwrap();
+            json["requestContext"]["http"]["sourceIp"] = source.into();
+            json["headers"]["x-forwarded-for"] = forwarded.into();
+            origin(&lambda_http::request::from_str(&json.to_string()).unwrap()).ip
+        };
+        assert_eq!(with("127.0.0.1", "198.51.100.7, 10.0.0.1"), "198.51.100.7");
+        assert_eq!(with("::1", "2001:db8::5"), "2001:db8::5");
+        assert_eq!(with("127.0.0.1", "not an address"), "127.0.0.1");
+        assert_eq!(
+            with("203.0.113.10", "127.0.0.1"),
+            "203.0.113.10",
+            "API Gateway's source stands"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use super::login::{LoginError, check_password};
 use crate::audit::{Event, Kind};
 use crate::credentials::{Password, Username};
 use crate::password::{self, HashError};
-use crate::store::{AccountStore, AuditStore, Change, SessionStore, StoreError, User, UserStore};
+use crate::store::{AccountStore, AuditStore, Change, SessionStore, StoreError, ThrottleStore, User, UserStore};
 use crate::token::AccessClaims;
 
 /// Why an account operation did not happen.
@@ -54,7 +54,7 @@ pub async fn account<S: AccountStore>(store: &S, claims: &AccessClaims) -> Resul
 }
 
 /// The caller's user if `password` is theirs, behind the login throttle.
-async fn confirm<S: UserStore + AuditStore>(
+async fn confirm<S: UserStore + AuditStore + ThrottleStore>(
     store: &S,
     claims: &AccessClaims,
     password: &Password,
@@ -72,7 +72,7 @@ async fn confirm<S: UserStore + AuditStore>(
 /// dies with the old password. The caller's own session (the `sid` of the
 /// token) stays live. Their `password_changed` event, in that session, is
 /// written beside the change.
-pub async fn change_password<S: UserStore + SessionStore + AccountStore + AuditStore>(
+pub async fn change_password<S: UserStore + SessionStore + AccountStore + AuditStore + ThrottleStore>(
     store: &S,
     claims: &AccessClaims,
     current: &Password,
@@ -114,7 +114,7 @@ pub async fn change_password<S: UserStore + SessionStore + AccountStore + AuditS
 
 /// Deletes the caller's account if `password` is theirs: the user, every
 /// session and everything else stored under the name. The name is free again.
-pub async fn delete_account<S: UserStore + AccountStore + AuditStore>(
+pub async fn delete_account<S: UserStore + AccountStore + AuditStore + ThrottleStore>(
     store: &S,
     claims: &AccessClaims,
     password: &Password,

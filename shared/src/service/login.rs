@@ -3,6 +3,7 @@
 
 use super::audit::{Owner, beside, record as record_event};
 use super::sessions::{self, TokenPair};
+use super::throttle;
 use crate::audit::{Event, Kind};
 use crate::credentials::{Email, Password, Username};
 use crate::lockout::FailedLogins;
@@ -10,8 +11,10 @@ use crate::metrics::{self, Metric};
 use crate::password::{self, HashError, Verdict};
 use crate::session::{Origin, PASSWORD};
 use crate::store::{
-    AccountStore, AuditStore, Change, EmailStore, MfaStore, SessionStore, StoreError, TotpFactor, User, UserStore,
+    AccountStore, AuditStore, Change, EmailStore, MfaStore, SessionStore, StoreError, ThrottleStore, TotpFactor, User,
+    UserStore,
 };
+use crate::throttle::Counter;
 use crate::token::TokenAuthority;
 
 /// Why a login did not start a session.
@@ -38,7 +41,7 @@ pub enum LoginError {
 
 /// Checks `password` for `username` at `now` and, if it is right and the
 /// name is not locked, starts a session from `origin` and returns its tokens.
-pub async fn login<S: UserStore + SessionStore + AccountStore + MfaStore + AuditStore>(
+pub async fn login<S: UserStore + SessionStore + AccountStore + MfaStore + AuditStore + ThrottleStore>(
     store: &S,
     tokens: &TokenAuthority,
     username: &Username,
@@ -53,7 +56,9 @@ pub async fn login<S: UserStore + SessionStore + AccountStore + MfaStore + Audit
 /// Like `login`, with the account's verified email instead of its name:
 /// one read more (the address's claim). An unknown or unverified address is
 /// `InvalidCredentials` after the same hash as a wrong password.
-pub async fn login_by_email<S: UserStore + SessionStore + AccountStore + EmailStore + MfaStore + AuditStore>(
+pub async fn login_by_email<
+    S: UserStore + SessionStore + AccountStore + EmailStore + MfaStore + AuditStore + ThrottleStore,
+>(
     store: &S,
     tokens: &TokenAuthority,
     email: &Email,
@@ -80,7 +85,7 @@ pub async fn login_by_email<S: UserStore + SessionStore + AccountStore + EmailSt
 /// After a right password: finishes an interrupted deletion, upgrades a weak
 /// hash, and then either asks for the second factor or clears the failures
 /// and starts the session.
-async fn start<S: UserStore + SessionStore + AccountStore + MfaStore + AuditStore>(
+async fn start<S: UserStore + SessionStore + AccountStore + MfaStore + AuditStore + ThrottleStore>(
     store: &S,
     tokens: &TokenAuthority,
     username: &Username,
@@ -179,19 +184,29 @@ pub(super) struct Checked {
 /// all. An unknown name costs one hash, like a wrong password. A wrong
 /// password of a user is their `login_failed` event (and `login_locked`
 /// when it locks the name).
-pub(super) async fn check_password<S: UserStore + AuditStore>(
+pub(super) async fn check_password<S: UserStore + AuditStore + ThrottleStore>(
     store: &S,
     username: &Username,
     password: &Password,
     now: u64,
 ) -> Result<Checked, LoginError> {
     // In a cold instance, argon2's memory is made ready while the user is read.
-    let (record, added, ()) = tokio::join!(
+    let (record, added, blocked, ()) = tokio::join!(
         store.login_record(username),
         store.add_attempt(username, now),
+        throttle::blocked(store, Counter::Failures, now),
         password::prepare()
     );
     let (record, added) = (record?, added?);
+    // An address past its failures is refused whatever the name, its guess
+    // unchecked and its count on the name taken back.
+    if let Some(retry_after) = blocked? {
+        if let Some(seen) = added {
+            store.uncount_attempt(username, seen.after_failure(now), seen).await?;
+        }
+        tracing::info!("source address throttled");
+        return Err(LoginError::Locked { retry_after });
+    }
     let (before, counted) = match added {
         Some(seen) => (seen, seen.after_failure(now)),
         // At or past the limit: locked, or (its lock over, the failures
@@ -217,8 +232,12 @@ pub(super) async fn check_password<S: UserStore + AuditStore>(
         (_, user) => {
             metrics::count(Metric::LoginFailed);
             tracing::info!("password check failed");
-            if let Some(user) = &user {
-                record_event(store, Owner::of(user), Event::new(Kind::LoginFailed, now)).await;
+            // The address's count beside the user's event (an unknown name
+            // has none): one write after the hash either way.
+            let count = throttle::count(store, Counter::Failures, now);
+            match &user {
+                Some(user) => beside(store, Owner::of(user), Event::new(Kind::LoginFailed, now), count).await?,
+                None => count.await?,
             }
             if counted.locked_for(now).is_some() {
                 metrics::count(Metric::LoginLocked);
@@ -660,5 +679,29 @@ mod tests {
         assert_eq!(store.login_record(&name("alice")).await.unwrap().failures.count, 1);
         store.set_disabled(&store.user_now("alice"), false).await.unwrap();
         attempt(&store, RIGHT, now).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_address_past_its_failures_is_refused_before_its_guess_is_checked_and_others_are_not() {
+        let mut store = store_with_alice().await;
+        store.ip_limits.failures = 2;
+        let now = crate::clock::now();
+        let from = |ip: &str| Origin {
+            ip: ip.into(),
+            user_agent: String::new(),
+        };
+        for _ in 0..2 {
+            let wrong = crate::audit::from_client(from("203.0.113.9"), attempt(&store, "wrong password", now)).await;
+            assert!(matches!(wrong, Err(LoginError::InvalidCredentials)));
+        }
+        let right = crate::audit::from_client(from("203.0.113.9"), attempt(&store, RIGHT, now)).await;
+        assert!(matches!(right, Err(LoginError::Locked { retry_after }) if retry_after > 0));
+        assert_eq!(
+            store.login_record(&name("alice")).await.unwrap().failures.count,
+            2,
+            "the refused attempt is not counted on the name"
+        );
+        let elsewhere = crate::audit::from_client(from("198.51.100.3"), attempt(&store, RIGHT, now)).await;
+        assert!(elsewhere.is_ok(), "another address logs in");
     }
 }

@@ -17,7 +17,8 @@ use crate::metrics::{self, Metric};
 use crate::password::HashError;
 use crate::session::{Origin, PASSWORD};
 use crate::store::{
-    AuditStore, Change, LoginRecord, MfaStore, Proof, SessionStore, StoreError, TotpFactor, User, UserStore,
+    AuditStore, Change, LoginRecord, MfaStore, Proof, SessionStore, StoreError, ThrottleStore, TotpFactor, User,
+    UserStore,
 };
 use crate::token::{AccessClaims, TokenAuthority};
 use crate::totp::{self, TotpIssuer, TotpSecret};
@@ -187,7 +188,7 @@ pub async fn confirm<S: UserStore + SessionStore + MfaStore + AuditStore>(
 /// Removes the caller's active factor and its recovery codes, given a
 /// current code or the password. The `mfa_disabled` event, in the caller's
 /// session, is written beside the removal.
-pub async fn disable<S: UserStore + SessionStore + MfaStore + AuditStore>(
+pub async fn disable<S: UserStore + SessionStore + MfaStore + AuditStore + ThrottleStore>(
     store: &S,
     claims: &AccessClaims,
     reauth: &Reauth,
@@ -208,7 +209,7 @@ pub async fn disable<S: UserStore + SessionStore + MfaStore + AuditStore>(
 
 /// Replaces the caller's recovery codes (the old ones are void), given a
 /// current code or the password, and returns the new ones, shown this once.
-pub async fn renew_recovery_codes<S: UserStore + SessionStore + MfaStore + AuditStore>(
+pub async fn renew_recovery_codes<S: UserStore + SessionStore + MfaStore + AuditStore + ThrottleStore>(
     store: &S,
     claims: &AccessClaims,
     reauth: &Reauth,
@@ -231,7 +232,7 @@ pub async fn renew_recovery_codes<S: UserStore + SessionStore + MfaStore + Audit
 /// The caller, their active factor, and the code to consume (none for a
 /// password), once `reauth` is found right behind the login throttle. A
 /// wrong code is the caller's `mfa_failed` (a wrong password their `login_failed`).
-async fn reauthenticate<S: UserStore + SessionStore + AuditStore>(
+async fn reauthenticate<S: UserStore + SessionStore + AuditStore + ThrottleStore>(
     store: &S,
     claims: &AccessClaims,
     reauth: &Reauth,

@@ -17,6 +17,7 @@ pub mod refresh;
 pub mod register;
 pub mod reset;
 pub mod sessions;
+pub mod throttle;
 
 pub use account::AccountError;
 pub use email::EmailError;

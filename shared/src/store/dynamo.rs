@@ -11,6 +11,7 @@
 //! | TOTP factor | `USER#<lowercase>` | `MFA#TOTP` | secret, active, created_at, last_step, recovery (string set of digests), attempt, attempt_tries, ttl (while pending) |
 //! | session     | `USER#<lowercase>` | `SESSION#<id>` | user_id, username, generation, token_hash, created_at, issued_at, expires_at, revoked, amr, ip, user_agent, ttl |
 //! | event       | `USER#<lowercase>` | `EVENT#<at, 10 digits>#<UUID v7>` | type, at, ip, user_agent, session_id, user_id, ttl (`AUDIT_RETENTION_DAYS`) |
+//! | address count | `IP#<address, or IPv6 /64>` | `FAILURES#`, `FORGOT#` or `REGISTER#<window start>` | count, ttl (two windows) |
 //! | passkey     | `USER#<lowercase>` | `WEBAUTHN#<id>` | user_id, username, name, created_at, last_used_at, credential (after `PROFILE`: login's query never reads them) |
 //! | credential claim | `CREDENTIAL#<id>` | `CREDENTIAL` | user_id, username (`id`: base64url SHA-256 of the credential id) |
 //! | challenge   | `CHALLENGE#<id>`   | `CHALLENGE` | ceremony (`registration` or `login`), user_id (registration), state, expires_at, ttl |
@@ -25,7 +26,7 @@
 use super::{
     AccountStore, AdminStore, AuditStore, Ceremony, Challenge, Change, CreateUserError, EmailCode, EmailStore,
     LoginRecord, MfaStore, NewPasskey, PasskeyStore, Proof, ResetToken, Rotation, SessionStore, StoreError,
-    StoredPasskey, TotpFactor, User, UserStore, Verification,
+    StoredPasskey, ThrottleStore, TotpFactor, User, UserStore, Verification,
 };
 use crate::credentials::{Email, Username};
 use crate::lockout::FailedLogins;
@@ -59,6 +60,8 @@ pub struct DynamoStore {
     /// Whether events are stored at all: only `make bench` turns them off,
     /// to measure what they cost a login.
     events: bool,
+    /// What each source address may do in a window.
+    ip_limits: crate::throttle::IpLimits,
 }
 
 /// A DynamoDB client from the standard AWS environment (`AWS_ENDPOINT_URL_DYNAMODB` included).
@@ -79,7 +82,13 @@ impl DynamoStore {
             table: table.into(),
             retention: crate::audit::DEFAULT_RETENTION,
             events: true,
+            ip_limits: crate::throttle::IpLimits::default(),
         }
+    }
+
+    /// The same store, holding source addresses to `limits`.
+    pub fn with_ip_limits(self, ip_limits: crate::throttle::IpLimits) -> Self {
+        Self { ip_limits, ..self }
     }
 
     /// The same store, storing no audit event: for the benchmark that
@@ -1044,6 +1053,43 @@ fn event_from_item(item: &Item) -> Result<crate::audit::Event, StoreError> {
         session_id: optional("session_id")?,
         id,
     })
+}
+
+/// The key of address `key`'s count of `counter` in the window from `start`.
+fn ip_key(key: &str, counter: crate::throttle::Counter, start: u64) -> Item {
+    self::key(format!("IP#{key}"), &format!("{}#{start}", counter.as_str()))
+}
+
+impl ThrottleStore for DynamoStore {
+    fn ip_limits(&self) -> crate::throttle::IpLimits {
+        self.ip_limits
+    }
+
+    async fn ip_count(&self, key: &str, counter: crate::throttle::Counter, start: u64) -> Result<u64, StoreError> {
+        match self.get(ip_key(key, counter, start)).await? {
+            Some(item) => Fields(&item, "GetItem").number("count"),
+            None => Ok(0),
+        }
+    }
+
+    async fn add_ip(&self, key: &str, counter: crate::throttle::Counter, start: u64) -> Result<u64, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(ip_key(key, counter, start)))
+            .update_expression("ADD #count :one SET #ttl = :ttl")
+            .expression_attribute_names("#count", "count")
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":ttl", n(start.saturating_add(2 * self.ip_limits.window)))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| failed("UpdateItem", e))?;
+        let item = out.attributes.unwrap_or_default();
+        Fields(&item, "UpdateItem").number("count")
+    }
 }
 
 impl AdminStore for DynamoStore {

@@ -4,7 +4,7 @@
 use super::{
     AccountStore, AdminStore, AuditStore, Ceremony, Challenge, Change, CreateUserError, EmailCode, EmailStore,
     LoginRecord, MfaStore, NewPasskey, PasskeyStore, Proof, ResetToken, Rotation, SessionStore, StoreError,
-    StoredPasskey, TotpFactor, User, UserStore, Verification,
+    StoredPasskey, ThrottleStore, TotpFactor, User, UserStore, Verification,
 };
 use crate::credentials::{Email, Username};
 use crate::lockout::FailedLogins;
@@ -21,6 +21,8 @@ pub struct MemoryStore {
     pub unavailable: bool,
     /// Calls made so far: each stands for one DynamoDB round trip.
     calls: std::sync::atomic::AtomicUsize,
+    /// What each source address may do in a window.
+    pub ip_limits: crate::throttle::IpLimits,
 }
 
 #[derive(Default)]
@@ -45,6 +47,8 @@ struct Inner {
     passkeys: HashMap<String, StoredPasskey>,
     /// Audit events by normalized username, in the order they were recorded.
     events: HashMap<String, Vec<crate::audit::Event>>,
+    /// Counts per (address key, counter, window start).
+    ip_counts: HashMap<(String, &'static str, u64), u64>,
 }
 
 impl MemoryStore {
@@ -139,6 +143,31 @@ impl AuditStore for MemoryStore {
         let next = (events.len() > limit).then(|| events[limit - 1].position());
         events.truncate(limit);
         Ok(crate::audit::Page { events, next })
+    }
+}
+
+impl ThrottleStore for MemoryStore {
+    fn ip_limits(&self) -> crate::throttle::IpLimits {
+        self.ip_limits
+    }
+
+    async fn ip_count(&self, key: &str, counter: crate::throttle::Counter, start: u64) -> Result<u64, StoreError> {
+        let inner = self.lock()?;
+        Ok(inner
+            .ip_counts
+            .get(&(key.to_owned(), counter.as_str(), start))
+            .copied()
+            .unwrap_or(0))
+    }
+
+    async fn add_ip(&self, key: &str, counter: crate::throttle::Counter, start: u64) -> Result<u64, StoreError> {
+        let mut inner = self.lock()?;
+        let count = inner
+            .ip_counts
+            .entry((key.to_owned(), counter.as_str(), start))
+            .or_default();
+        *count += 1;
+        Ok(*count)
     }
 }
 
