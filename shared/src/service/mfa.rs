@@ -1056,11 +1056,19 @@ mod tests {
             .unwrap();
     }
 
-    /// The memory store, with a newer password login of alice landing just
-    /// before the second step's write: the race the write's condition loses.
-    struct NewerLoginFirst(MemoryStore);
+    /// What lands just before the second step's write.
+    enum Race {
+        /// A newer password login of alice.
+        NewerLogin,
+        /// The operator disables alice.
+        Disabled,
+    }
 
-    impl UserStore for NewerLoginFirst {
+    /// The memory store, with `Race` landing just before the second step's
+    /// write: the races the write's condition loses.
+    struct RacedBy(MemoryStore, Race);
+
+    impl UserStore for RacedBy {
         async fn create_user(&self, user: &User) -> Result<(), crate::store::CreateUserError> {
             self.0.create_user(user).await
         }
@@ -1091,7 +1099,7 @@ mod tests {
         }
     }
 
-    impl MfaStore for NewerLoginFirst {
+    impl MfaStore for RacedBy {
         async fn put_pending_totp(&self, user: &User, factor: &TotpFactor) -> Result<Change, StoreError> {
             self.0.put_pending_totp(user, factor).await
         }
@@ -1134,13 +1142,21 @@ mod tests {
             proof: &Proof,
             session: &crate::session::Session,
         ) -> Result<Change, StoreError> {
-            let name = Username::parse(&user.username).unwrap();
-            self.0.start_mfa_attempt(&name, "a newer login").await?;
+            match self.1 {
+                Race::NewerLogin => {
+                    let name = Username::parse(&user.username).unwrap();
+                    self.0.start_mfa_attempt(&name, "a newer login").await?;
+                }
+                Race::Disabled => {
+                    use crate::store::AdminStore;
+                    self.0.set_disabled(user, true).await?;
+                }
+            }
             self.0.finish_mfa_login(user, attempt, proof, session).await
         }
     }
 
-    impl AuditStore for NewerLoginFirst {
+    impl AuditStore for RacedBy {
         async fn record_event(
             &self,
             username: &str,
@@ -1164,7 +1180,7 @@ mod tests {
         let w = world().await;
         let (secret, _) = enable_totp(&w.store, &w.alice, w.now).await;
         let token = mfa_token(&w).await;
-        let racing = NewerLoginFirst(w.store);
+        let racing = RacedBy(w.store, Race::NewerLogin);
         let second = SecondFactor::Code(secret.code_at(w.now));
         let answer = login_mfa(&racing, &w.tokens, &token, &second, Origin::default(), w.now).await;
         assert!(
@@ -1172,5 +1188,22 @@ mod tests {
             "{:?}",
             answer.map(|_| "tokens")
         );
+    }
+
+    #[tokio::test]
+    async fn an_account_disabled_during_its_second_step_is_account_disabled_with_no_session() {
+        let w = world().await;
+        let (secret, _) = enable_totp(&w.store, &w.alice, w.now).await;
+        let token = mfa_token(&w).await;
+        let sessions = w.store.sessions("alice").await.unwrap().len();
+        let racing = RacedBy(w.store, Race::Disabled);
+        let second = SecondFactor::Code(secret.code_at(w.now));
+        let answer = login_mfa(&racing, &w.tokens, &token, &second, Origin::default(), w.now).await;
+        assert!(
+            matches!(answer, Err(MfaError::AccountDisabled)),
+            "{:?}",
+            answer.map(|_| "tokens")
+        );
+        assert_eq!(racing.0.sessions("alice").await.unwrap().len(), sessions, "no session");
     }
 }
