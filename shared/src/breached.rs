@@ -127,6 +127,11 @@ impl BreachedCheck {
         })
     }
 
+    /// No check at all (`Mode::Off`): for tools and tests that set passwords without a range server.
+    pub fn off() -> Self {
+        Self::new(Mode::Off, DEFAULT_ENDPOINT, DEFAULT_TIMEOUT).expect("off accepts the default endpoint in any build")
+    }
+
     /// The check from the environment: `BREACHED_PASSWORD_CHECK`,
     /// `BREACHED_PASSWORD_ENDPOINT`, `BREACHED_PASSWORD_TIMEOUT_MS`.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -177,7 +182,7 @@ impl BreachedCheck {
             Ok(Some(count)) => Verdict::Breached { count },
             Ok(None) => Verdict::Clean,
             Err(error) => {
-                // TODO(lead): metrics::count(Metric::BreachedCheckFailed) once that variant exists.
+                crate::metrics::count(crate::metrics::Metric::BreachedCheckFailed);
                 tracing::warn!(
                     endpoint = %self.endpoint,
                     %error,
@@ -324,12 +329,66 @@ pub fn count_in_range(body: &str, suffix: &str) -> Result<Option<u64>, String> {
     Ok(found)
 }
 
+/// A range server on loopback for this crate's tests (the services' too).
+#[cfg(test)]
+pub(crate) mod test_server {
+    use super::sha1_hex;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A range server on loopback answering every request with `body` after
+    /// `delay`; it keeps each request's head.
+    pub(crate) async fn range_server(body: String, delay: Duration) -> (String, Arc<Mutex<Vec<String>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let seen = heads.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let (body, seen) = (body.clone(), seen.clone());
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    seen.lock().unwrap().push(String::from_utf8_lossy(&head).into_owned());
+                    tokio::time::sleep(delay).await;
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(response.as_bytes()).await;
+                });
+            }
+        });
+        (endpoint, heads)
+    }
+
+    /// A check in `mode` against `endpoint` with a deadline of `timeout_ms`.
+    pub(crate) fn check_at(mode: super::Mode, endpoint: &str, timeout_ms: u64) -> super::BreachedCheck {
+        super::BreachedCheck::new(mode, endpoint, Duration::from_millis(timeout_ms)).unwrap()
+    }
+
+    /// The range of `password`'s prefix: its own suffix seen `count` times, among others and padding.
+    pub(crate) fn range_holding(password: &str, count: u64) -> String {
+        let suffix = &sha1_hex(password)[5..];
+        format!(
+            "0018A45C4D1DEF81644B54AB7F969B88D65:4\r\n{suffix}:{count}\r\nFFFFA45C4D1DEF81644B54AB7F969B88D65:0\r\n"
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testing::lookup;
-    use std::sync::{Arc, Mutex};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use test_server::{range_holding, range_server};
 
     fn pw(raw: &str) -> Password {
         Password::parse(raw).unwrap()
@@ -430,49 +489,8 @@ mod tests {
         }
     }
 
-    /// A range server on loopback answering every request with `body` after
-    /// `delay`; it keeps each request's head.
-    async fn range_server(body: String, delay: Duration) -> (String, Arc<Mutex<Vec<String>>>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let heads = Arc::new(Mutex::new(Vec::new()));
-        let seen = heads.clone();
-        tokio::spawn(async move {
-            loop {
-                let (mut socket, _) = listener.accept().await.unwrap();
-                let (body, seen) = (body.clone(), seen.clone());
-                tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut chunk = [0u8; 1024];
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match socket.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    seen.lock().unwrap().push(String::from_utf8_lossy(&head).into_owned());
-                    tokio::time::sleep(delay).await;
-                    let response = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = socket.write_all(response.as_bytes()).await;
-                });
-            }
-        });
-        (endpoint, heads)
-    }
-
     fn check(mode: Mode, endpoint: &str, timeout_ms: u64) -> BreachedCheck {
         BreachedCheck::new(mode, endpoint, Duration::from_millis(timeout_ms)).unwrap()
-    }
-
-    /// The range of `password`'s prefix: its own suffix seen `count` times, among others and padding.
-    fn range_holding(password: &str, count: u64) -> String {
-        let suffix = &sha1_hex(password)[5..];
-        format!(
-            "0018A45C4D1DEF81644B54AB7F969B88D65:4\r\n{suffix}:{count}\r\nFFFFA45C4D1DEF81644B54AB7F969B88D65:0\r\n"
-        )
     }
 
     #[tokio::test]

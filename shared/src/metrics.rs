@@ -22,6 +22,8 @@ pub enum Metric {
     Unavailable,
     /// An audit event that could not be stored (the request went on).
     AuditWriteFailed,
+    /// A breached-password check that could not be made (timeout, error): the password went through unchecked.
+    BreachedCheckFailed,
 }
 
 impl Metric {
@@ -34,6 +36,7 @@ impl Metric {
             Metric::MfaFailed => "MfaFailed",
             Metric::Unavailable => "Unavailable",
             Metric::AuditWriteFailed => "AuditWriteFailed",
+            Metric::BreachedCheckFailed => "BreachedCheckFailed",
         }
     }
 }
@@ -117,6 +120,7 @@ mod tests {
             Metric::MfaFailed,
             Metric::Unavailable,
             Metric::AuditWriteFailed,
+            Metric::BreachedCheckFailed,
         ];
         let names: std::collections::HashSet<_> = all.iter().map(|m| m.name()).collect();
         assert_eq!(names.len(), all.len());

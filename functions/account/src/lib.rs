@@ -9,20 +9,32 @@ use shared::audit::{Cursor, DEFAULT_PAGE, MAX_PAGE};
 use shared::http::{ApiError, JsonObject, account_view, authenticate, last_segment, no_content, no_store, respond};
 use shared::service::account;
 use shared::service::audit::events;
+use shared::service::register::PasswordRules;
 use shared::store::{AccountStore, AuditStore, SessionStore, ThrottleStore, UserStore};
 
 /// Its keys only verify: it reads the public keys, never the private set.
 pub type State<S> = shared::State<S, shared::token::TokenVerifier>;
 
-/// Answers one request.
+/// Answers one request under the default password rules (no breached
+/// check): for tests; `main` uses `handle_with`.
 pub async fn handle<S>(state: &State<S>, req: Request) -> Result<Response<Body>, Error>
 where
     S: UserStore + SessionStore + AccountStore + AuditStore + ThrottleStore,
 {
-    respond(&req, route(state, &req)).await
+    handle_with(state, &PasswordRules::default(), req).await
 }
 
-async fn route<S>(state: &State<S>, req: &Request) -> Result<Response<Body>, ApiError>
+/// Answers one request, a new password checked against `rules`.
+pub async fn handle_with<S>(state: &State<S>, rules: &PasswordRules, req: Request) -> Result<Response<Body>, Error>
+where
+    S: UserStore + SessionStore + AccountStore + AuditStore + ThrottleStore,
+{
+    // Boxed: the routes' futures together (unoptimized, on DynamoDB) are
+    // large enough to overflow a test thread's stack where they are awaited.
+    respond(&req, Box::pin(route(state, rules, &req))).await
+}
+
+async fn route<S>(state: &State<S>, rules: &PasswordRules, req: &Request) -> Result<Response<Body>, ApiError>
 where
     S: UserStore + SessionStore + AccountStore + AuditStore + ThrottleStore,
 {
@@ -54,7 +66,15 @@ where
         let new = body.password("new_password")?;
         // Boxed: with its event beside it, the change's future is large
         // enough (unoptimized, on DynamoDB) to overflow a test thread's stack.
-        Box::pin(account::change_password(&state.store, &claims, &current, &new, now)).await?;
+        Box::pin(account::change_password_under(
+            &state.store,
+            rules,
+            &claims,
+            &current,
+            &new,
+            now,
+        ))
+        .await?;
         Ok(no_content())
     } else if method == "DELETE" {
         let password = JsonObject::require(req)?.password("password")?;

@@ -1,6 +1,7 @@
 //! `GET /account`, `DELETE /account`, `POST /account/password`: the caller's own account.
 
 use lambda_http::{Error, run, service_fn};
+use shared::service::register::PasswordRules;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -9,5 +10,7 @@ async fn main() -> Result<(), Error> {
         keys: shared::key_cache::KeyCache::verifying_from_env(),
         store: shared::store_from_env().await,
     };
-    run(service_fn(|req| account::handle(&state, req))).await
+    let rules = shared::config::or_exit(PasswordRules::from_env());
+    shared::strength::prepare();
+    run(service_fn(|req| account::handle_with(&state, &rules, req))).await
 }

@@ -9,6 +9,7 @@ use serde_json::json;
 use shared::Outbox;
 use shared::http::{ApiError, JsonObject, json, last_segment, no_content, require_method, respond};
 use shared::mail::Mailer;
+use shared::service::register::PasswordRules;
 use shared::service::{forgot, reset};
 use shared::store::{AccountStore, AuditStore, EmailStore, SessionStore, UserStore};
 
@@ -18,18 +19,30 @@ pub const FORGOT_ANSWER: &str = "If the account exists and has a verified email,
 /// Longest token looked up; a real one is 43 characters.
 const MAX_TOKEN: usize = 128;
 
-/// Answers one request.
+/// Answers one request under the default password rules (no breached
+/// check): for tests; `main` uses `handle_with`.
 pub async fn handle<S: UserStore + AccountStore + SessionStore + EmailStore + AuditStore>(
     store: &S,
     outbox: &Outbox<impl Mailer>,
     req: Request,
 ) -> Result<Response<Body>, Error> {
-    respond(&req, route(store, outbox, &req)).await
+    handle_with(store, outbox, &PasswordRules::default(), req).await
+}
+
+/// Answers one request, a new password checked against `rules`.
+pub async fn handle_with<S: UserStore + AccountStore + SessionStore + EmailStore + AuditStore>(
+    store: &S,
+    outbox: &Outbox<impl Mailer>,
+    rules: &PasswordRules,
+    req: Request,
+) -> Result<Response<Body>, Error> {
+    respond(&req, route(store, outbox, rules, &req)).await
 }
 
 async fn route<S: UserStore + AccountStore + SessionStore + EmailStore + AuditStore>(
     store: &S,
     outbox: &Outbox<impl Mailer>,
+    rules: &PasswordRules,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
     require_method(req, "POST")?;
@@ -41,7 +54,7 @@ async fn route<S: UserStore + AccountStore + SessionStore + EmailStore + AuditSt
         if token.len() > MAX_TOKEN {
             return Err(ApiError::InvalidResetToken);
         }
-        reset(store, token, &new, now).await?;
+        reset(store, rules, token, &new, now).await?;
         return Ok(no_content());
     }
     let who = body.who()?;

@@ -7,21 +7,33 @@ use serde_json::json;
 use shared::Outbox;
 use shared::http::{ApiError, JsonObject, json, require_method, respond};
 use shared::mail::Mailer;
-use shared::service::register::{register, register_with_email};
+use shared::service::register::{PasswordRules, register_under, register_with_email};
 use shared::store::{AccountStore, EmailStore, UserStore};
 
-/// Answers one request.
+/// Answers one request under the default password rules (no breached
+/// check): for tests and benches; `main` uses `handle_with`.
 pub async fn handle<S: UserStore + AccountStore + EmailStore>(
     store: &S,
     outbox: &Outbox<impl Mailer>,
     req: Request,
 ) -> Result<Response<Body>, Error> {
-    respond(&req, route(store, outbox, &req)).await
+    handle_with(store, outbox, &PasswordRules::default(), req).await
+}
+
+/// Answers one request, a new password checked against `rules`.
+pub async fn handle_with<S: UserStore + AccountStore + EmailStore>(
+    store: &S,
+    outbox: &Outbox<impl Mailer>,
+    rules: &PasswordRules,
+    req: Request,
+) -> Result<Response<Body>, Error> {
+    respond(&req, route(store, outbox, rules, &req)).await
 }
 
 async fn route<S: UserStore + AccountStore + EmailStore>(
     store: &S,
     outbox: &Outbox<impl Mailer>,
+    rules: &PasswordRules,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
     require_method(req, "POST")?;
@@ -30,10 +42,11 @@ async fn route<S: UserStore + AccountStore + EmailStore>(
     let password = body.password("password")?;
     let now = shared::now();
     let user = match body.optional_email("email")? {
-        None => register(store, &username, &password, None, now).await?,
+        None => register_under(store, rules, &username, &password, None, now).await?,
         Some(email) => {
             register_with_email(
                 store,
+                rules,
                 &outbox.mailer,
                 &outbox.settings,
                 &username,

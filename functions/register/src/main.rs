@@ -1,11 +1,14 @@
 //! `POST /register`: creates a user, and mails a code to its email if given.
 
 use lambda_http::{Error, run, service_fn};
+use shared::service::register::PasswordRules;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let store = shared::store_from_env().await;
     let outbox = shared::outbox_from_env(false).await;
-    run(service_fn(|req| register::handle(&store, &outbox, req))).await
+    let rules = shared::config::or_exit(PasswordRules::from_env());
+    shared::strength::prepare();
+    run(service_fn(|req| register::handle_with(&store, &outbox, &rules, req))).await
 }

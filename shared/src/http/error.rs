@@ -70,6 +70,14 @@ pub enum ApiError {
     PayloadTooLarge,
     /// A body that is not declared `application/json`.
     UnsupportedMediaType,
+    /// A new password the strength estimator scores below the minimum; the message is its advice.
+    WeakPassword {
+        message: String,
+    },
+    /// A new password found in a known breach (when the check blocks); the message says so.
+    BreachedPassword {
+        message: String,
+    },
     TooManyAttempts {
         retry_after: u64,
     },
@@ -100,6 +108,20 @@ impl ApiError {
     /// Shorthand for a `400 invalid_request` with a message for the client.
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::InvalidRequest(message.into())
+    }
+
+    /// A new password refused as guessable, with the estimator's advice.
+    fn weak(weak: crate::strength::Weak) -> Self {
+        tracing::info!(score = weak.score, "new password refused as weak");
+        Self::WeakPassword { message: weak.message }
+    }
+
+    /// A new password refused as breached.
+    fn breached(breached: crate::breached::Breached) -> Self {
+        tracing::info!(count = breached.count, "new password refused as breached");
+        Self::BreachedPassword {
+            message: breached.to_string(),
+        }
     }
 
     /// The response a client sees: status, `{"error", "message"}` and any headers the error needs.
@@ -193,6 +215,8 @@ impl ApiError {
                 "too_many_attempts",
                 "too many mails to this account or address; retry later",
             ),
+            Self::WeakPassword { message } => (StatusCode::BAD_REQUEST, "weak_password", message),
+            Self::BreachedPassword { message } => (StatusCode::BAD_REQUEST, "breached_password", message),
             Self::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
@@ -310,6 +334,8 @@ impl From<ResetError> for ApiError {
     fn from(error: ResetError) -> Self {
         match error {
             ResetError::InvalidToken => Self::InvalidResetToken,
+            ResetError::WeakPassword(weak) => Self::weak(weak),
+            ResetError::BreachedPassword(breached) => Self::breached(breached),
             ResetError::Store(e) => e.into(),
             ResetError::Hash(e) => e.into(),
             ResetError::Mail(e) => e.into(),
@@ -393,6 +419,8 @@ impl From<AccountError> for ApiError {
             AccountError::Locked { retry_after } => Self::TooManyAttempts { retry_after },
             // The token's user no longer exists: the token is no good.
             AccountError::Gone => Self::BearerChallenge { token_sent: true },
+            AccountError::WeakPassword(weak) => Self::weak(weak),
+            AccountError::BreachedPassword(breached) => Self::breached(breached),
             AccountError::Store(e) => e.into(),
             AccountError::Hash(e) => e.into(),
         }
@@ -412,6 +440,8 @@ impl From<RegisterError> for ApiError {
     fn from(error: RegisterError) -> Self {
         match error {
             RegisterError::Taken => Self::UsernameTaken,
+            RegisterError::WeakPassword(weak) => Self::weak(weak),
+            RegisterError::BreachedPassword(breached) => Self::breached(breached),
             RegisterError::Email(e) => e.into(),
             RegisterError::Store(e) => e.into(),
             RegisterError::Hash(e) => e.into(),
@@ -440,6 +470,8 @@ mod tests {
             ApiError::PayloadTooLarge,
             ApiError::TooManyAttempts { retry_after: 30 },
             ApiError::TooManyMails { retry_after: 30 },
+            ApiError::WeakPassword { message: "x".into() },
+            ApiError::BreachedPassword { message: "x".into() },
             ApiError::Unavailable,
         ];
         for error in all {
@@ -546,6 +578,44 @@ mod tests {
         assert_eq!(
             ApiError::from(ResetError::Mail(MailError("down".into()))),
             ApiError::Unavailable
+        );
+    }
+
+    #[test]
+    fn refused_new_passwords_are_400_with_their_reason_as_the_message() {
+        let weak = crate::strength::Weak {
+            score: 0,
+            message: "This is a very common password.".into(),
+        };
+        let r = ApiError::from(RegisterError::WeakPassword(weak.clone())).into_response();
+        let body = response_json(&r);
+        assert_eq!(
+            (r.status().as_u16(), body["error"].as_str(), body["message"].as_str()),
+            (400, Some("weak_password"), Some("This is a very common password."))
+        );
+        let breached = crate::breached::Breached { count: 42 };
+        for error in [
+            ApiError::from(RegisterError::BreachedPassword(breached)),
+            ApiError::from(AccountError::BreachedPassword(breached)),
+            ApiError::from(ResetError::BreachedPassword(breached)),
+        ] {
+            let r = error.into_response();
+            let body = response_json(&r);
+            assert_eq!(
+                (r.status().as_u16(), body["error"].as_str()),
+                (400, Some("breached_password"))
+            );
+            assert!(body["message"].as_str().unwrap().contains("42 times"), "{body}");
+        }
+        assert_eq!(
+            ApiError::from(AccountError::WeakPassword(weak.clone())),
+            ApiError::WeakPassword {
+                message: weak.message.clone()
+            }
+        );
+        assert_eq!(
+            ApiError::from(ResetError::WeakPassword(weak.clone())),
+            ApiError::WeakPassword { message: weak.message }
         );
     }
 

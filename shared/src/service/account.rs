@@ -3,10 +3,14 @@
 
 use super::audit::{Owner, beside};
 use super::login::{LoginError, check_password};
+use super::register::{NewPasswordError, PasswordRules};
 use crate::audit::{Event, Kind};
+use crate::breached::Breached;
 use crate::credentials::{Password, Username};
-use crate::password::{self, HashError};
+use crate::lockout::FailedLogins;
+use crate::password::HashError;
 use crate::store::{AccountStore, AuditStore, Change, SessionStore, StoreError, ThrottleStore, User, UserStore};
+use crate::strength::Weak;
 use crate::token::AccessClaims;
 
 /// Why an account operation did not happen.
@@ -21,6 +25,12 @@ pub enum AccountError {
     /// The token's user no longer exists (deleted, or the name is someone else's now).
     #[error("the account of this token is gone")]
     Gone,
+    /// The new password is guessable.
+    #[error(transparent)]
+    WeakPassword(Weak),
+    /// The new password is in a known breach.
+    #[error(transparent)]
+    BreachedPassword(Breached),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -36,6 +46,16 @@ impl From<LoginError> for AccountError {
             LoginError::MfaRequired { .. } | LoginError::AccountDisabled => Self::InvalidCredentials,
             LoginError::Store(e) => Self::Store(e),
             LoginError::Hash(e) => Self::Hash(e),
+        }
+    }
+}
+
+impl From<NewPasswordError> for AccountError {
+    fn from(error: NewPasswordError) -> Self {
+        match error {
+            NewPasswordError::Weak(weak) => Self::WeakPassword(weak),
+            NewPasswordError::Breached(breached) => Self::BreachedPassword(breached),
+            NewPasswordError::Hash(e) => Self::Hash(e),
         }
     }
 }
@@ -67,13 +87,27 @@ async fn confirm<S: UserStore + AuditStore + ThrottleStore>(
     Ok(checked)
 }
 
-/// Sets the caller's password to `new` if `current` is theirs, and ends
-/// every other session of theirs in the same write: a thief's refresh token
-/// dies with the old password. The caller's own session (the `sid` of the
-/// token) stays live. Their `password_changed` event, in that session, is
-/// written beside the change.
+/// Changes the password like `change_password_under`, under the default
+/// `PasswordRules` (no breached check): for tools and tests.
 pub async fn change_password<S: UserStore + SessionStore + AccountStore + AuditStore + ThrottleStore>(
     store: &S,
+    claims: &AccessClaims,
+    current: &Password,
+    new: &Password,
+    now: u64,
+) -> Result<(), AccountError> {
+    change_password_under(store, &PasswordRules::default(), claims, current, new, now).await
+}
+
+/// Sets the caller's password to `new` if `current` is theirs and `new`
+/// passes `rules` (the account's name and email count as guessable words),
+/// and ends every other session of theirs in the same write: a thief's
+/// refresh token dies with the old password. The caller's own session (the
+/// `sid` of the token) stays live. Their `password_changed` event, in that
+/// session, is written beside the change.
+pub async fn change_password_under<S: UserStore + SessionStore + AccountStore + AuditStore + ThrottleStore>(
+    store: &S,
+    rules: &PasswordRules,
     claims: &AccessClaims,
     current: &Password,
     new: &Password,
@@ -83,7 +117,19 @@ pub async fn change_password<S: UserStore + SessionStore + AccountStore + AuditS
     if checked.user.deleting {
         return Err(AccountError::InvalidCredentials);
     }
-    let new_hash = password::hash(new).await?;
+    let user = &checked.user;
+    let new_hash = match rules.hash(new, &user.username, user.email.as_deref()).await {
+        Ok(hash) => hash,
+        Err(refused) => {
+            // `current` was right: its attempt is not held against the name,
+            // or a few refused new passwords would lock the caller out.
+            let forget = FailedLogins::default();
+            store
+                .uncount_attempt(&username_of(claims)?, checked.counted, forget)
+                .await?;
+            return Err(refused.into());
+        }
+    };
     // Every live session but the caller's, whatever its generation: a refresh
     // racing this either rotated before the write below (and its session is
     // revoked by it) or after (and finds its session revoked).
@@ -133,7 +179,7 @@ pub async fn delete_account<S: UserStore + AccountStore + AuditStore + ThrottleS
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lockout::FailedLogins;
+    use crate::password;
     use crate::service::sessions::{self, token_pair};
     use crate::session::{Origin, PASSWORD, Session};
     use crate::store::AuditStore;
@@ -233,6 +279,61 @@ mod tests {
         assert_eq!(
             store.login_record(&name()).await.unwrap().failures,
             FailedLogins::default()
+        );
+    }
+
+    /// The default strength rule and a breached check in `mode` against a
+    /// range server listing `BreachedButStrong#2024`.
+    async fn rules_with_breached(mode: crate::breached::Mode) -> PasswordRules {
+        use crate::breached::test_server::{check_at, range_holding, range_server};
+        let range = range_holding("BreachedButStrong#2024", 42);
+        let (endpoint, _) = range_server(range, std::time::Duration::ZERO).await;
+        PasswordRules {
+            strength: crate::strength::StrengthPolicy::default(),
+            breached: check_at(mode, &endpoint, 2000),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_weak_or_breached_new_password_is_refused_and_the_old_one_stays() {
+        let (store, _, claims, _, other) = alice_with_two_sessions().await;
+        let now = crate::clock::now();
+        let rules = rules_with_breached(crate::breached::Mode::Block).await;
+        let before = store.user(&name()).await.unwrap();
+        for (new, weak) in [
+            ("password123", true),
+            ("alice2026!", true),
+            ("BreachedButStrong#2024", false),
+        ] {
+            let result = change_password_under(&store, &rules, &claims, &pw(RIGHT), &pw(new), now).await;
+            match result {
+                Err(AccountError::WeakPassword(w)) if weak => assert!(!w.message.is_empty()),
+                Err(AccountError::BreachedPassword(b)) if !weak => assert_eq!(b.count, 42),
+                other => panic!("{new}: {other:?}"),
+            }
+        }
+        assert_eq!(store.user(&name()).await.unwrap(), before);
+        assert!(!store.session_now(&other.key()).unwrap().revoked);
+        assert_eq!(
+            store.login_record(&name()).await.unwrap().failures.count,
+            0,
+            "a refused new password is no failed login"
+        );
+    }
+
+    #[tokio::test]
+    async fn warn_lets_a_breached_new_password_through() {
+        let (store, _, claims, _, _) = alice_with_two_sessions().await;
+        let now = crate::clock::now();
+        let rules = rules_with_breached(crate::breached::Mode::Warn).await;
+        let new = pw("BreachedButStrong#2024");
+        change_password_under(&store, &rules, &claims, &pw(RIGHT), &new, now)
+            .await
+            .unwrap();
+        let hash = store.user(&name()).await.unwrap().unwrap().password_hash;
+        assert_eq!(
+            password::verify(&new, Some(&hash)).await.unwrap(),
+            password::Verdict::Valid
         );
     }
 

@@ -2,10 +2,75 @@
 //! with an email, send it a verification code.
 
 use super::email::{EmailError, send_code};
+use crate::breached::{Breached, BreachedCheck};
+use crate::config::ConfigError;
 use crate::credentials::{Email, Password, Username};
 use crate::mail::{MailSettings, Mailer};
 use crate::password::{self, HashError};
 use crate::store::{AccountStore, CreateUserError, EmailStore, StoreError, User, UserStore};
+use crate::strength::{self, StrengthPolicy, Weak};
+
+/// What a new password must pass before it is stored (register, password
+/// change, reset; never login, so a stricter setting locks nobody out),
+/// built once per cold start.
+pub struct PasswordRules {
+    pub strength: StrengthPolicy,
+    pub breached: BreachedCheck,
+}
+
+/// Why a new password was not hashed.
+#[derive(Debug, thiserror::Error)]
+pub enum NewPasswordError {
+    /// Guessable: `400 weak_password`.
+    #[error(transparent)]
+    Weak(#[from] Weak),
+    /// In a known breach, and the check blocks: `400 breached_password`.
+    #[error(transparent)]
+    Breached(#[from] Breached),
+    #[error(transparent)]
+    Hash(#[from] HashError),
+}
+
+impl Default for PasswordRules {
+    /// The strength rule at its default and no breached check: for tools and
+    /// tests; the functions read theirs from the environment.
+    fn default() -> Self {
+        Self {
+            strength: StrengthPolicy::default(),
+            breached: BreachedCheck::off(),
+        }
+    }
+}
+
+impl PasswordRules {
+    /// The rules from `PASSWORD_MIN_SCORE` and the `BREACHED_PASSWORD_*` variables.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            strength: StrengthPolicy::from_env()?,
+            breached: BreachedCheck::from_env()?,
+        })
+    }
+
+    /// The hash to store for `password`, the new password of the account
+    /// `username` (with `email`, if any), if it passes: first the strength
+    /// estimate (CPU only, so a weak password's prefix is sent nowhere), then
+    /// the breached check beside argon2, so its round trip hides behind the hash.
+    pub async fn hash(
+        &self,
+        password: &Password,
+        username: &str,
+        email: Option<&str>,
+    ) -> Result<String, NewPasswordError> {
+        let inputs = strength::user_inputs(username, email);
+        let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        self.strength.check(password, &inputs)?;
+        // Boxed: the HTTP client's future is large, and it is part of every
+        // flow that sets a password (a test thread's stack overflowed).
+        let (breached, hash) = tokio::join!(Box::pin(self.breached.enforce(password)), password::hash(password));
+        breached?;
+        Ok(hash?)
+    }
+}
 
 /// Why a user was not created.
 #[derive(Debug, thiserror::Error)]
@@ -13,6 +78,12 @@ pub enum RegisterError {
     /// The name exists, in any case.
     #[error("username is taken")]
     Taken,
+    /// The password is guessable.
+    #[error(transparent)]
+    WeakPassword(Weak),
+    /// The password is in a known breach.
+    #[error(transparent)]
+    BreachedPassword(Breached),
     /// The code could not go to the address (taken, too many mails, not
     /// sent): nothing is left registered.
     #[error(transparent)]
@@ -23,11 +94,36 @@ pub enum RegisterError {
     Hash(#[from] HashError),
 }
 
+impl From<NewPasswordError> for RegisterError {
+    fn from(error: NewPasswordError) -> Self {
+        match error {
+            NewPasswordError::Weak(weak) => Self::WeakPassword(weak),
+            NewPasswordError::Breached(breached) => Self::BreachedPassword(breached),
+            NewPasswordError::Hash(e) => Self::Hash(e),
+        }
+    }
+}
+
 /// Creates the user `username` with `password` at `now`, with `email` as its
 /// address waiting for verification, if given (no code is sent: see
-/// `register_with_email`).
+/// `register_with_email`), under the default `PasswordRules` (no breached
+/// check): for tools and tests; the function uses `register_under`.
 pub async fn register(
     store: &impl UserStore,
+    username: &Username,
+    password: &Password,
+    email: Option<&Email>,
+    now: u64,
+) -> Result<User, RegisterError> {
+    register_under(store, &PasswordRules::default(), username, password, email, now).await
+}
+
+/// Creates the user `username` with `password` at `now` if the password
+/// passes `rules`, with `email` as its address waiting for verification, if
+/// given (no code is sent: see `register_with_email`).
+pub async fn register_under(
+    store: &impl UserStore,
+    rules: &PasswordRules,
     username: &Username,
     password: &Password,
     email: Option<&Email>,
@@ -36,7 +132,9 @@ pub async fn register(
     let user = User {
         id: uuid::Uuid::new_v4().to_string(),
         username: username.as_str().to_owned(),
-        password_hash: password::hash(password).await?,
+        password_hash: rules
+            .hash(password, username.as_str(), email.map(Email::as_str))
+            .await?,
         created_at: now,
         deleting: false,
         disabled: false,
@@ -64,8 +162,10 @@ pub async fn register(
 /// a code, and the new account keeps it pending, never to be verified. If
 /// the mail cannot go (the hour's mails are spent, SES fails), the user is
 /// deleted again, so the client can retry the same registration.
+#[allow(clippy::too_many_arguments)]
 pub async fn register_with_email<S: UserStore + AccountStore + EmailStore>(
     store: &S,
+    rules: &PasswordRules,
     mailer: &impl Mailer,
     settings: &MailSettings,
     username: &Username,
@@ -73,7 +173,7 @@ pub async fn register_with_email<S: UserStore + AccountStore + EmailStore>(
     email: &Email,
     now: u64,
 ) -> Result<User, RegisterError> {
-    let user = register(store, username, password, Some(email), now).await?;
+    let user = register_under(store, rules, username, password, Some(email), now).await?;
     let sent = match store.email_owner(email).await {
         Ok(Some((owner, _))) if owner != user.id => notify_owner(store, mailer, settings, &user, email, now).await,
         Ok(_) => send_code(store, mailer, settings, &user, email, now).await,
@@ -205,6 +305,147 @@ mod tests {
         assert!(matches!(again, Err(RegisterError::Taken)));
     }
 
+    use crate::breached::Mode;
+    use crate::breached::test_server::{check_at, range_holding, range_server};
+    use std::time::Duration;
+
+    /// The default strength rule and a breached check in `mode` against `endpoint`.
+    fn rules(mode: Mode, endpoint: &str, timeout_ms: u64) -> PasswordRules {
+        PasswordRules {
+            strength: StrengthPolicy::default(),
+            breached: check_at(mode, endpoint, timeout_ms),
+        }
+    }
+
+    async fn try_register(
+        rules: &PasswordRules,
+        store: &MemoryStore,
+        name: &str,
+        password: &str,
+    ) -> Result<User, RegisterError> {
+        let (name, password) = (Username::parse(name).unwrap(), Password::parse(password).unwrap());
+        register_under(store, rules, &name, &password, None, 1).await
+    }
+
+    #[tokio::test]
+    async fn a_weak_password_is_refused_with_the_estimators_advice_before_anything_is_sent() {
+        let (endpoint, heads) = range_server(range_holding("password123", 2_418_984), Duration::ZERO).await;
+        let store = MemoryStore::default();
+        let refused = try_register(&rules(Mode::Block, &endpoint, 2000), &store, "alice", "password123").await;
+        let Err(RegisterError::WeakPassword(weak)) = refused else {
+            panic!("{refused:?}")
+        };
+        assert!(weak.score < 3 && weak.message.contains("common password"), "{weak:?}");
+        assert!(
+            heads.lock().unwrap().is_empty(),
+            "a weak password's prefix goes nowhere"
+        );
+        assert_eq!(
+            store
+                .login_record(&Username::parse("alice").unwrap())
+                .await
+                .unwrap()
+                .user,
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn the_name_and_the_email_count_as_words_an_attacker_tries_first() {
+        let store = MemoryStore::default();
+        let rules = PasswordRules::default();
+        let own = try_register(&rules, &store, "zorblax", "zorblax2026!").await;
+        assert!(matches!(own, Err(RegisterError::WeakPassword(_))), "{own:?}");
+        let by_mail = register_under(
+            &store,
+            &rules,
+            &Username::parse("zed").unwrap(),
+            &Password::parse("zorblax2026!").unwrap(),
+            Some(&Email::parse("zorblax@example.com").unwrap()),
+            1,
+        )
+        .await;
+        assert!(matches!(by_mail, Err(RegisterError::WeakPassword(_))), "{by_mail:?}");
+        try_register(&rules, &store, "stranger", "zorblax2026!").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_breached_password_is_refused_when_the_check_blocks_and_registers_nobody() {
+        let (endpoint, heads) = range_server(range_holding("BreachedButStrong#2024", 42), Duration::ZERO).await;
+        let store = MemoryStore::default();
+        let refused = try_register(
+            &rules(Mode::Block, &endpoint, 2000),
+            &store,
+            "alice",
+            "BreachedButStrong#2024",
+        )
+        .await;
+        assert!(
+            matches!(refused, Err(RegisterError::BreachedPassword(Breached { count: 42 }))),
+            "{refused:?}"
+        );
+        assert_eq!(heads.lock().unwrap().len(), 1);
+        assert_eq!(
+            store
+                .login_record(&Username::parse("alice").unwrap())
+                .await
+                .unwrap()
+                .user,
+            None
+        );
+        try_register(
+            &rules(Mode::Block, &endpoint, 2000),
+            &store,
+            "alice",
+            "correct horse battery staple",
+        )
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn warn_lets_a_breached_password_through() {
+        let (endpoint, heads) = range_server(range_holding("BreachedButStrong#2024", 42), Duration::ZERO).await;
+        let store = MemoryStore::default();
+        try_register(
+            &rules(Mode::Warn, &endpoint, 2000),
+            &store,
+            "alice",
+            "BreachedButStrong#2024",
+        )
+        .await
+        .unwrap();
+        assert_eq!(heads.lock().unwrap().len(), 1, "checked all the same");
+    }
+
+    #[tokio::test]
+    async fn a_check_past_its_deadline_or_unreachable_lets_the_password_through() {
+        let (slow, _) = range_server(range_holding("BreachedButStrong#2024", 42), Duration::from_secs(5)).await;
+        let store = MemoryStore::default();
+        let started = std::time::Instant::now();
+        try_register(
+            &rules(Mode::Block, &slow, 200),
+            &store,
+            "alice",
+            "BreachedButStrong#2024",
+        )
+        .await
+        .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        let closed = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", listener.local_addr().unwrap())
+        };
+        try_register(
+            &rules(Mode::Block, &closed, 2000),
+            &store,
+            "bob",
+            "BreachedButStrong#2024",
+        )
+        .await
+        .unwrap();
+    }
+
     #[tokio::test]
     async fn registering_with_an_address_another_account_holds_answers_as_usual_and_tells_its_owner() {
         let store = MemoryStore::default();
@@ -216,9 +457,19 @@ mod tests {
         crate::testing::verify_address(&store, &owner, "alice@example.com").await;
         let email = Email::parse("Alice@Example.com").unwrap();
         let name = Username::parse("mallory").unwrap();
-        let newcomer = register_with_email(&store, &outbox.mailer, &outbox.settings, &name, &password, &email, 2)
-            .await
-            .unwrap();
+        let rules = PasswordRules::default();
+        let newcomer = register_with_email(
+            &store,
+            &rules,
+            &outbox.mailer,
+            &outbox.settings,
+            &name,
+            &password,
+            &email,
+            2,
+        )
+        .await
+        .unwrap();
         assert_eq!(newcomer.email.as_deref(), Some("Alice@Example.com"));
         assert!(!newcomer.email_verified);
         let sent = outbox.mailer.sent();

@@ -2,14 +2,17 @@
 //! address, and the reset itself, which ends every session.
 
 use super::audit::{Owner, beside};
+use super::register::{NewPasswordError, PasswordRules};
 use crate::audit::{Event, Kind};
+use crate::breached::Breached;
 use crate::credentials::{Email, Password, Username, Who};
 use crate::limits::FORGOT_FLOOR;
 use crate::mail::{self, MailError, MailSettings, Mailer};
-use crate::password::{self, HashError};
+use crate::password::HashError;
 use crate::store::{
     AccountStore, AuditStore, Change, EmailStore, ResetToken, SessionStore, StoreError, User, UserStore,
 };
+use crate::strength::Weak;
 
 /// Why a reset did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -17,12 +20,28 @@ pub enum ResetError {
     /// Unknown, expired, used, or issued before the password last changed.
     #[error("invalid reset token")]
     InvalidToken,
+    /// The new password is guessable.
+    #[error(transparent)]
+    WeakPassword(Weak),
+    /// The new password is in a known breach.
+    #[error(transparent)]
+    BreachedPassword(Breached),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Hash(#[from] HashError),
     #[error(transparent)]
     Mail(#[from] MailError),
+}
+
+impl From<NewPasswordError> for ResetError {
+    fn from(error: NewPasswordError) -> Self {
+        match error {
+            NewPasswordError::Weak(weak) => Self::WeakPassword(weak),
+            NewPasswordError::Breached(breached) => Self::BreachedPassword(breached),
+            NewPasswordError::Hash(e) => Self::Hash(e),
+        }
+    }
 }
 
 /// Mails a reset link to the verified address of the account `who` names,
@@ -101,11 +120,14 @@ async fn find<S: UserStore + EmailStore>(store: &S, who: &Who) -> Result<Option<
     Ok(user.filter(|u| u.email_verified && !u.deleting))
 }
 
-/// Sets the password of the account `token` was mailed for to `new`, and
-/// revokes every session of the account and the token in the same write;
-/// the account's `password_reset` event is written beside it.
+/// Sets the password of the account `token` was mailed for to `new`, if it
+/// passes `rules` (the account's name and email count as guessable words),
+/// and revokes every session of the account and the token in the same
+/// write; the account's `password_reset` event is written beside it. A
+/// refused password leaves the token usable for another.
 pub async fn reset<S: AccountStore + SessionStore + EmailStore + AuditStore>(
     store: &S,
+    rules: &PasswordRules,
     token: &str,
     new: &Password,
     now: u64,
@@ -125,7 +147,7 @@ pub async fn reset<S: AccountStore + SessionStore + EmailStore + AuditStore>(
                 && mail::password_fingerprint(&u.password_hash) == stored.password_fingerprint
         })
         .ok_or(ResetError::InvalidToken)?;
-    let new_hash = password::hash(new).await?;
+    let new_hash = rules.hash(new, &user.username, user.email.as_deref()).await?;
     let live: Vec<_> = store
         .sessions(&user.username)
         .await?
@@ -150,12 +172,18 @@ pub async fn reset<S: AccountStore + SessionStore + EmailStore + AuditStore>(
 mod tests {
     use super::*;
     use crate::mail::MemoryMailer;
-    use crate::password::Verdict;
+    use crate::password::{self, Verdict};
     use crate::store::memory::MemoryStore;
     use crate::testing::{dev_authority, lookup, password_session, user_with_password, verify_address};
+    use std::time::Duration;
 
     const OLD: &str = "correct horse battery staple";
     const NEW: &str = "a new horse battery staple";
+
+    /// The default rules: the strength check, no breached check.
+    fn rules() -> PasswordRules {
+        PasswordRules::default()
+    }
 
     fn settings() -> MailSettings {
         MailSettings::from_lookup(
@@ -201,7 +229,7 @@ mod tests {
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].to, "Alice@Example.com");
         let token = token_in(&sent[0]);
-        reset(&store, &token, &Password::parse(NEW).unwrap(), now)
+        reset(&store, &rules(), &token, &Password::parse(NEW).unwrap(), now)
             .await
             .unwrap();
         let user = store.user_now("alice");
@@ -209,7 +237,7 @@ mod tests {
         assert_eq!(verdict.unwrap(), Verdict::Valid);
         let sessions = store.sessions("alice").await.unwrap();
         assert!(sessions.iter().all(|s| s.revoked), "every session ended");
-        let again = reset(&store, &token, &Password::parse(OLD).unwrap(), now).await;
+        let again = reset(&store, &rules(), &token, &Password::parse(OLD).unwrap(), now).await;
         assert!(matches!(again, Err(ResetError::InvalidToken)), "single use");
     }
 
@@ -223,7 +251,7 @@ mod tests {
             .await
             .unwrap();
         let token = token_in(&mailer.sent()[0]);
-        let bad = reset(&store, "not-a-token", &Password::parse(NEW).unwrap(), now).await;
+        let bad = reset(&store, &rules(), "not-a-token", &Password::parse(NEW).unwrap(), now).await;
         assert!(matches!(bad, Err(ResetError::InvalidToken)));
         assert!(store.events("alice", None, 100).await.unwrap().events.is_empty());
         let client = crate::session::Origin {
@@ -231,7 +259,8 @@ mod tests {
             user_agent: "Firefox".into(),
         };
         let new = Password::parse(NEW).unwrap();
-        let good = reset(&store, &token, &new, now);
+        let rules = rules();
+        let good = reset(&store, &rules, &token, &new, now);
         crate::audit::from_client(client, good).await.unwrap();
         let events = store.events("alice", None, 100).await.unwrap().events;
         assert_eq!(events.len(), 1, "{events:?}");
@@ -244,6 +273,49 @@ mod tests {
             (event.ip.as_deref(), event.user_agent.as_deref()),
             (Some("198.51.100.7"), Some("Firefox"))
         );
+    }
+
+    #[tokio::test]
+    async fn a_weak_or_breached_new_password_is_refused_and_the_link_still_works() {
+        use crate::breached::Mode;
+        use crate::breached::test_server::{check_at, range_holding, range_server};
+        let (endpoint, _) = range_server(range_holding("BreachedButStrong#2024", 42), Duration::ZERO).await;
+        let store = alice_verified("alice@example.com").await;
+        let mailer = MemoryMailer::default();
+        let now = crate::clock::now();
+        let who = Who::Username(Username::parse("alice").unwrap());
+        send_link(&store, &mailer, &settings(), &who, now).await.unwrap();
+        let token = token_in(&mailer.sent()[0]);
+        let blocking = PasswordRules {
+            strength: crate::strength::StrengthPolicy::default(),
+            breached: check_at(Mode::Block, &endpoint, 2000),
+        };
+        let weak = reset(&store, &blocking, &token, &Password::parse("password123").unwrap(), now).await;
+        assert!(matches!(weak, Err(ResetError::WeakPassword(_))), "{weak:?}");
+        let by_address = reset(
+            &store,
+            &blocking,
+            &token,
+            &Password::parse("alice@example").unwrap(),
+            now,
+        )
+        .await;
+        assert!(matches!(by_address, Err(ResetError::WeakPassword(_))), "{by_address:?}");
+        let new = Password::parse("BreachedButStrong#2024").unwrap();
+        let breached = reset(&store, &blocking, &token, &new, now).await;
+        assert!(matches!(breached, Err(ResetError::BreachedPassword(_))), "{breached:?}");
+        assert!(
+            store.sessions("alice").await.unwrap().iter().all(|s| !s.revoked),
+            "nothing changed"
+        );
+        let warning = PasswordRules {
+            breached: check_at(Mode::Warn, &endpoint, 2000),
+            ..blocking
+        };
+        reset(&store, &warning, &token, &new, now).await.unwrap();
+        let user = store.user_now("alice");
+        let verdict = password::verify(&new, Some(&user.password_hash)).await;
+        assert_eq!(verdict.unwrap(), Verdict::Valid);
     }
 
     #[tokio::test(start_paused = true)]
@@ -281,19 +353,19 @@ mod tests {
         forgot(&store, &mailer, &settings, &who, now).await.unwrap();
         let first = token_in(&mailer.sent()[0]);
         let later = now + settings.reset_ttl;
-        let expired = reset(&store, &first, &Password::parse(NEW).unwrap(), later).await;
+        let expired = reset(&store, &rules(), &first, &Password::parse(NEW).unwrap(), later).await;
         assert!(matches!(expired, Err(ResetError::InvalidToken)));
         forgot(&store, &mailer, &settings, &who, now).await.unwrap();
         let second = token_in(&mailer.sent()[1]);
-        reset(&store, &second, &Password::parse(NEW).unwrap(), now)
+        reset(&store, &rules(), &second, &Password::parse(NEW).unwrap(), now)
             .await
             .unwrap();
-        let stale = reset(&store, &first, &Password::parse(OLD).unwrap(), now).await;
+        let stale = reset(&store, &rules(), &first, &Password::parse(OLD).unwrap(), now).await;
         assert!(
             matches!(stale, Err(ResetError::InvalidToken)),
             "the password changed since"
         );
-        let unknown = reset(&store, "not-a-token", &Password::parse(OLD).unwrap(), now).await;
+        let unknown = reset(&store, &rules(), "not-a-token", &Password::parse(OLD).unwrap(), now).await;
         assert!(matches!(unknown, Err(ResetError::InvalidToken)));
     }
 
