@@ -19,7 +19,8 @@ use std::time::Duration;
 /// The client `cargo lambda watch` puts in every request's context (its own
 /// fixed values, never the client's headers): an event that shows them took
 /// its client from the HTTP request.
-const LOCAL_CLIENT: (&str, &str) = ("127.0.0.1", "cargo-lambda");
+/// The user agent the local stack (cargo lambda watch) reports for every client.
+const LOCAL_AGENT: &str = "cargo-lambda";
 
 fn api() -> Api {
     Api::from_env()
@@ -118,7 +119,7 @@ fn summary(events: &[Value]) -> Vec<(String, Option<String>)> {
 
 /// An event as a request over HTTP causes it: exactly the five fields, its
 /// time since `since`, and the client of the request's context.
-fn assert_from_this_client(event: &Value, since: u64) {
+fn assert_from_this_client(api: &Api, event: &Value, since: u64) {
     let fields: Vec<&str> = event
         .as_object()
         .expect("an object")
@@ -134,7 +135,7 @@ fn assert_from_this_client(event: &Value, since: u64) {
     assert!((since..=now() + 1).contains(&at), "at {at} since {since}: {event}");
     assert_eq!(
         (event["ip"].as_str(), event["user_agent"].as_str()),
-        (Some(LOCAL_CLIENT.0), Some(LOCAL_CLIENT.1)),
+        (Some(api.client_ip()), Some(LOCAL_AGENT)),
         "the client of the request: {event}"
     );
 }
@@ -230,7 +231,7 @@ async fn logins_sessions_refreshes_and_a_password_change_are_listed_newest_first
     );
     for event in &listed {
         // The reuse is told by the refresh function, which sees the same client.
-        assert_from_this_client(event, since);
+        assert_from_this_client(&api, event, since);
     }
     let times: Vec<u64> = listed.iter().map(|e| e["at"].as_u64().unwrap()).collect();
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first: {times:?}");
@@ -257,7 +258,7 @@ async fn failures_that_lock_the_name_are_login_failed_then_login_locked_and_a_lo
     expected.push(pair("login_succeeded", Some(&sid(&reader))));
     assert_eq!(summary(&listed), expected);
     for event in &listed {
-        assert_from_this_client(event, since);
+        assert_from_this_client(&api, event, since);
     }
 }
 
@@ -310,7 +311,7 @@ async fn the_second_factor_is_mfa_enabled_mfa_failed_login_succeeded_and_mfa_dis
         "a right password asking for the code is no event; a wrong code at login has no session yet"
     );
     for event in &listed {
-        assert_from_this_client(event, since);
+        assert_from_this_client(&api, event, since);
     }
 }
 
@@ -356,7 +357,7 @@ async fn verifying_an_email_and_resetting_the_password_by_mail_are_email_verifie
         "a wrong code and a used reset token record nothing"
     );
     for event in &listed {
-        assert_from_this_client(event, since);
+        assert_from_this_client(&api, event, since);
     }
 }
 
@@ -391,7 +392,7 @@ async fn passkeys_are_passkey_added_login_succeeded_and_passkey_removed() {
         "removing a passkey that is not the caller's records nothing"
     );
     for event in &listed {
-        assert_from_this_client(event, since);
+        assert_from_this_client(&api, event, since);
     }
 }
 
