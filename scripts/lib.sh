@@ -141,6 +141,18 @@ start_ses() { # port
   wait_for_port "$1" "aws-ses-v2-local (log: .tools/ses-$1.log)" 30
 }
 
+# The project's own Pwned Passwords range server (integration/src/bin/pwned.rs)
+# on 127.0.0.1:<port>, so the functions' breached-password check runs its real
+# client against a data set of known-breached passwords: the range of
+# Slow&Steady-Tortoise-2024 is always late (a check past its deadline fails open).
+start_pwned() { # port
+  port_free "$1" || die "port $1 is already in use: stop what holds it (another 'make dev'? 'lsof -i :$1' tells), or pick another port."
+  say "Starting the breached-password range server (pwned) on 127.0.0.1:$1"
+  (cd "$ROOT" && cargo build --quiet -p integration --bin pwned)
+  background "$ROOT/target/debug/pwned" "$1" >"$TOOLS/pwned-$1.log" 2>&1
+  wait_for_port "$1" "the range server (log: .tools/pwned-$1.log)" 30
+}
+
 create_table() { # endpoint, table
   (cd "$ROOT" && cargo run --quiet -p shared --features dynamodb --example create-table -- "$1" "$2")
 }

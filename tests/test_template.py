@@ -183,6 +183,7 @@ SERVICE_METRICS = {
     "MfaFailed",
     "Unavailable",
     "AuditWriteFailed",
+    "BreachedCheckFailed",
 }
 TOPIC = [{"Ref": "AlarmTopic"}]
 # Each alarm on one metric: (namespace, metric, dimensions, threshold). Every one sums a 5-minute
@@ -192,6 +193,7 @@ ALARMS = {
     "FailedLoginsAlarm": (NAMESPACE, "LoginFailed", None, {"Ref": "FailedLoginAlarmThreshold"}),
     "ServiceUnavailableAlarm": (NAMESPACE, "Unavailable", None, 0),
     "AuditWriteFailedAlarm": (NAMESPACE, "AuditWriteFailed", None, 0),
+    "BreachedCheckFailedAlarm": (NAMESPACE, "BreachedCheckFailed", None, 0),
     # The API has one stage, $default: ApiId alone covers it (and any other).
     "ApiErrorsAlarm": ("AWS/ApiGateway", "5xx", [{"Name": "ApiId", "Value": {"Ref": "Api"}}], 0),
 }
@@ -764,6 +766,34 @@ class Template(unittest.TestCase):
             (retention["Type"], retention["Default"], retention["MinValue"], retention["MaxValue"]),
             ("Number", 90, 1, 3650),
         )
+
+    def test_the_password_rules_are_parameters_reaching_exactly_the_functions_that_set_passwords(self):
+        template, _ = decode(str(ROOT / "template.yaml"))
+        score = template["Parameters"]["PasswordMinScore"]
+        # The range the functions accept (PASSWORD_MIN_SCORE, shared::strength).
+        self.assertEqual(
+            (score["Type"], score["Default"], score["MinValue"], score["MaxValue"]),
+            ("Number", 3, 0, 4),
+        )
+        check = template["Parameters"]["BreachedPasswordCheck"]
+        # The values shared::breached accepts (BREACHED_PASSWORD_CHECK).
+        self.assertEqual((check["Type"], check["Default"]), ("String", "block"))
+        self.assertEqual(set(check["AllowedValues"]), {"block", "warn", "off"})
+        globals_env = template["Globals"]["Function"]["Environment"]["Variables"]
+        for var in ("PASSWORD_MIN_SCORE", "BREACHED_PASSWORD_CHECK", "BREACHED_PASSWORD_ENDPOINT"):
+            self.assertNotIn(var, globals_env)
+        for binary, (name, f) in self.functions().items():
+            env = f["Properties"].get("Environment", {}).get("Variables", {})
+            setters = binary in ("register", "account", "password-reset")
+            self.assertEqual(env.get("PASSWORD_MIN_SCORE"), {"Ref": "PasswordMinScore"} if setters else None, name)
+            self.assertEqual(
+                env.get("BREACHED_PASSWORD_CHECK"), {"Ref": "BreachedPasswordCheck"} if setters else None, name
+            )
+            # Deployed, the check asks Have I Been Pwned itself (the default endpoint).
+            self.assertNotIn("BREACHED_PASSWORD_ENDPOINT", env, name)
+        for crate in ("register", "account", "password-reset"):
+            manifest = (ROOT / "functions" / crate / "Cargo.toml").read_text()
+            self.assertRegex(manifest, r'shared = \{[^}]*"breached"', f"{crate} needs HTTPS for the check")
 
     def test_every_function_counts_in_the_stacks_namespace_and_those_that_record_events_keep_them_the_retention_days(
         self,
