@@ -130,3 +130,58 @@ async fn addresses_of_one_ipv6_64_share_their_allowance_and_the_next_64_has_its_
         .await;
     assert_eq!(r.status, 401, "another /64: {}", r.text);
 }
+
+#[tokio::test]
+async fn one_address_registers_at_most_its_allowance_in_a_window() {
+    let limit = limits().register as usize;
+    loop {
+        let api = Api::from_env();
+        let started = window(&limits());
+        let mut statuses = Vec::new();
+        for i in 0..=limit {
+            let r = api
+                .post(
+                    "/register",
+                    json!({"username": nobody(i), "password": "correct horse battery staple"}),
+                )
+                .await;
+            statuses.push((r.status, r.header("retry-after").to_owned()));
+        }
+        if window(&limits()) != started {
+            continue;
+        }
+        assert!(statuses[..limit].iter().all(|(s, _)| *s == 201), "{statuses:?}");
+        let (status, retry_after) = &statuses[limit];
+        assert_eq!(*status, 429, "{statuses:?}");
+        assert!(retry_after.parse::<u64>().is_ok_and(|s| s >= 1));
+        break;
+    }
+    let other = Api::from_env();
+    let r = other
+        .post(
+            "/register",
+            json!({"username": nobody(999), "password": "correct horse battery staple"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "another address registers: {}", r.text);
+}
+
+#[tokio::test]
+async fn one_address_asks_for_at_most_its_allowance_of_reset_mails_whatever_the_accounts() {
+    let limit = limits().forgot as usize;
+    loop {
+        let api = Api::from_env();
+        let started = window(&limits());
+        let mut statuses = Vec::new();
+        for i in 0..=limit {
+            let r = api.post("/password/forgot", json!({"username": nobody(i)})).await;
+            statuses.push(r.status);
+        }
+        if window(&limits()) != started {
+            continue;
+        }
+        assert!(statuses[..limit].iter().all(|s| *s == 202), "{statuses:?}");
+        assert_eq!(statuses[limit], 429, "{statuses:?}");
+        break;
+    }
+}

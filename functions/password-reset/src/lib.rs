@@ -11,7 +11,7 @@ use shared::http::{ApiError, JsonObject, json, last_segment, no_content, require
 use shared::mail::Mailer;
 use shared::service::register::PasswordRules;
 use shared::service::{forgot, reset};
-use shared::store::{AccountStore, AuditStore, EmailStore, SessionStore, UserStore};
+use shared::store::{AccountStore, AuditStore, EmailStore, SessionStore, ThrottleStore, UserStore};
 
 /// The one answer to a forgot-password request.
 pub const FORGOT_ANSWER: &str = "If the account exists and has a verified email, a reset link has been sent to it.";
@@ -21,7 +21,7 @@ const MAX_TOKEN: usize = 128;
 
 /// Answers one request under the default password rules (no breached
 /// check): for tests; `main` uses `handle_with`.
-pub async fn handle<S: UserStore + AccountStore + SessionStore + EmailStore + AuditStore>(
+pub async fn handle<S: UserStore + AccountStore + SessionStore + EmailStore + AuditStore + ThrottleStore>(
     store: &S,
     outbox: &Outbox<impl Mailer>,
     req: Request,
@@ -30,7 +30,7 @@ pub async fn handle<S: UserStore + AccountStore + SessionStore + EmailStore + Au
 }
 
 /// Answers one request, a new password checked against `rules`.
-pub async fn handle_with<S: UserStore + AccountStore + SessionStore + EmailStore + AuditStore>(
+pub async fn handle_with<S: UserStore + AccountStore + SessionStore + EmailStore + AuditStore + ThrottleStore>(
     store: &S,
     outbox: &Outbox<impl Mailer>,
     rules: &PasswordRules,
@@ -39,7 +39,7 @@ pub async fn handle_with<S: UserStore + AccountStore + SessionStore + EmailStore
     respond(&req, route(store, outbox, rules, &req)).await
 }
 
-async fn route<S: UserStore + AccountStore + SessionStore + EmailStore + AuditStore>(
+async fn route<S: UserStore + AccountStore + SessionStore + EmailStore + AuditStore + ThrottleStore>(
     store: &S,
     outbox: &Outbox<impl Mailer>,
     rules: &PasswordRules,

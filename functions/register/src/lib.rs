@@ -8,11 +8,11 @@ use shared::Outbox;
 use shared::http::{ApiError, JsonObject, json, require_method, respond};
 use shared::mail::Mailer;
 use shared::service::register::{PasswordRules, register_under, register_with_email};
-use shared::store::{AccountStore, EmailStore, UserStore};
+use shared::store::{AccountStore, EmailStore, ThrottleStore, UserStore};
 
 /// Answers one request under the default password rules (no breached
 /// check): for tests and benches; `main` uses `handle_with`.
-pub async fn handle<S: UserStore + AccountStore + EmailStore>(
+pub async fn handle<S: UserStore + AccountStore + EmailStore + ThrottleStore>(
     store: &S,
     outbox: &Outbox<impl Mailer>,
     req: Request,
@@ -21,7 +21,7 @@ pub async fn handle<S: UserStore + AccountStore + EmailStore>(
 }
 
 /// Answers one request, a new password checked against `rules`.
-pub async fn handle_with<S: UserStore + AccountStore + EmailStore>(
+pub async fn handle_with<S: UserStore + AccountStore + EmailStore + ThrottleStore>(
     store: &S,
     outbox: &Outbox<impl Mailer>,
     rules: &PasswordRules,
@@ -30,7 +30,7 @@ pub async fn handle_with<S: UserStore + AccountStore + EmailStore>(
     respond(&req, route(store, outbox, rules, &req)).await
 }
 
-async fn route<S: UserStore + AccountStore + EmailStore>(
+async fn route<S: UserStore + AccountStore + EmailStore + ThrottleStore>(
     store: &S,
     outbox: &Outbox<impl Mailer>,
     rules: &PasswordRules,

@@ -334,6 +334,7 @@ impl From<ResetError> for ApiError {
     fn from(error: ResetError) -> Self {
         match error {
             ResetError::InvalidToken => Self::InvalidResetToken,
+            ResetError::Limited { retry_after } => Self::TooManyAttempts { retry_after },
             ResetError::WeakPassword(weak) => Self::weak(weak),
             ResetError::BreachedPassword(breached) => Self::breached(breached),
             ResetError::Store(e) => e.into(),
@@ -440,6 +441,7 @@ impl From<RegisterError> for ApiError {
     fn from(error: RegisterError) -> Self {
         match error {
             RegisterError::Taken => Self::UsernameTaken,
+            RegisterError::Limited { retry_after } => Self::TooManyAttempts { retry_after },
             RegisterError::WeakPassword(weak) => Self::weak(weak),
             RegisterError::BreachedPassword(breached) => Self::breached(breached),
             RegisterError::Email(e) => e.into(),

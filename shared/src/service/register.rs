@@ -7,8 +7,9 @@ use crate::config::ConfigError;
 use crate::credentials::{Email, Password, Username};
 use crate::mail::{MailSettings, Mailer};
 use crate::password::{self, HashError};
-use crate::store::{AccountStore, CreateUserError, EmailStore, StoreError, User, UserStore};
+use crate::store::{AccountStore, CreateUserError, EmailStore, StoreError, ThrottleStore, User, UserStore};
 use crate::strength::{self, StrengthPolicy, Weak};
+use crate::throttle::Counter;
 
 /// What a new password must pass before it is stored (register, password
 /// change, reset; never login, so a stricter setting locks nobody out),
@@ -78,6 +79,9 @@ pub enum RegisterError {
     /// The name exists, in any case.
     #[error("username is taken")]
     Taken,
+    /// The source address registered its most in this window.
+    #[error("too many registrations from this address; retry in {retry_after} s")]
+    Limited { retry_after: u64 },
     /// The password is guessable.
     #[error(transparent)]
     WeakPassword(Weak),
@@ -109,7 +113,7 @@ impl From<NewPasswordError> for RegisterError {
 /// `register_with_email`), under the default `PasswordRules` (no breached
 /// check): for tools and tests; the function uses `register_under`.
 pub async fn register(
-    store: &impl UserStore,
+    store: &(impl UserStore + ThrottleStore),
     username: &Username,
     password: &Password,
     email: Option<&Email>,
@@ -122,13 +126,19 @@ pub async fn register(
 /// passes `rules`, with `email` as its address waiting for verification, if
 /// given (no code is sent: see `register_with_email`).
 pub async fn register_under(
-    store: &impl UserStore,
+    store: &(impl UserStore + ThrottleStore),
     rules: &PasswordRules,
     username: &Username,
     password: &Password,
     email: Option<&Email>,
     now: u64,
 ) -> Result<User, RegisterError> {
+    // Counted first, whatever the outcome: a flood from one address is
+    // refused before it costs a hash.
+    if let Some(retry_after) = super::throttle::admit(store, Counter::Register, now).await? {
+        tracing::info!("source address throttled at registration");
+        return Err(RegisterError::Limited { retry_after });
+    }
     let user = User {
         id: uuid::Uuid::new_v4().to_string(),
         username: username.as_str().to_owned(),
@@ -163,7 +173,7 @@ pub async fn register_under(
 /// the mail cannot go (the hour's mails are spent, SES fails), the user is
 /// deleted again, so the client can retry the same registration.
 #[allow(clippy::too_many_arguments)]
-pub async fn register_with_email<S: UserStore + AccountStore + EmailStore>(
+pub async fn register_with_email<S: UserStore + AccountStore + EmailStore + ThrottleStore>(
     store: &S,
     rules: &PasswordRules,
     mailer: &impl Mailer,
@@ -246,6 +256,18 @@ mod tests {
     /// A store whose first write lands but answers "taken", as DynamoDB does
     /// to the SDK's retry of a conditional put whose answer was lost.
     struct LostAnswer(MemoryStore);
+
+    impl crate::store::ThrottleStore for LostAnswer {
+        fn ip_limits(&self) -> crate::throttle::IpLimits {
+            self.0.ip_limits()
+        }
+        async fn ip_count(&self, key: &str, counter: Counter, start: u64) -> Result<u64, StoreError> {
+            self.0.ip_count(key, counter, start).await
+        }
+        async fn add_ip(&self, key: &str, counter: Counter, start: u64) -> Result<u64, StoreError> {
+            self.0.add_ip(key, counter, start).await
+        }
+    }
 
     impl UserStore for LostAnswer {
         async fn create_user(&self, user: &User) -> Result<(), CreateUserError> {

@@ -10,9 +10,10 @@ use crate::limits::FORGOT_FLOOR;
 use crate::mail::{self, MailError, MailSettings, Mailer};
 use crate::password::HashError;
 use crate::store::{
-    AccountStore, AuditStore, Change, EmailStore, ResetToken, SessionStore, StoreError, User, UserStore,
+    AccountStore, AuditStore, Change, EmailStore, ResetToken, SessionStore, StoreError, ThrottleStore, User, UserStore,
 };
 use crate::strength::Weak;
+use crate::throttle::Counter;
 
 /// Why a reset did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +21,9 @@ pub enum ResetError {
     /// Unknown, expired, used, or issued before the password last changed.
     #[error("invalid reset token")]
     InvalidToken,
+    /// The source address asked for its most resets in this window.
+    #[error("too many reset requests from this address; retry in {retry_after} s")]
+    Limited { retry_after: u64 },
     /// The new password is guessable.
     #[error(transparent)]
     WeakPassword(Weak),
@@ -47,14 +51,20 @@ impl From<NewPasswordError> for ResetError {
 /// Mails a reset link to the verified address of the account `who` names,
 /// if there is one and the hour's mails to it are not spent; otherwise
 /// nothing. Answers no sooner than `FORGOT_FLOOR` after the call in every
-/// case, so that the time says nothing about the account.
-pub async fn forgot<S: UserStore + EmailStore>(
+/// case, so that the time says nothing about the account. Each request
+/// counts against its source address, whatever the account: past the
+/// address's allowance, `Limited` (the same for any account).
+pub async fn forgot<S: UserStore + EmailStore + ThrottleStore>(
     store: &S,
     mailer: &impl Mailer,
     settings: &MailSettings,
     who: &Who,
     now: u64,
 ) -> Result<(), ResetError> {
+    if let Some(retry_after) = super::throttle::admit(store, Counter::Forgot, now).await? {
+        tracing::info!("source address throttled at forgot-password");
+        return Err(ResetError::Limited { retry_after });
+    }
     let floor = tokio::time::Instant::now() + FORGOT_FLOOR;
     let result = send_link(store, mailer, settings, who, now).await;
     if tokio::time::Instant::now() > floor {
