@@ -275,7 +275,7 @@ async fn reauthenticate<S: UserStore + SessionStore + AuditStore + ThrottleStore
 /// not: a wrong one it counts is `failed`, an event of `user` written beside
 /// the count, and an `MfaFailed` metric. A code tried while the name is
 /// locked is neither: it was not counted, as a password is not checked then.
-async fn throttle_code<S: UserStore + AuditStore>(
+async fn throttle_code<S: UserStore + AuditStore + ThrottleStore>(
     store: &S,
     user: &User,
     failed: Event,
@@ -288,13 +288,16 @@ async fn throttle_code<S: UserStore + AuditStore>(
         return throttle(store, username, failures, right, now).await;
     }
     metrics::count(Metric::MfaFailed);
-    beside(
-        store,
-        Owner::of(user),
-        failed,
-        throttle(store, username, failures, false, now),
-    )
-    .await
+    // The name's count, and the source address's, beside the user's event.
+    let counts = async {
+        let (name, address) = tokio::join!(
+            throttle(store, username, failures, false, now),
+            super::throttle::count(store, crate::throttle::Counter::Failures, now)
+        );
+        address?;
+        name
+    };
+    Box::pin(beside(store, Owner::of(user), failed, counts)).await
 }
 
 /// The second step of a login: `mfa_token` from `POST /login` and a code
@@ -303,7 +306,7 @@ async fn throttle_code<S: UserStore + AuditStore>(
 /// beside it, the `login_succeeded` event. A wrong code is the user's
 /// `mfa_failed`; the right one for an account the operator disabled is
 /// `AccountDisabled`, and no session.
-pub async fn login_mfa<S: UserStore + MfaStore + AuditStore>(
+pub async fn login_mfa<S: UserStore + MfaStore + AuditStore + ThrottleStore>(
     store: &S,
     tokens: &TokenAuthority,
     mfa_token: &str,
@@ -318,11 +321,17 @@ pub async fn login_mfa<S: UserStore + MfaStore + AuditStore>(
     let username = Username::parse(&claims.username).map_err(|_| MfaError::InvalidMfaToken)?;
     // The try is counted before the code is looked at, so parallel guesses
     // with one token cannot get past the limit.
-    let (record, counted) = tokio::join!(
+    let (record, counted, blocked) = tokio::join!(
         store.login_record(&username),
-        store.count_mfa_try(&username, &claims.jti)
+        store.count_mfa_try(&username, &claims.jti),
+        super::throttle::blocked(store, crate::throttle::Counter::Failures, now)
     );
     let (record, counted) = (record?, counted?);
+    // An address past its failures gets no code checked.
+    if let Some(retry_after) = blocked? {
+        tracing::info!("source address throttled at the second step");
+        return Err(MfaError::Locked { retry_after });
+    }
     if !counted {
         tracing::info!("mfa_token void, used or superseded");
         return Err(MfaError::InvalidMfaToken);
@@ -352,7 +361,7 @@ pub async fn login_mfa<S: UserStore + MfaStore + AuditStore>(
     let session = sessions::start(tokens, &user, &[PASSWORD, OTP], origin, now);
     let event = Event::new(Kind::LoginSucceeded, now).in_session(&session.id);
     let finished = store.finish_mfa_login(&user, &claims.jti, &proof, &session);
-    match beside(store, Owner::of(&user), event, finished).await? {
+    match Box::pin(beside(store, Owner::of(&user), event, finished)).await? {
         Change::Done => {
             metrics::count(Metric::LoginSucceeded);
             let recovery = matches!(proof, Proof::Recovery(_));
@@ -967,6 +976,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn wrong_codes_count_against_their_address_and_an_address_past_its_failures_gets_no_code_checked() {
+        let mut w = world().await;
+        w.store.ip_limits.failures = 1;
+        let (secret, _) = enable_totp(&w.store, &w.alice, w.now).await;
+        let token = mfa_token(&w).await;
+        let from = |ip: &str| Origin {
+            ip: ip.into(),
+            user_agent: String::new(),
+        };
+        let wrong = SecondFactor::Code(wrong_code(&secret, w.now));
+        let first = crate::audit::from_client(from("203.0.113.5"), second_step(&w, &token, wrong)).await;
+        assert!(matches!(first, Err(MfaError::InvalidCode)));
+        let right = || SecondFactor::Code(secret.code_at(w.now));
+        let blocked = crate::audit::from_client(from("203.0.113.5"), second_step(&w, &token, right())).await;
+        assert!(matches!(blocked, Err(MfaError::Locked { retry_after }) if retry_after > 0));
+        let elsewhere = crate::audit::from_client(from("198.51.100.8"), second_step(&w, &token, right())).await;
+        assert!(elsewhere.is_ok(), "{:?}", elsewhere.map(|_| "tokens"));
+    }
+
+    #[tokio::test]
     async fn wrong_codes_at_login_are_mfa_failed_and_the_right_one_login_succeeded_in_its_new_session() {
         let w = world().await;
         let (secret, codes) = enable_totp(&w.store, &w.alice, w.now).await;
@@ -1067,6 +1096,18 @@ mod tests {
     /// The memory store, with `Race` landing just before the second step's
     /// write: the races the write's condition loses.
     struct RacedBy(MemoryStore, Race);
+
+    impl ThrottleStore for RacedBy {
+        fn ip_limits(&self) -> crate::throttle::IpLimits {
+            self.0.ip_limits()
+        }
+        async fn ip_count(&self, key: &str, counter: crate::throttle::Counter, start: u64) -> Result<u64, StoreError> {
+            self.0.ip_count(key, counter, start).await
+        }
+        async fn add_ip(&self, key: &str, counter: crate::throttle::Counter, start: u64) -> Result<u64, StoreError> {
+            self.0.add_ip(key, counter, start).await
+        }
+    }
 
     impl UserStore for RacedBy {
         async fn create_user(&self, user: &User) -> Result<(), crate::store::CreateUserError> {
