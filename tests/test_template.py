@@ -767,6 +767,23 @@ class Template(unittest.TestCase):
             ("Number", 90, 1, 3650),
         )
 
+    def test_the_per_address_thresholds_are_parameters_every_function_gets(self):
+        template, _ = decode(str(ROOT / "template.yaml"))
+        params = template["Parameters"]
+        # The ranges the functions accept (shared::throttle::IpLimits) and the defaults make dev uses.
+        window = params["IpWindowSeconds"]
+        self.assertEqual((window["Default"], window["MinValue"], window["MaxValue"]), (900, 60, 86400))
+        for name, default in (("IpMaxFailures", 30), ("IpMaxRegistrations", 20), ("IpMaxForgot", 20)):
+            self.assertEqual((params[name]["Type"], params[name]["Default"], params[name]["MinValue"]), ("Number", default, 1))
+        env = template["Globals"]["Function"]["Environment"]["Variables"]
+        for var, param in (
+            ("IP_WINDOW_SECONDS", "IpWindowSeconds"),
+            ("IP_MAX_FAILURES", "IpMaxFailures"),
+            ("IP_MAX_REGISTRATIONS", "IpMaxRegistrations"),
+            ("IP_MAX_FORGOT", "IpMaxForgot"),
+        ):
+            self.assertEqual(env[var], {"Ref": param})
+
     def test_the_password_rules_are_parameters_reaching_exactly_the_functions_that_set_passwords(self):
         template, _ = decode(str(ROOT / "template.yaml"))
         score = template["Parameters"]["PasswordMinScore"]
