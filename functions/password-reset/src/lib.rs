@@ -36,7 +36,10 @@ pub async fn handle_with<S: UserStore + AccountStore + SessionStore + EmailStore
     rules: &PasswordRules,
     req: Request,
 ) -> Result<Response<Body>, Error> {
-    respond(&req, route(store, outbox, rules, &req)).await
+    // Boxed: with the breached-password check's client in it, the route's
+    // future (unoptimized, on DynamoDB) is large enough to overflow a test
+    // thread's stack where it is awaited.
+    respond(&req, Box::pin(route(store, outbox, rules, &req))).await
 }
 
 async fn route<S: UserStore + AccountStore + SessionStore + EmailStore + AuditStore + ThrottleStore>(
