@@ -958,26 +958,3 @@ async fn passkey_login(api: &Api, key: &mut SoftAuthenticator, tamper: &Tamper) 
     let body = json!({"challenge_id": r.field("challenge_id"), "credential": credential});
     post(api, "/login/passkey/finish", body).await
 }
-
-#[test]
-fn zz_stack() {
-    fn on_small_stack<F: std::future::Future<Output = ()> + Send + 'static>(name: &str, f: impl FnOnce() -> F + Send + 'static) {
-        let r = std::thread::Builder::new().stack_size(2 << 20).spawn(move || {
-            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f())
-        }).unwrap().join();
-        println!("{name}: {}", if r.is_ok() { "ok" } else { "panicked" });
-    }
-    let creds = |n: &str| json!({"username": n, "password": "Audit-0123456789abcdef0123"});
-    on_small_stack("register", move || async move {
-        let (store, _) = integration::fresh_store().await;
-        let r = register::handle(&store, &shared::testing::outbox(), integration::request("POST", "/register", creds("rita"))).await.unwrap();
-        println!("register status {}", r.status());
-    });
-    on_small_stack("login", move || async move {
-        let (store, _) = integration::fresh_store().await;
-        register::handle(&store, &shared::testing::outbox(), integration::request("POST", "/register", creds("rita"))).await.unwrap();
-        let state = login::State { keys: shared::key_cache::KeyCache::ready(shared::testing::dev_authority()), store };
-        let r = login::handle(&state, integration::request("POST", "/login", creds("rita"))).await.unwrap();
-        println!("login status {}", r.status());
-    });
-}

@@ -297,7 +297,7 @@ async fn throttle_code<S: UserStore + AuditStore + ThrottleStore>(
         address?;
         name
     };
-    Box::pin(beside(store, Owner::of(user), failed, counts)).await
+    beside(store, Owner::of(user), failed, counts).await
 }
 
 /// The second step of a login: `mfa_token` from `POST /login` and a code
@@ -349,7 +349,21 @@ pub async fn login_mfa<S: UserStore + MfaStore + AuditStore + ThrottleStore>(
             .map(Proof::Recovery),
     };
     let failed = Event::new(Kind::MfaFailed, now);
-    if !throttle_code(store, &user, failed, &username, record.failures, proof.is_some(), now).await? {
+    // The two steps below are boxed: each runs writes side by side, and
+    // inline they made POST /login's future (this is its largest route) big
+    // enough, unoptimized on DynamoDB, to overflow a test thread's 2 MiB stack
+    // (integration/tests/faults.rs); boxed, the login function's is 62 KB, not 108.
+    if !Box::pin(throttle_code(
+        store,
+        &user,
+        failed,
+        &username,
+        record.failures,
+        proof.is_some(),
+        now,
+    ))
+    .await?
+    {
         tracing::info!("wrong second factor at login");
         return Err(MfaError::InvalidCode);
     }
