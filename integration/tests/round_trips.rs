@@ -1,5 +1,6 @@
-//! DynamoDB round trips per request, counted by an SDK interceptor on the
-//! functions' own client: the budget of each route, asserted.
+//! DynamoDB operations per request, counted by an SDK interceptor on the
+//! functions' own client: the budget of each route, asserted (the messages
+//! say which run beside each other, in one round trip).
 
 use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept};
@@ -69,7 +70,11 @@ async fn each_route_stays_within_its_dynamodb_round_trip_budget() {
         .await
         .unwrap(),
     );
-    assert_eq!((answer.0, trips.take()), (201, 1), "register: one conditional PutItem");
+    assert_eq!(
+        (answer.0, trips.take()),
+        (201, 2),
+        "register: the address's count (UpdateItem), then one conditional PutItem"
+    );
 
     let login = login::State {
         keys: KeyCache::ready(dev_authority()),
@@ -80,7 +85,11 @@ async fn each_route_stays_within_its_dynamodb_round_trip_budget() {
             .await
             .unwrap(),
     );
-    assert_eq!((status, trips.take()), (200, 2), "login: Query + PutItem session");
+    assert_eq!(
+        (status, trips.take()),
+        (200, 6),
+        "login, two round trips: Query beside the name's count and the address's GetItem; then the session's transaction beside its event and the count forgotten"
+    );
 
     let wrong = creds("rowan", "not the password");
     let answer = status_and_json(
@@ -90,18 +99,22 @@ async fn each_route_stays_within_its_dynamodb_round_trip_budget() {
     );
     assert_eq!(
         (answer.0, trips.take()),
-        (401, 2),
-        "first failure: Query + PutItem count"
+        (401, 5),
+        "first failure: Query beside the name's count and the address's GetItem; then the event beside the address's count"
     );
     let answer = status_and_json(&login::handle(&login, request("POST", "/login", wrong)).await.unwrap());
     assert_eq!(
         (answer.0, trips.take()),
-        (401, 2),
-        "failure on a suspect name: Query + PutItem count first"
+        (401, 5),
+        "failure on a suspect name: the same five"
     );
     let unknown = creds("nobody-here", "not the password");
     let answer = status_and_json(&login::handle(&login, request("POST", "/login", unknown)).await.unwrap());
-    assert_eq!((answer.0, trips.take()), (401, 2), "unknown user: the same two");
+    assert_eq!(
+        (answer.0, trips.take()),
+        (401, 4),
+        "unknown user: the same but the event, so one write after the hash as for a user"
+    );
 
     let refresh = refresh::State {
         keys: KeyCache::ready(dev_authority()),
@@ -128,7 +141,11 @@ async fn each_route_stays_within_its_dynamodb_round_trip_budget() {
     };
     let req = request("POST", "/logout", json!({ "refresh_token": rotated["refresh_token"] }));
     let answer = status_and_json(&logout::handle(&logout, req).await.unwrap());
-    assert_eq!((answer.0, trips.take()), (204, 1), "logout: one conditional UpdateItem");
+    assert_eq!(
+        (answer.0, trips.take()),
+        (204, 2),
+        "logout: one conditional UpdateItem, then its event"
+    );
 }
 
 #[tokio::test]
@@ -191,8 +208,8 @@ async fn the_account_and_sessions_routes_stay_within_their_round_trip_budgets() 
     );
     assert_eq!(
         (answer.0, trips.take()),
-        (204, 1),
-        "DELETE /sessions/{{id}}: one conditional UpdateItem"
+        (204, 2),
+        "DELETE /sessions/{{id}}: one conditional UpdateItem, then its event"
     );
 
     let change = json!({"current_password": password, "new_password": "a new horse battery staple"});
@@ -200,8 +217,8 @@ async fn the_account_and_sessions_routes_stay_within_their_round_trip_budgets() 
     let answer = status_and_json(&account::handle(&state, req).await.unwrap());
     assert_eq!(
         (answer.0, trips.take()),
-        (204, 3),
-        "password change: Query (user), Query (sessions), one transaction"
+        (204, 6),
+        "password change: Query (user) beside the name's count and the address's GetItem, Query (sessions), one transaction beside its event"
     );
 
     let req = bearer_request(
@@ -213,7 +230,7 @@ async fn the_account_and_sessions_routes_stay_within_their_round_trip_budgets() 
     let answer = status_and_json(&account::handle(&state, req).await.unwrap());
     assert_eq!(
         (answer.0, trips.take()),
-        (204, 3),
-        "deletion: Query (user), Query (partition), one transaction"
+        (204, 5),
+        "deletion: Query (user) beside the name's count and the address's GetItem, Query (partition), one transaction"
     );
 }

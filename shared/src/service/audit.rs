@@ -34,7 +34,11 @@ impl<'a> Owner<'a> {
 /// Runs `work` and records `event` of `owner` at the same time; returns what
 /// `work` returns, whether or not the event was stored.
 pub async fn beside<T>(store: &impl AuditStore, owner: Owner<'_>, event: Event, work: impl Future<Output = T>) -> T {
-    let (out, recorded) = tokio::join!(work, store.record_event(owner.username, owner.user_id, &event));
+    // Boxed: joined SDK futures are large, and a test thread's stack is 2 MiB.
+    let (out, recorded) = tokio::join!(
+        Box::pin(work),
+        Box::pin(store.record_event(owner.username, owner.user_id, &event))
+    );
     if let Err(error) = recorded {
         not_recorded(&event, &error);
     }

@@ -152,7 +152,7 @@ async fn start<S: UserStore + SessionStore + AccountStore + MfaStore + AuditStor
     // The name's failures are forgotten beside it, unless attempts were
     // counted since this one (a burst of guesses): then they stay.
     let forget = store.uncount_attempt(username, checked.counted, FailedLogins::default());
-    let (created, forgotten) = tokio::join!(create, forget);
+    let (created, forgotten) = tokio::join!(Box::pin(create), Box::pin(forget));
     let created = created?;
     forgotten?;
     if created == Change::Conflict {
@@ -191,10 +191,11 @@ pub(super) async fn check_password<S: UserStore + AuditStore + ThrottleStore>(
     now: u64,
 ) -> Result<Checked, LoginError> {
     // In a cold instance, argon2's memory is made ready while the user is read.
+    // Boxed: joined SDK futures are large, and a test thread's stack is 2 MiB.
     let (record, added, blocked, ()) = tokio::join!(
-        store.login_record(username),
-        store.add_attempt(username, now),
-        throttle::blocked(store, Counter::Failures, now),
+        Box::pin(store.login_record(username)),
+        Box::pin(store.add_attempt(username, now)),
+        Box::pin(throttle::blocked(store, Counter::Failures, now)),
         password::prepare()
     );
     let (record, added) = (record?, added?);
