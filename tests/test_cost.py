@@ -65,8 +65,8 @@ class Cost(unittest.TestCase):
             (params["SessionMaxLifetime"], params["AuditRetentionDays"], params["KeysRefreshSeconds"]),
             ("7776000", "90", "300"),
         )
-        # Five alarms on one metric each, one on the sum of two; one dashboard.
-        self.assertEqual((self.template["alarm_metrics"], self.template["dashboards"]), (7, 1))
+        # Six alarms on one metric each, one on the sum of two; one dashboard.
+        self.assertEqual((self.template["alarm_metrics"], self.template["dashboards"]), (8, 1))
 
     def test_a_function_without_its_own_memory_gets_the_global_one(self):
         text = """Globals:
@@ -120,14 +120,15 @@ Resources:
             calls = cost.OPERATIONS[op]["calls"]
             return sum(c.rru for c in calls), sum(c.wru for c in calls)
 
-        # One consistent query; a transaction of the session and a check of the user (2 WRU each); the event.
-        self.assertEqual(units("login"), (1, 5))
+        # One consistent query and the address's consistent GetItem; the attempt's ADD, a transaction of
+        # the session and a check of the user (2 WRU each), the event, the count forgotten.
+        self.assertEqual(units("login"), (2, 7))
         transaction = [c for c in cost.OPERATIONS["login"]["calls"] if c.kind == "transaction"]
         self.assertEqual([c.wru for c in transaction], [4])
         # One GetItem, one UpdateItem.
         self.assertEqual(units("refresh"), (1, 1))
-        # The query, the count, the event; and the next right login's count and clearing.
-        self.assertEqual(units("failed"), (1, 4))
+        # The query and the address's GetItem; the attempt's ADD, the address's count, the event.
+        self.assertEqual(units("failed"), (2, 3))
         # The event is written at the same time as the route's own write: no time added.
         for op in ("login", "failed"):
             events = [c for c in cost.OPERATIONS[op]["calls"] if c.category == "audit events"]
@@ -149,14 +150,14 @@ Resources:
         login_gb_s = (logins * 25 + failed * detail["durations"]["failed"]) / 1000 * 1769 / 1024
         self.assertAlmostEqual(self.line(lines, "Lambda compute: login"), login_gb_s)
         writes = sum(usd for c, _, usd in lines if c.startswith("DynamoDB writes"))
-        self.assertEqual(writes, logins * 5 + failed * 4 + refreshes * 1)
+        self.assertEqual(writes, logins * 7 + failed * 3 + refreshes * 1)
         self.assertEqual(self.line(lines, "DynamoDB writes: audit events"), logins + failed)
-        self.assertEqual(self.line(lines, "DynamoDB reads"), requests)
+        self.assertEqual(self.line(lines, "DynamoDB reads"), requests + logins + failed)
         # Storage: 90 days of sessions (30 a month), 90 days of events (33 a month), each item + 100 B.
         per_user = 450 + 90 * 580 + 99 * 480
         self.assertAlmostEqual(detail["storage"]["bytes_per_user"], per_user)
         self.assertAlmostEqual(self.line(lines, "DynamoDB storage"), 1000 * per_user / 2**30)
-        self.assertEqual(self.line(lines, "CloudWatch alarms"), 7)
+        self.assertEqual(self.line(lines, "CloudWatch alarms"), 8)
         self.assertEqual(self.line(lines, "CloudWatch dashboard"), 1)
         # LoginSucceeded and LoginFailed, each for the whole stack and for the login function.
         self.assertEqual(self.line(lines, "CloudWatch custom metrics"), 4)
