@@ -79,6 +79,10 @@ def main():
         f"verify {verify:.2f} µs, x{protected / verify:.2f}; "
         f"{criterion(target, 'protected_request_teardown'):.2f} µs of it lambda_http dropping the request")
     row("argon2id hash", criterion(target, "argon2id/password_hash") / 1000, "ms", "-", True)
+    # Issue 22: the strength estimate of a new password (register, change, reset).
+    short, long = criterion(target, "strength/check_28_chars"), criterion(target, "strength/check_78_chars")
+    row("password strength check (zxcvbn), 28 characters", short / 1000, "ms", "< 5 ms", short < 5000,
+        f"78 characters: {long / 1000:.2f} ms")
     argon = criterion(target, "login/floor_argon2_verify")
     trip = criterion(target, "login/floor_dynamodb_round_trip")
     login = criterion(target, "login/login_handler")
