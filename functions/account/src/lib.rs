@@ -54,7 +54,15 @@ where
     let now = shared::now();
     if events_route {
         let (cursor, limit) = page_query(req)?;
-        let page = events(&state.store, &claims, cursor.as_ref(), limit).await?;
+        // Events are kept by name: the caller's account is read beside them,
+        // so a deleted account's token (live for its last minutes) cannot
+        // read those of a new account of the same name.
+        let (owner, page) = tokio::join!(
+            account::account(&state.store, &claims),
+            events(&state.store, &claims, cursor.as_ref(), limit)
+        );
+        owner?;
+        let page = page?;
         let body = serde_json::json!({
             "events": page.events,
             "next_cursor": page.next.map(|c| c.to_string()),
@@ -216,6 +224,28 @@ mod tests {
         assert_eq!(
             (response.status().as_u16(), body["error"].as_str()),
             (401, Some("invalid_token"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_deleted_accounts_token_cannot_read_the_events_of_a_new_account_of_its_name() {
+        use shared::store::AuditStore;
+        let (state, access, _, _) = logged_in().await;
+        let (response, _) = call(handle(&state, event("account-delete", Some(&access)))).await;
+        assert_eq!(response.status(), 204);
+        let newcomer = user_with_password("u-2", "alice", RIGHT).await;
+        state.store.create_user(&newcomer).await.unwrap();
+        let event_of_newcomer = shared::audit::Event::new(shared::audit::Kind::LoginSucceeded, 5);
+        state
+            .store
+            .record_event("alice", "u-2", &event_of_newcomer)
+            .await
+            .unwrap();
+        let (response, body) = call(handle(&state, event("account-events", Some(&access)))).await;
+        assert_eq!(
+            (response.status().as_u16(), body["error"].as_str()),
+            (401, Some("invalid_token")),
+            "{body}"
         );
     }
 

@@ -297,7 +297,13 @@ async fn throttle_code<S: UserStore + AuditStore + ThrottleStore>(
         address?;
         name
     };
-    beside(store, Owner::of(user), failed, counts).await
+    let right = beside(store, Owner::of(user), failed, counts).await?;
+    // A wrong code that begins a lock on the name, as a wrong password's does.
+    if failures.after_failure(now).locked_for(now).is_some() {
+        metrics::count(Metric::LoginLocked);
+        super::audit::record(store, Owner::of(user), Event::new(Kind::LoginLocked, now)).await;
+    }
+    Ok(right)
 }
 
 /// The second step of a login: `mfa_token` from `POST /login` and a code
@@ -1010,6 +1016,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_wrong_code_that_locks_the_name_is_also_login_locked() {
+        let w = world().await;
+        let (secret, _) = enable_totp(&w.store, &w.alice, w.now).await;
+        let token = mfa_token(&w).await;
+        for _ in 0..FailedLogins::LIMIT {
+            let wrong = SecondFactor::Code(wrong_code(&secret, w.now));
+            assert!(matches!(
+                second_step(&w, &token, wrong).await,
+                Err(MfaError::InvalidCode)
+            ));
+        }
+        let events = events_of(&w).await;
+        let mut expected = vec![Kind::LoginLocked];
+        expected.extend(std::iter::repeat_n(Kind::MfaFailed, FailedLogins::LIMIT as usize));
+        assert_eq!(kinds(&events), expected, "newest first");
+    }
+
+    #[tokio::test]
     async fn wrong_codes_at_login_are_mfa_failed_and_the_right_one_login_succeeded_in_its_new_session() {
         let w = world().await;
         let (secret, codes) = enable_totp(&w.store, &w.alice, w.now).await;
@@ -1055,7 +1079,11 @@ mod tests {
             assert!(disable(&w.store, &w.claims, &reauth, w.now).await.is_err());
         }
         let recorded = events_of(&w).await.len();
-        assert_eq!(recorded, FailedLogins::LIMIT as usize);
+        assert_eq!(
+            recorded,
+            FailedLogins::LIMIT as usize + 1,
+            "each mfa_failed, and the lock's login_locked"
+        );
         let locked = disable(&w.store, &w.claims, &Reauth::Code(wrong), w.now).await;
         assert!(matches!(locked, Err(MfaError::Locked { .. })), "{locked:?}");
         assert_eq!(events_of(&w).await.len(), recorded);
