@@ -526,3 +526,65 @@ pub async fn current_secret(client: &aws_sdk_secretsmanager::Client, id: &str) -
         .expect("a string secret")
         .to_owned()
 }
+
+/// An authenticator app that remembers the last step whose code it gave
+/// out. The service takes the codes of the step before now's, now's and the
+/// next (one step of drift), each once, and after one of them none of an
+/// earlier step: so a test has up to three fresh codes without waiting for
+/// the clock, given out here in increasing order.
+pub struct TotpApp {
+    /// Its secret, as the enrollment gave it.
+    pub secret: shared::totp::TotpSecret,
+    last: u64,
+}
+
+impl TotpApp {
+    pub fn new(secret: shared::totp::TotpSecret) -> Self {
+        Self { secret, last: 0 }
+    }
+
+    /// The code of the earliest step later than the last one given out that
+    /// the service takes now, waiting for the clock when none is left. The
+    /// step before now's only in the first half of the current one, so that
+    /// it is still in the window when the request lands, however slow.
+    pub async fn code(&mut self) -> String {
+        loop {
+            let now = shared::now();
+            let current = now / shared::totp::STEP;
+            let earliest = if now % shared::totp::STEP < shared::totp::STEP / 2 {
+                current - 1
+            } else {
+                current
+            };
+            let step = earliest.max(self.last + 1);
+            if step <= current + 1 {
+                self.last = step;
+                return self.secret.code_at(step * shared::totp::STEP);
+            }
+            let wait = (step - 1) * shared::totp::STEP - now;
+            tokio::time::sleep(std::time::Duration::from_secs(wait.max(1))).await;
+        }
+    }
+
+    /// The last code given out again: a replay.
+    pub fn last_code(&self) -> String {
+        self.secret.code_at(self.last * shared::totp::STEP)
+    }
+
+    /// The code of the step before the last one given out.
+    pub fn earlier_code(&self) -> String {
+        self.secret.code_at((self.last - 1) * shared::totp::STEP)
+    }
+
+    /// Six digits that are the code of no step the service takes now.
+    pub fn wrong_code(&self) -> String {
+        let current = shared::now() / shared::totp::STEP;
+        let near: Vec<String> = (current - 2..=current + 2)
+            .map(|s| self.secret.code_at(s * shared::totp::STEP))
+            .collect();
+        (0..)
+            .map(|i| format!("{:06}", (123_457 + i * 7919) % 1_000_000))
+            .find(|c| !near.contains(c))
+            .unwrap()
+    }
+}

@@ -7,13 +7,13 @@
 //! of any of it in the functions' log, where the EMF metrics are.
 
 use integration::authenticator::{SoftAuthenticator, Tamper};
-use integration::{Api, Reply, code_mailed_to, new_address, required_env, reset_token_mailed_to};
+use integration::{Api, Reply, TotpApp, code_mailed_to, new_address, required_env, reset_token_mailed_to};
 use reqwest::Method;
 use serde_json::{Value, json};
 use shared::credentials::Username;
 use shared::store::AccountStore;
 use shared::store::dynamo::DynamoStore;
-use shared::totp::{STEP, TotpSecret};
+use shared::totp::TotpSecret;
 use std::time::Duration;
 
 /// The user agent `cargo lambda watch` puts in every request's context (its
@@ -855,53 +855,12 @@ fn a_wrong(code: &str) -> &'static str {
     if code == "000000" { "111111" } else { "000000" }
 }
 
-/// An authenticator app that gives out codes of increasing steps (the
-/// service takes each step once and none earlier than the last), waiting for
-/// the clock when none is left; as in `mfa.rs`.
-struct Authenticator {
-    secret: TotpSecret,
-    last: u64,
-}
-
-impl Authenticator {
-    async fn code(&mut self) -> String {
-        loop {
-            let now = now();
-            let current = now / STEP;
-            let earliest = if now % STEP < STEP / 2 { current - 1 } else { current };
-            let step = earliest.max(self.last + 1);
-            if step <= current + 1 {
-                self.last = step;
-                return self.secret.code_at(step * STEP);
-            }
-            let wait = (step - 1) * STEP - now;
-            tokio::time::sleep(Duration::from_secs(wait.max(1))).await;
-        }
-    }
-
-    fn last_code(&self) -> String {
-        self.secret.code_at(self.last * STEP)
-    }
-
-    /// Six digits that are the code of no step near now.
-    fn wrong_code(&self) -> String {
-        let current = now() / STEP;
-        let near: Vec<String> = (current - 2..=current + 2)
-            .map(|s| self.secret.code_at(s * STEP))
-            .collect();
-        (0..)
-            .map(|i| format!("{:06}", (123_457 + i * 7919) % 1_000_000))
-            .find(|c| !near.contains(c))
-            .unwrap()
-    }
-}
-
 /// Enrolls and confirms a TOTP factor for the caller of `access`: the app and the recovery codes.
-async fn enroll(api: &Api, access: &str) -> (Authenticator, Vec<String>) {
+async fn enroll(api: &Api, access: &str) -> (TotpApp, Vec<String>) {
     let r = call(api, Method::POST, "/mfa/totp", Some(access), None).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let secret = TotpSecret::from_base32(&r.field("secret")).expect("a base32 secret");
-    let mut app = Authenticator { secret, last: 0 };
+    let mut app = TotpApp::new(secret);
     let code = app.code().await;
     let r = call(
         api,

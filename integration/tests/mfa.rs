@@ -4,7 +4,7 @@
 //! and the authorizer's `REQUIRE_MFA` with and without `otp`.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use integration::{Api, Reply, as_word, authorize, authorizer_event, fresh_store, required_env};
+use integration::{Api, Reply, TotpApp, as_word, authorize, authorizer_event, fresh_store, required_env};
 use reqwest::Method;
 use serde_json::{Value, json};
 use shared::credentials::Username;
@@ -633,63 +633,6 @@ fn claims(token: &str) -> Value {
     serde_json::from_slice(&shared::testing::b64_decode(payload)).expect("JSON claims")
 }
 
-/// An authenticator app that remembers the last step whose code it gave
-/// out. The service takes the codes of the step before now's, now's and the
-/// next (one step of drift), each once, and after one of them none of an
-/// earlier step: so a test has up to three fresh codes without waiting for
-/// the clock, given out here in increasing order.
-struct Authenticator {
-    secret: TotpSecret,
-    last: u64,
-}
-
-impl Authenticator {
-    fn new(secret: TotpSecret) -> Self {
-        Self { secret, last: 0 }
-    }
-
-    /// The code of the earliest step later than the last one given out that
-    /// the service takes now, waiting for the clock when none is left. The
-    /// step before now's only in the first half of the current one, so that
-    /// it is still in the window when the request lands, however slow.
-    async fn code(&mut self) -> String {
-        loop {
-            let now = now();
-            let current = now / STEP;
-            let earliest = if now % STEP < STEP / 2 { current - 1 } else { current };
-            let step = earliest.max(self.last + 1);
-            if step <= current + 1 {
-                self.last = step;
-                return self.secret.code_at(step * STEP);
-            }
-            let wait = (step - 1) * STEP - now;
-            tokio::time::sleep(Duration::from_secs(wait.max(1))).await;
-        }
-    }
-
-    /// The last code given out again: a replay.
-    fn last_code(&self) -> String {
-        self.secret.code_at(self.last * STEP)
-    }
-
-    /// The code of the step before the last one given out.
-    fn earlier_code(&self) -> String {
-        self.secret.code_at((self.last - 1) * STEP)
-    }
-
-    /// Six digits that are the code of no step the service takes now.
-    fn wrong_code(&self) -> String {
-        let current = now() / STEP;
-        let near: Vec<String> = (current - 2..=current + 2)
-            .map(|s| self.secret.code_at(s * STEP))
-            .collect();
-        (0..)
-            .map(|i| format!("{:06}", (123_457 + i * 7919) % 1_000_000))
-            .find(|c| !near.contains(c))
-            .unwrap()
-    }
-}
-
 /// A registered user with an active TOTP factor.
 struct Enrolled {
     username: String,
@@ -699,7 +642,7 @@ struct Enrolled {
     /// Of the password login before the factor was set up: its session is live.
     access: String,
     refresh: String,
-    app: Authenticator,
+    app: TotpApp,
     recovery: Vec<String>,
 }
 
@@ -726,7 +669,7 @@ async fn enrolled(api: &Api) -> Enrolled {
     let access = login.field("access_token");
     let r = enroll(api, &access).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let mut app = Authenticator::new(TotpSecret::from_base32(&r.field("secret")).expect("a base32 secret"));
+    let mut app = TotpApp::new(TotpSecret::from_base32(&r.field("secret")).expect("a base32 secret"));
     let r = confirm(api, &access, &app.code().await).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let recovery = r.json["recovery_codes"]
@@ -809,7 +752,7 @@ async fn a_user_sets_up_totp_logs_in_with_codes_and_a_recovery_code_and_turns_it
     for part in [format!("secret={secret}"), format!("issuer={issuer}")] {
         assert!(uri.contains(&part), "{uri} lacks {part}");
     }
-    let mut app = Authenticator::new(TotpSecret::from_base32(&secret).unwrap());
+    let mut app = TotpApp::new(TotpSecret::from_base32(&secret).unwrap());
     assert_eq!(
         api.post("/login", creds.clone()).await.status,
         200,
@@ -914,7 +857,7 @@ async fn a_user_sets_up_totp_logs_in_with_codes_and_a_recovery_code_and_turns_it
     let r = enroll(&api, &access).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_ne!(r.field("secret"), secret);
-    let mut app = Authenticator::new(TotpSecret::from_base32(&r.field("secret")).unwrap());
+    let mut app = TotpApp::new(TotpSecret::from_base32(&r.field("secret")).unwrap());
     assert_eq!(confirm(&api, &access, &app.code().await).await.status, 200);
     let mfa_token = password_step(&api, &creds).await;
     let r = second_step(&api, &mfa_token, "recovery_code", &recovery[2]).await;
@@ -947,7 +890,7 @@ async fn a_login_by_verified_email_asks_for_the_code_too() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let r = enroll(&api, &access).await;
-    let mut app = Authenticator::new(TotpSecret::from_base32(&r.field("secret")).unwrap());
+    let mut app = TotpApp::new(TotpSecret::from_base32(&r.field("secret")).unwrap());
     assert_eq!(confirm(&api, &access, &app.code().await).await.status, 200);
     let by_email = json!({"email": address, "password": PASSWORD_TEXT});
     let mfa_token = password_step(&api, &by_email).await;
@@ -960,7 +903,7 @@ async fn of_four_parallel_confirmations_with_one_code_exactly_one_activates_the_
     let api = api();
     let access = api.logged_in().await.field("access_token");
     let r = enroll(&api, &access).await;
-    let mut app = Authenticator::new(TotpSecret::from_base32(&r.field("secret")).unwrap());
+    let mut app = TotpApp::new(TotpSecret::from_base32(&r.field("secret")).unwrap());
     let code = app.code().await;
     let tasks: Vec<_> = (0..4)
         .map(|_| {
@@ -991,8 +934,8 @@ async fn an_enrollment_is_pending_until_its_first_code_and_a_new_one_replaces_it
     let second = enroll(&api, &access).await;
     assert_eq!(second.status, 200, "{}", second.text);
     assert_ne!(first.field("secret"), second.field("secret"));
-    let mut old = Authenticator::new(TotpSecret::from_base32(&first.field("secret")).unwrap());
-    let mut app = Authenticator::new(TotpSecret::from_base32(&second.field("secret")).unwrap());
+    let mut old = TotpApp::new(TotpSecret::from_base32(&first.field("secret")).unwrap());
+    let mut app = TotpApp::new(TotpSecret::from_base32(&second.field("secret")).unwrap());
     assert_error(&confirm(&api, &access, &old.code().await).await, 400, "invalid_code");
     assert_error(&confirm(&api, &access, &app.wrong_code()).await, 400, "invalid_code");
     for bad in [json!({}), json!({"code": 123456}), json!([])] {
@@ -1191,7 +1134,7 @@ async fn wrong_enrollment_codes_count_toward_the_lockout() {
     let creds = json!({"username": username, "password": password});
     let access = api.post("/login", creds.clone()).await.field("access_token");
     let r = enroll(&api, &access).await;
-    let mut app = Authenticator::new(TotpSecret::from_base32(&r.field("secret")).unwrap());
+    let mut app = TotpApp::new(TotpSecret::from_base32(&r.field("secret")).unwrap());
     for _ in 0..5 {
         assert_error(&confirm(&api, &access, &app.wrong_code()).await, 400, "invalid_code");
     }
@@ -1488,7 +1431,7 @@ async fn no_secret_code_recovery_code_or_mfa_token_reaches_the_functions_log() {
     let access = api.post("/login", creds.clone()).await.field("access_token");
     let r = enroll(&api, &access).await;
     let secret = r.field("secret");
-    let mut app = Authenticator::new(TotpSecret::from_base32(&secret).unwrap());
+    let mut app = TotpApp::new(TotpSecret::from_base32(&secret).unwrap());
     let confirming = app.code().await;
     let r = confirm(&api, &access, &confirming).await;
     let recovery: Vec<String> = r.json["recovery_codes"]
