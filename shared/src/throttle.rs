@@ -124,6 +124,12 @@ mod tests {
     }
 
     #[test]
+    fn each_counter_has_a_key_of_its_own_in_the_table() {
+        let names = [Counter::Failures, Counter::Forgot, Counter::Register].map(Counter::as_str);
+        assert_eq!(names, ["FAILURES", "FORGOT", "REGISTER"]);
+    }
+
+    #[test]
     fn windows_are_fixed_and_retry_after_reaches_the_next_one() {
         let limits = IpLimits::default();
         assert_eq!(limits.window_start(1_800), 1_800);
