@@ -240,14 +240,22 @@ pub(super) async fn check_password<S: UserStore + AuditStore + ThrottleStore>(
                 Some(user) => beside(store, Owner::of(user), Event::new(Kind::LoginFailed, now), count).await?,
                 None => count.await?,
             }
-            if counted.locked_for(now).is_some() {
-                metrics::count(Metric::LoginLocked);
-                if let Some(user) = &user {
-                    record_event(store, Owner::of(user), Event::new(Kind::LoginLocked, now)).await;
-                }
-            }
+            lock_began(store, user.as_ref(), counted, now).await;
             Err(LoginError::InvalidCredentials)
         }
+    }
+}
+
+/// When the failure just counted (`counted`) locks the name: the
+/// `LoginLocked` metric, and the user's `login_locked` event (an unknown
+/// name has none).
+pub(super) async fn lock_began(store: &impl AuditStore, user: Option<&User>, counted: FailedLogins, now: u64) {
+    if counted.locked_for(now).is_none() {
+        return;
+    }
+    metrics::count(Metric::LoginLocked);
+    if let Some(user) = user {
+        record_event(store, Owner::of(user), Event::new(Kind::LoginLocked, now)).await;
     }
 }
 

@@ -299,10 +299,7 @@ async fn throttle_code<S: UserStore + AuditStore + ThrottleStore>(
     };
     let right = beside(store, Owner::of(user), failed, counts).await?;
     // A wrong code that begins a lock on the name, as a wrong password's does.
-    if failures.after_failure(now).locked_for(now).is_some() {
-        metrics::count(Metric::LoginLocked);
-        super::audit::record(store, Owner::of(user), Event::new(Kind::LoginLocked, now)).await;
-    }
+    super::login::lock_began(store, Some(user), failures.after_failure(now), now).await;
     Ok(right)
 }
 
