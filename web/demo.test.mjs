@@ -180,7 +180,7 @@ try {
   await page.goto(pageUrl);
   await page.fill("#api", apiUrl);
   const username = `browser-${Date.now()}`;
-  const password = "correct horse battery staple";
+  const password = "lantern orbit velvet thistle";
   const newPassword = "a new horse battery staple";
   await page.fill("#username", username);
 
