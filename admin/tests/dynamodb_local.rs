@@ -5,6 +5,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
 use shared::credentials::{Password, Username};
 use shared::service::LoginError;
+use shared::service::register::PasswordRules;
 use shared::session::Origin;
 use shared::store::dynamo::{DynamoStore, create_table, local_client};
 use shared::store::{AccountStore, SessionStore, User};
@@ -71,9 +72,16 @@ fn admin(store: &DynamoStore, line: &str) -> Run {
 async fn alice_with_two_sessions(store: &DynamoStore) -> User {
     let username = Username::parse("Alice").unwrap();
     let password = Password::parse(PASSWORD).unwrap();
-    let alice = shared::service::register(store, &username, &password, None, shared::now())
-        .await
-        .expect("registered");
+    let alice = shared::service::register(
+        store,
+        &PasswordRules::default(),
+        &username,
+        &password,
+        None,
+        shared::now(),
+    )
+    .await
+    .expect("registered");
     let tokens = shared::testing::dev_authority();
     for _ in 0..2 {
         let session = shared::testing::password_session(&tokens, &alice, shared::now());

@@ -8,6 +8,7 @@
 use integration::{fresh_store, request, status_and_json};
 use serde_json::{Value, json};
 use shared::key_cache::KeyCache;
+use shared::service::register::PasswordRules;
 use shared::store::dynamo::DynamoStore;
 use shared::testing::dev_authority;
 use std::time::{Duration, Instant};
@@ -31,6 +32,7 @@ fn main() {
         .block_on(register::handle(
             &store,
             &shared::testing::outbox(),
+            &PasswordRules::default(),
             request("POST", "/register", creds.clone()),
         ))
         .unwrap();

@@ -7,6 +7,7 @@ use integration::{fresh_store, request, status_and_json};
 use serde_json::json;
 use shared::credentials::{Password, Username};
 use shared::key_cache::KeyCache;
+use shared::service::register::PasswordRules;
 use shared::store::{SessionStore, UserStore};
 use shared::testing::dev_authority;
 use std::time::{Duration, Instant};
@@ -23,6 +24,7 @@ fn login(c: &mut Criterion) {
         .block_on(register::handle(
             &store,
             &shared::testing::outbox(),
+            &PasswordRules::default(),
             request("POST", "/register", creds.clone()),
         ))
         .unwrap();

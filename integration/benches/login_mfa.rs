@@ -18,6 +18,7 @@ use serde_json::json;
 use shared::credentials::Username;
 use shared::mail::password_fingerprint;
 use shared::service::mfa::{SecondFactor, login_mfa};
+use shared::service::register::PasswordRules;
 use shared::session::Origin;
 use shared::store::{Change, MfaStore, Proof, UserStore};
 use shared::testing::{dev_authority, enable_totp};
@@ -37,6 +38,7 @@ fn login_mfa_bench(c: &mut Criterion) {
         .block_on(register::handle(
             &store,
             &shared::testing::outbox(),
+            &PasswordRules::default(),
             request("POST", "/register", creds),
         ))
         .unwrap();

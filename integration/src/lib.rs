@@ -9,6 +9,7 @@ use aws_sdk_dynamodb::Client;
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
+use shared::service::register::PasswordRules;
 use shared::store::dynamo::{DynamoStore, create_table, local_client};
 
 /// A variable `make test` sets; a test run without it fails loudly instead of skipping.
@@ -119,7 +120,11 @@ pub async fn forgot_timing<M: shared::mail::Mailer>(
     let attempt = |address: String| async move {
         let started = std::time::Instant::now();
         let req = request("POST", "/password/forgot", serde_json::json!({ "email": address }));
-        let answer = status_and_json(&password_reset::handle(store, outbox, req).await.expect("an answer"));
+        let answer = status_and_json(
+            &password_reset::handle(store, outbox, &PasswordRules::default(), req)
+                .await
+                .expect("an answer"),
+        );
         assert_eq!(answer.0, 202, "{}", answer.1);
         started.elapsed()
     };

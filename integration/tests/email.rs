@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use shared::credentials::{Email, Username};
 use shared::mail::ses::SesMailer;
 use shared::mail::{MAILS_PER_HOUR, code_hash, password_fingerprint, reset_token_hash};
+use shared::service::register::PasswordRules;
 use shared::store::dynamo::{DynamoStore, local_client};
 use shared::store::{AccountStore, Change, EmailCode, EmailStore, ResetToken, SessionStore, UserStore, Verification};
 use shared::testing::{dev_authority, password_session, user, user_with_password};
@@ -677,9 +678,14 @@ async fn ses_unreachable_or_throttling_is_503_and_leaves_no_user_code_or_token_b
 
         let body = json!({"username": "newbie", "password": PASSWORD, "email": "newbie@example.com"});
         let answer = status_and_json(
-            &register::handle(&store, &outbox, request("POST", "/register", body))
-                .await
-                .unwrap(),
+            &register::handle(
+                &store,
+                &outbox,
+                &PasswordRules::default(),
+                request("POST", "/register", body),
+            )
+            .await
+            .unwrap(),
         );
         unavailable(&answer);
         let record = store.login_record(&Username::parse("newbie").unwrap()).await.unwrap();
@@ -708,7 +714,9 @@ async fn ses_unreachable_or_throttling_is_503_and_leaves_no_user_code_or_token_b
 
         let req = request("POST", "/password/forgot", json!({"email": "alice@example.com"}));
         unavailable(&status_and_json(
-            &password_reset::handle(&store, &outbox, req).await.unwrap(),
+            &password_reset::handle(&store, &outbox, &PasswordRules::default(), req)
+                .await
+                .unwrap(),
         ));
         assert_eq!(
             items_starting(&client, store.table(), "RESET#").await,
@@ -729,7 +737,9 @@ async fn dynamodb_unreachable_is_503_for_forgot_and_reset() {
     proxy.set(Fault::Refuse);
     let forgot = request("POST", "/password/forgot", json!({"username": "alice"}));
     unavailable(&status_and_json(
-        &password_reset::handle(&store, &outbox, forgot).await.unwrap(),
+        &password_reset::handle(&store, &outbox, &PasswordRules::default(), forgot)
+            .await
+            .unwrap(),
     ));
     let reset = request(
         "POST",
@@ -737,7 +747,9 @@ async fn dynamodb_unreachable_is_503_for_forgot_and_reset() {
         json!({"token": "t".repeat(43), "new_password": PASSWORD}),
     );
     unavailable(&status_and_json(
-        &password_reset::handle(&store, &outbox, reset).await.unwrap(),
+        &password_reset::handle(&store, &outbox, &PasswordRules::default(), reset)
+            .await
+            .unwrap(),
     ));
 }
 

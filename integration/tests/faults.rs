@@ -6,6 +6,7 @@
 use integration::{Fault, FaultProxy, bearer_request, fresh_store, request, status_and_json};
 use serde_json::json;
 use shared::key_cache::KeyCache;
+use shared::service::register::PasswordRules;
 use shared::store::dynamo::{DynamoStore, local_client};
 use shared::testing::dev_authority;
 use std::time::{Duration, Instant};
@@ -27,6 +28,7 @@ async fn register(store: &DynamoStore, name: &str) -> (u16, serde_json::Value) {
         &register::handle(
             store,
             &shared::testing::outbox(),
+            &PasswordRules::default(),
             request("POST", "/register", creds(name)),
         )
         .await
@@ -63,6 +65,7 @@ async fn a_throttled_register_is_503_and_leaves_no_user_behind() {
     let response = register::handle(
         &store,
         &shared::testing::outbox(),
+        &PasswordRules::default(),
         request("POST", "/register", creds("tina")),
     )
     .await
@@ -287,7 +290,11 @@ async fn the_account_and_sessions_routes_answer_503_fast_when_dynamodb_refuses_o
         ];
         for (label, req) in calls {
             let started = Instant::now();
-            unavailable(&status_and_json(&account::handle(&verifying, req).await.unwrap()));
+            unavailable(&status_and_json(
+                &account::handle(&verifying, &PasswordRules::default(), req)
+                    .await
+                    .unwrap(),
+            ));
             assert!(
                 started.elapsed() < Duration::from_secs(5),
                 "{fault:?} {label}: {:?}",

@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::error::BoxError;
 use integration::{bearer_request, fresh_store, request, required_env, status_and_json};
 use serde_json::json;
 use shared::key_cache::KeyCache;
+use shared::service::register::PasswordRules;
 use shared::store::dynamo::DynamoStore;
 use shared::testing::dev_authority;
 use std::sync::Arc;
@@ -65,6 +66,7 @@ async fn each_route_stays_within_its_dynamodb_round_trip_budget() {
         &register::handle(
             &store,
             &shared::testing::outbox(),
+            &PasswordRules::default(),
             request("POST", "/register", good.clone()),
         )
         .await
@@ -156,6 +158,7 @@ async fn the_account_and_sessions_routes_stay_within_their_round_trip_budgets() 
     register::handle(
         &store,
         &shared::testing::outbox(),
+        &PasswordRules::default(),
         request("POST", "/register", good.clone()),
     )
     .await
@@ -187,9 +190,13 @@ async fn the_account_and_sessions_routes_stay_within_their_round_trip_budgets() 
     trips.take();
 
     let answer = status_and_json(
-        &account::handle(&state, bearer_request("GET", "/account", &access, None))
-            .await
-            .unwrap(),
+        &account::handle(
+            &state,
+            &PasswordRules::default(),
+            bearer_request("GET", "/account", &access, None),
+        )
+        .await
+        .unwrap(),
     );
     assert_eq!((answer.0, trips.take()), (200, 1), "GET /account: GetItem");
 
@@ -214,7 +221,7 @@ async fn the_account_and_sessions_routes_stay_within_their_round_trip_budgets() 
 
     let change = json!({"current_password": password, "new_password": "a new horse battery staple"});
     let req = bearer_request("POST", "/account/password", &access, Some(change));
-    let answer = status_and_json(&account::handle(&state, req).await.unwrap());
+    let answer = status_and_json(&account::handle(&state, &PasswordRules::default(), req).await.unwrap());
     assert_eq!(
         (answer.0, trips.take()),
         (204, 6),
@@ -227,7 +234,7 @@ async fn the_account_and_sessions_routes_stay_within_their_round_trip_budgets() 
         &access,
         Some(json!({"password": "a new horse battery staple"})),
     );
-    let answer = status_and_json(&account::handle(&state, req).await.unwrap());
+    let answer = status_and_json(&account::handle(&state, &PasswordRules::default(), req).await.unwrap());
     assert_eq!(
         (answer.0, trips.take()),
         (204, 5),

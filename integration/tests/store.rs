@@ -477,6 +477,7 @@ async fn revoking_all_sessions_spares_those_begun_after_the_given_time() {
 // ---- the account: sessions listed, password changed, user deleted ----------
 
 use shared::service::account;
+use shared::service::register::PasswordRules;
 use shared::store::{AccountStore, Change};
 
 /// alice (`Alice` as registered, password RIGHT) and `n` live sessions of hers, created at `now`.
@@ -667,7 +668,7 @@ async fn a_password_change_racing_a_refresh_of_another_session_never_leaves_that
                     Password::parse(RIGHT).unwrap(),
                     Password::parse("a new horse battery staple").unwrap(),
                 );
-                account::change_password(&*store, &claims, &current, &new, now).await
+                account::change_password(&*store, &PasswordRules::default(), &claims, &current, &new, now).await
             })
         };
         let refreshed = refresh.await.unwrap();

@@ -5,6 +5,7 @@
 use integration::{fresh_store, request, status_and_json};
 use serde_json::json;
 use shared::key_cache::KeyCache;
+use shared::service::register::PasswordRules;
 use shared::testing::dev_authority;
 use std::time::{Duration, Instant};
 
@@ -21,9 +22,14 @@ async fn unknown_usernames_and_wrong_passwords_take_the_same_time() {
     for i in 0..SAMPLES {
         let body = json!({"username": format!("known-{i}"), "password": "correct horse battery staple"});
         let answer = status_and_json(
-            &register::handle(&store, &shared::testing::outbox(), request("POST", "/register", body))
-                .await
-                .unwrap(),
+            &register::handle(
+                &store,
+                &shared::testing::outbox(),
+                &PasswordRules::default(),
+                request("POST", "/register", body),
+            )
+            .await
+            .unwrap(),
         );
         assert_eq!(answer.0, 201);
     }

@@ -15,17 +15,8 @@ use shared::store::{AccountStore, AuditStore, SessionStore, ThrottleStore, UserS
 /// Its keys only verify: it reads the public keys, never the private set.
 pub type State<S> = shared::State<S, shared::token::TokenVerifier>;
 
-/// Answers one request under the default password rules (no breached
-/// check): for tests; `main` uses `handle_with`.
-pub async fn handle<S>(state: &State<S>, req: Request) -> Result<Response<Body>, Error>
-where
-    S: UserStore + SessionStore + AccountStore + AuditStore + ThrottleStore,
-{
-    handle_with(state, &PasswordRules::default(), req).await
-}
-
 /// Answers one request, a new password checked against `rules`.
-pub async fn handle_with<S>(state: &State<S>, rules: &PasswordRules, req: Request) -> Result<Response<Body>, Error>
+pub async fn handle<S>(state: &State<S>, rules: &PasswordRules, req: Request) -> Result<Response<Body>, Error>
 where
     S: UserStore + SessionStore + AccountStore + AuditStore + ThrottleStore,
 {
@@ -74,7 +65,7 @@ where
         let new = body.password("new_password")?;
         // Boxed: with its event beside it, the change's future is large
         // enough (unoptimized, on DynamoDB) to overflow a test thread's stack.
-        Box::pin(account::change_password_under(
+        Box::pin(account::change_password(
             &state.store,
             rules,
             &claims,
@@ -147,7 +138,12 @@ mod tests {
     #[tokio::test]
     async fn the_account_shows_the_user_and_no_secret() {
         let (state, access, _, _) = logged_in().await;
-        let (response, body) = call(handle(&state, event("account-get", Some(&access)))).await;
+        let (response, body) = call(handle(
+            &state,
+            &PasswordRules::default(),
+            event("account-get", Some(&access)),
+        ))
+        .await;
         assert_eq!(response.status(), 200, "{body}");
         assert_eq!(
             body,
@@ -161,14 +157,24 @@ mod tests {
     #[tokio::test]
     async fn no_token_or_a_refresh_token_is_401_with_the_challenge() {
         let (state, _, mine, _) = logged_in().await;
-        let (response, _) = call(handle(&state, event("account-no-token", None))).await;
+        let (response, _) = call(handle(
+            &state,
+            &PasswordRules::default(),
+            event("account-no-token", None),
+        ))
+        .await;
         assert_eq!(response.status(), 401);
         assert_eq!(
             response.headers()["www-authenticate"],
             "Bearer realm=\"lambda-jwt-auth\""
         );
         let refresh = dev_authority().issue_refresh(&mine.generation());
-        let (response, body) = call(handle(&state, event("account-get", Some(&refresh)))).await;
+        let (response, body) = call(handle(
+            &state,
+            &PasswordRules::default(),
+            event("account-get", Some(&refresh)),
+        ))
+        .await;
         assert_eq!(
             (response.status().as_u16(), body["error"].as_str()),
             (401, Some("invalid_token"))
@@ -178,7 +184,12 @@ mod tests {
     #[tokio::test]
     async fn a_password_change_is_204_and_ends_the_other_session_only() {
         let (state, access, mine, other) = logged_in().await;
-        let (response, body) = call(handle(&state, event("account-password", Some(&access)))).await;
+        let (response, body) = call(handle(
+            &state,
+            &PasswordRules::default(),
+            event("account-password", Some(&access)),
+        ))
+        .await;
         assert_eq!(response.status(), 204, "{body}");
         assert!(state.store.session_now(&other.key()).unwrap().revoked);
         assert!(!state.store.session_now(&mine.key()).unwrap().revoked);
@@ -190,6 +201,7 @@ mod tests {
         let wrong = serde_json::json!({"current_password": "wrong password", "new_password": "a new horse battery"});
         let (response, body) = call(handle(
             &state,
+            &PasswordRules::default(),
             with_token(event_with_body("account-password", &wrong), &access),
         ))
         .await;
@@ -200,6 +212,7 @@ mod tests {
         let short = serde_json::json!({"current_password": RIGHT, "new_password": "short"});
         let (response, body) = call(handle(
             &state,
+            &PasswordRules::default(),
             with_token(event_with_body("account-password", &short), &access),
         ))
         .await;
@@ -213,14 +226,24 @@ mod tests {
     #[tokio::test]
     async fn deleting_with_the_password_is_204_and_the_token_then_gets_401() {
         let (state, access, mine, _) = logged_in().await;
-        let (response, _) = call(handle(&state, event("account-delete", Some(&access)))).await;
+        let (response, _) = call(handle(
+            &state,
+            &PasswordRules::default(),
+            event("account-delete", Some(&access)),
+        ))
+        .await;
         assert_eq!(response.status(), 204);
         assert_eq!(state.store.session_now(&mine.key()), None);
         assert_eq!(
             state.store.user(&Username::parse("alice").unwrap()).await.unwrap(),
             None
         );
-        let (response, body) = call(handle(&state, event("account-get", Some(&access)))).await;
+        let (response, body) = call(handle(
+            &state,
+            &PasswordRules::default(),
+            event("account-get", Some(&access)),
+        ))
+        .await;
         assert_eq!(
             (response.status().as_u16(), body["error"].as_str()),
             (401, Some("invalid_token"))
@@ -231,7 +254,12 @@ mod tests {
     async fn a_deleted_accounts_token_cannot_read_the_events_of_a_new_account_of_its_name() {
         use shared::store::AuditStore;
         let (state, access, _, _) = logged_in().await;
-        let (response, _) = call(handle(&state, event("account-delete", Some(&access)))).await;
+        let (response, _) = call(handle(
+            &state,
+            &PasswordRules::default(),
+            event("account-delete", Some(&access)),
+        ))
+        .await;
         assert_eq!(response.status(), 204);
         let newcomer = user_with_password("u-2", "alice", RIGHT).await;
         state.store.create_user(&newcomer).await.unwrap();
@@ -241,7 +269,12 @@ mod tests {
             .record_event("alice", "u-2", &event_of_newcomer)
             .await
             .unwrap();
-        let (response, body) = call(handle(&state, event("account-events", Some(&access)))).await;
+        let (response, body) = call(handle(
+            &state,
+            &PasswordRules::default(),
+            event("account-events", Some(&access)),
+        ))
+        .await;
         assert_eq!(
             (response.status().as_u16(), body["error"].as_str()),
             (401, Some("invalid_token")),
@@ -254,7 +287,7 @@ mod tests {
         let (state, access, _, _) = logged_in().await;
         let mut req = event("account-get", Some(&access));
         *req.method_mut() = lambda_http::http::Method::POST;
-        let (response, _) = call(handle(&state, req)).await;
+        let (response, _) = call(handle(&state, &PasswordRules::default(), req)).await;
         assert_eq!(
             (
                 response.status().as_u16(),
@@ -264,7 +297,7 @@ mod tests {
         );
         let mut req = event("account-password", Some(&access));
         *req.method_mut() = lambda_http::http::Method::GET;
-        let (response, _) = call(handle(&state, req)).await;
+        let (response, _) = call(handle(&state, &PasswordRules::default(), req)).await;
         assert_eq!(
             (
                 response.status().as_u16(),
@@ -282,7 +315,7 @@ mod tests {
             store: shared::testing::unreachable_store().await,
         };
         for name in ["account-get", "account-password", "account-delete"] {
-            let (response, body) = call(handle(&state, event(name, Some(&access)))).await;
+            let (response, body) = call(handle(&state, &PasswordRules::default(), event(name, Some(&access)))).await;
             assert_eq!(
                 (response.status().as_u16(), body["error"].as_str()),
                 (503, Some("unavailable")),

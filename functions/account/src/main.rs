@@ -12,5 +12,5 @@ async fn main() -> Result<(), Error> {
     };
     let rules = shared::config::or_exit(PasswordRules::from_env());
     shared::strength::prepare();
-    run(service_fn(|req| account::handle_with(&state, &rules, req))).await
+    run(service_fn(|req| account::handle(&state, &rules, req))).await
 }

@@ -19,18 +19,8 @@ pub const FORGOT_ANSWER: &str = "If the account exists and has a verified email,
 /// Longest token looked up; a real one is 43 characters.
 const MAX_TOKEN: usize = 128;
 
-/// Answers one request under the default password rules (no breached
-/// check): for tests; `main` uses `handle_with`.
-pub async fn handle<S: UserStore + AccountStore + SessionStore + EmailStore + AuditStore + ThrottleStore>(
-    store: &S,
-    outbox: &Outbox<impl Mailer>,
-    req: Request,
-) -> Result<Response<Body>, Error> {
-    handle_with(store, outbox, &PasswordRules::default(), req).await
-}
-
 /// Answers one request, a new password checked against `rules`.
-pub async fn handle_with<S: UserStore + AccountStore + SessionStore + EmailStore + AuditStore + ThrottleStore>(
+pub async fn handle<S: UserStore + AccountStore + SessionStore + EmailStore + AuditStore + ThrottleStore>(
     store: &S,
     outbox: &Outbox<impl Mailer>,
     rules: &PasswordRules,
@@ -106,7 +96,13 @@ mod tests {
             serde_json::json!({"username": "nobody"}),
             serde_json::json!({"username": "ALICE"}),
         ] {
-            let (response, body) = call(handle(&store, &outbox, event_with_body("password-forgot", &body))).await;
+            let (response, body) = call(handle(
+                &store,
+                &outbox,
+                &PasswordRules::default(),
+                event_with_body("password-forgot", &body),
+            ))
+            .await;
             answers.push((response.status().as_u16(), body));
         }
         assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
@@ -126,12 +122,30 @@ mod tests {
     async fn the_mailed_token_resets_the_password_once_and_ends_every_session() {
         let store = alice().await;
         let outbox = outbox();
-        call(handle(&store, &outbox, event("password-forgot", None))).await;
+        call(handle(
+            &store,
+            &outbox,
+            &PasswordRules::default(),
+            event("password-forgot", None),
+        ))
+        .await;
         let reset = serde_json::json!({"token": token_in(&outbox), "new_password": "a brand new password"});
-        let (response, body) = call(handle(&store, &outbox, event_with_body("password-reset", &reset))).await;
+        let (response, body) = call(handle(
+            &store,
+            &outbox,
+            &PasswordRules::default(),
+            event_with_body("password-reset", &reset),
+        ))
+        .await;
         assert_eq!(response.status(), 204, "{body}");
         assert!(store.sessions("alice").await.unwrap().iter().all(|s| s.revoked));
-        let (response, body) = call(handle(&store, &outbox, event_with_body("password-reset", &reset))).await;
+        let (response, body) = call(handle(
+            &store,
+            &outbox,
+            &PasswordRules::default(),
+            event_with_body("password-reset", &reset),
+        ))
+        .await;
         assert_eq!(
             (response.status().as_u16(), body["error"].as_str()),
             (400, Some("invalid_token"))
@@ -152,7 +166,13 @@ mod tests {
         let store = alice().await;
         for token in ["nope".to_owned(), "x".repeat(10_000)] {
             let body = serde_json::json!({"token": token, "new_password": "a brand new password"});
-            let (response, body) = call(handle(&store, &outbox(), event_with_body("password-reset", &body))).await;
+            let (response, body) = call(handle(
+                &store,
+                &outbox(),
+                &PasswordRules::default(),
+                event_with_body("password-reset", &body),
+            ))
+            .await;
             assert_eq!(
                 (response.status().as_u16(), body["error"].as_str()),
                 (400, Some("invalid_token")),
@@ -160,7 +180,13 @@ mod tests {
             );
         }
         let body = serde_json::json!({"token": "nope", "new_password": "short"});
-        let (response, body) = call(handle(&store, &outbox(), event_with_body("password-reset", &body))).await;
+        let (response, body) = call(handle(
+            &store,
+            &outbox(),
+            &PasswordRules::default(),
+            event_with_body("password-reset", &body),
+        ))
+        .await;
         assert_eq!(
             (response.status().as_u16(), body["error"].as_str()),
             (400, Some("invalid_request"))
@@ -171,7 +197,13 @@ mod tests {
     async fn forgot_without_a_name_or_address_is_400() {
         let store = alice().await;
         for body in [serde_json::json!({}), serde_json::json!({"email": "not an address"})] {
-            let (response, body) = call(handle(&store, &outbox(), event_with_body("password-forgot", &body))).await;
+            let (response, body) = call(handle(
+                &store,
+                &outbox(),
+                &PasswordRules::default(),
+                event_with_body("password-forgot", &body),
+            ))
+            .await;
             assert_eq!(
                 (response.status().as_u16(), body["error"].as_str()),
                 (400, Some("invalid_request"))
@@ -182,7 +214,13 @@ mod tests {
     #[tokio::test]
     async fn ses_or_dynamodb_down_is_503() {
         let store = alice().await;
-        let (response, body) = call(handle(&store, &outbox_unreachable(), event("password-forgot", None))).await;
+        let (response, body) = call(handle(
+            &store,
+            &outbox_unreachable(),
+            &PasswordRules::default(),
+            event("password-forgot", None),
+        ))
+        .await;
         assert_eq!(
             (response.status().as_u16(), body["error"].as_str()),
             (503, Some("unavailable"))
@@ -190,6 +228,7 @@ mod tests {
         let (response, _) = call(handle(
             &MemoryStore::unreachable(),
             &outbox(),
+            &PasswordRules::default(),
             event("password-forgot", None),
         ))
         .await;

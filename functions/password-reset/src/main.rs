@@ -10,8 +10,5 @@ async fn main() -> Result<(), Error> {
     let outbox = shared::outbox_from_env(true).await;
     let rules = shared::config::or_exit(PasswordRules::from_env());
     shared::strength::prepare();
-    run(service_fn(|req| {
-        password_reset::handle_with(&store, &outbox, &rules, req)
-    }))
-    .await
+    run(service_fn(|req| password_reset::handle(&store, &outbox, &rules, req))).await
 }

@@ -7,21 +7,11 @@ use serde_json::json;
 use shared::Outbox;
 use shared::http::{ApiError, JsonObject, json, require_method, respond};
 use shared::mail::Mailer;
-use shared::service::register::{PasswordRules, register_under, register_with_email};
+use shared::service::register::{PasswordRules, register, register_with_email};
 use shared::store::{AccountStore, EmailStore, ThrottleStore, UserStore};
 
-/// Answers one request under the default password rules (no breached
-/// check): for tests and benches; `main` uses `handle_with`.
-pub async fn handle<S: UserStore + AccountStore + EmailStore + ThrottleStore>(
-    store: &S,
-    outbox: &Outbox<impl Mailer>,
-    req: Request,
-) -> Result<Response<Body>, Error> {
-    handle_with(store, outbox, &PasswordRules::default(), req).await
-}
-
 /// Answers one request, a new password checked against `rules`.
-pub async fn handle_with<S: UserStore + AccountStore + EmailStore + ThrottleStore>(
+pub async fn handle<S: UserStore + AccountStore + EmailStore + ThrottleStore>(
     store: &S,
     outbox: &Outbox<impl Mailer>,
     rules: &PasswordRules,
@@ -45,7 +35,7 @@ async fn route<S: UserStore + AccountStore + EmailStore + ThrottleStore>(
     let password = body.password("password")?;
     let now = shared::now();
     let user = match body.optional_email("email")? {
-        None => register_under(store, rules, &username, &password, None, now).await?,
+        None => register(store, rules, &username, &password, None, now).await?,
         Some(email) => {
             register_with_email(
                 store,
@@ -82,7 +72,7 @@ mod tests {
     async fn an_email_given_at_registration_gets_a_code_and_waits_for_it() {
         let (store, outbox) = (MemoryStore::default(), outbox());
         let req = event_with_body("register-ok", &with_email("Alice@Example.com"));
-        let (response, body) = call(handle(&store, &outbox, req)).await;
+        let (response, body) = call(handle(&store, &outbox, &PasswordRules::default(), req)).await;
         assert_eq!(response.status(), 201, "{body}");
         assert_eq!(body.as_object().unwrap().len(), 2, "{body}");
         let sent = outbox.mailer.sent();
@@ -99,12 +89,18 @@ mod tests {
     async fn a_malformed_email_is_400_and_registers_nobody() {
         let store = MemoryStore::default();
         let req = event_with_body("register-ok", &with_email("alice at example"));
-        let (response, body) = call(handle(&store, &outbox(), req)).await;
+        let (response, body) = call(handle(&store, &outbox(), &PasswordRules::default(), req)).await;
         assert_eq!(
             (response.status().as_u16(), body["error"].as_str()),
             (400, Some("invalid_request"))
         );
-        let again = call(handle(&store, &outbox(), event("register-ok", None))).await;
+        let again = call(handle(
+            &store,
+            &outbox(),
+            &PasswordRules::default(),
+            event("register-ok", None),
+        ))
+        .await;
         assert_eq!(again.0.status(), 201, "the name is still free");
     }
 
@@ -112,12 +108,12 @@ mod tests {
     async fn when_the_code_cannot_be_mailed_the_answer_is_503_and_nobody_is_registered() {
         let store = MemoryStore::default();
         let req = || event_with_body("register-ok", &with_email("alice@example.com"));
-        let (response, body) = call(handle(&store, &outbox_unreachable(), req())).await;
+        let (response, body) = call(handle(&store, &outbox_unreachable(), &PasswordRules::default(), req())).await;
         assert_eq!(
             (response.status().as_u16(), body["error"].as_str()),
             (503, Some("unavailable"))
         );
-        let (retry, body) = call(handle(&store, &outbox(), req())).await;
+        let (retry, body) = call(handle(&store, &outbox(), &PasswordRules::default(), req())).await;
         assert_eq!(
             retry.status(),
             201,
@@ -128,7 +124,13 @@ mod tests {
     #[tokio::test]
     async fn registering_returns_201_with_id_and_username_and_no_password() {
         let store = MemoryStore::default();
-        let (response, body) = call(handle(&store, &outbox(), event("register-ok", None))).await;
+        let (response, body) = call(handle(
+            &store,
+            &outbox(),
+            &PasswordRules::default(),
+            event("register-ok", None),
+        ))
+        .await;
         assert_eq!(response.status(), 201, "{body}");
         assert_eq!(body["username"], "alice");
         assert!(body["id"].as_str().is_some_and(|id| id.len() == 36));
@@ -144,6 +146,7 @@ mod tests {
         let (response, body) = call(handle(
             &MemoryStore::default(),
             &outbox(),
+            &PasswordRules::default(),
             event("register-rest-api", None),
         ))
         .await;
@@ -157,14 +160,25 @@ mod tests {
     async fn the_same_name_in_another_case_is_409() {
         let store = MemoryStore::default();
         assert_eq!(
-            call(handle(&store, &outbox(), event("register-ok", None)))
-                .await
-                .0
-                .status(),
+            call(handle(
+                &store,
+                &outbox(),
+                &PasswordRules::default(),
+                event("register-ok", None)
+            ))
+            .await
+            .0
+            .status(),
             201
         );
         let shouted = serde_json::json!({"username": "ALICE", "password": "correct horse battery staple"});
-        let (response, body) = call(handle(&store, &outbox(), event_with_body("register-ok", &shouted))).await;
+        let (response, body) = call(handle(
+            &store,
+            &outbox(),
+            &PasswordRules::default(),
+            event_with_body("register-ok", &shouted),
+        ))
+        .await;
         assert_eq!(
             (response.status().as_u16(), body["error"].as_str()),
             (409, Some("username_taken"))
@@ -176,6 +190,7 @@ mod tests {
         let (response, body) = call(handle(
             &MemoryStore::default(),
             &outbox(),
+            &PasswordRules::default(),
             event("register-invalid", None),
         ))
         .await;
@@ -190,6 +205,7 @@ mod tests {
         let (response, body) = call(handle(
             &MemoryStore::default(),
             &outbox(),
+            &PasswordRules::default(),
             event("register-not-json", None),
         ))
         .await;
@@ -204,6 +220,7 @@ mod tests {
         let (response, body) = call(handle(
             &MemoryStore::unreachable(),
             &outbox(),
+            &PasswordRules::default(),
             event("register-ok", None),
         ))
         .await;
@@ -217,7 +234,9 @@ mod tests {
     #[tokio::test]
     async fn dynamodb_on_a_closed_port_is_503_unavailable() {
         let store = shared::testing::unreachable_store().await;
-        let response = handle(&store, &outbox(), event("register-ok", None)).await.unwrap();
+        let response = handle(&store, &outbox(), &PasswordRules::default(), event("register-ok", None))
+            .await
+            .unwrap();
         assert_eq!(response.status(), 503);
         assert_eq!(response.headers()["retry-after"], "1");
     }

@@ -10,5 +10,5 @@ async fn main() -> Result<(), Error> {
     let outbox = shared::outbox_from_env(false).await;
     let rules = shared::config::or_exit(PasswordRules::from_env());
     shared::strength::prepare();
-    run(service_fn(|req| register::handle_with(&store, &outbox, &rules, req))).await
+    run(service_fn(|req| register::handle(&store, &outbox, &rules, req))).await
 }

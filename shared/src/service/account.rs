@@ -87,25 +87,13 @@ async fn confirm<S: UserStore + AuditStore + ThrottleStore>(
     Ok(checked)
 }
 
-/// Changes the password like `change_password_under`, under the default
-/// `PasswordRules` (no breached check): for tools and tests.
-pub async fn change_password<S: UserStore + SessionStore + AccountStore + AuditStore + ThrottleStore>(
-    store: &S,
-    claims: &AccessClaims,
-    current: &Password,
-    new: &Password,
-    now: u64,
-) -> Result<(), AccountError> {
-    change_password_under(store, &PasswordRules::default(), claims, current, new, now).await
-}
-
 /// Sets the caller's password to `new` if `current` is theirs and `new`
 /// passes `rules` (the account's name and email count as guessable words),
 /// and ends every other session of theirs in the same write: a thief's
 /// refresh token dies with the old password. The caller's own session (the
 /// `sid` of the token) stays live. Their `password_changed` event, in that
 /// session, is written beside the change.
-pub async fn change_password_under<S: UserStore + SessionStore + AccountStore + AuditStore + ThrottleStore>(
+pub async fn change_password<S: UserStore + SessionStore + AccountStore + AuditStore + ThrottleStore>(
     store: &S,
     rules: &PasswordRules,
     claims: &AccessClaims,
@@ -235,7 +223,7 @@ mod tests {
     async fn a_password_change_ends_every_other_session_and_keeps_the_callers() {
         let (store, _, claims, mine, other) = alice_with_two_sessions().await;
         let now = crate::clock::now();
-        change_password(&store, &claims, &pw(RIGHT), &pw(NEW), now)
+        change_password(&store, &PasswordRules::default(), &claims, &pw(RIGHT), &pw(NEW), now)
             .await
             .unwrap();
         assert!(store.session_now(&other.key()).unwrap().revoked);
@@ -253,15 +241,31 @@ mod tests {
         let (store, _, claims, _, other) = alice_with_two_sessions().await;
         let now = crate::clock::now();
         let before = store.user(&name()).await.unwrap();
-        let result = change_password(&store, &claims, &pw("wrong password"), &pw(NEW), now).await;
+        let result = change_password(
+            &store,
+            &PasswordRules::default(),
+            &claims,
+            &pw("wrong password"),
+            &pw(NEW),
+            now,
+        )
+        .await;
         assert!(matches!(result, Err(AccountError::InvalidCredentials)));
         assert_eq!(store.user(&name()).await.unwrap(), before);
         assert!(!store.session_now(&other.key()).unwrap().revoked);
         assert_eq!(store.login_record(&name()).await.unwrap().failures.count, 1);
         for _ in 1..FailedLogins::LIMIT {
-            let _ = change_password(&store, &claims, &pw("wrong password"), &pw(NEW), now).await;
+            let _ = change_password(
+                &store,
+                &PasswordRules::default(),
+                &claims,
+                &pw("wrong password"),
+                &pw(NEW),
+                now,
+            )
+            .await;
         }
-        let locked = change_password(&store, &claims, &pw(RIGHT), &pw(NEW), now).await;
+        let locked = change_password(&store, &PasswordRules::default(), &claims, &pw(RIGHT), &pw(NEW), now).await;
         assert!(
             matches!(locked, Err(AccountError::Locked { retry_after: 30 })),
             "{locked:?}"
@@ -272,8 +276,16 @@ mod tests {
     async fn a_good_change_clears_earlier_failures() {
         let (store, _, claims, _, _) = alice_with_two_sessions().await;
         let now = crate::clock::now();
-        let _ = change_password(&store, &claims, &pw("wrong password"), &pw(NEW), now).await;
-        change_password(&store, &claims, &pw(RIGHT), &pw(NEW), now)
+        let _ = change_password(
+            &store,
+            &PasswordRules::default(),
+            &claims,
+            &pw("wrong password"),
+            &pw(NEW),
+            now,
+        )
+        .await;
+        change_password(&store, &PasswordRules::default(), &claims, &pw(RIGHT), &pw(NEW), now)
             .await
             .unwrap();
         assert_eq!(
@@ -305,7 +317,7 @@ mod tests {
             ("alice2026!", true),
             ("BreachedButStrong#2024", false),
         ] {
-            let result = change_password_under(&store, &rules, &claims, &pw(RIGHT), &pw(new), now).await;
+            let result = change_password(&store, &rules, &claims, &pw(RIGHT), &pw(new), now).await;
             match result {
                 Err(AccountError::WeakPassword(w)) if weak => assert!(!w.message.is_empty()),
                 Err(AccountError::BreachedPassword(b)) if !weak => assert_eq!(b.count, 42),
@@ -327,7 +339,7 @@ mod tests {
         let now = crate::clock::now();
         let rules = rules_with_breached(crate::breached::Mode::Warn).await;
         let new = pw("BreachedButStrong#2024");
-        change_password_under(&store, &rules, &claims, &pw(RIGHT), &new, now)
+        change_password(&store, &rules, &claims, &pw(RIGHT), &new, now)
             .await
             .unwrap();
         let hash = store.user(&name()).await.unwrap().unwrap().password_hash;
@@ -375,8 +387,8 @@ mod tests {
             user_agent: "Firefox".into(),
         };
         let now = crate::clock::now();
-        let (current, new) = (pw(RIGHT), pw(NEW));
-        let change = change_password(&store, &claims, &current, &new, now);
+        let (rules, current, new) = (PasswordRules::default(), pw(RIGHT), pw(NEW));
+        let change = change_password(&store, &rules, &claims, &current, &new, now);
         crate::audit::from_client(client, change).await.unwrap();
         let events = events(&store).await;
         assert_eq!(events.len(), 1, "{events:?}");
@@ -396,7 +408,15 @@ mod tests {
     async fn a_wrong_current_password_is_login_failed_and_no_password_changed() {
         let (store, _, claims, _, _) = alice_with_two_sessions().await;
         let now = crate::clock::now();
-        let _ = change_password(&store, &claims, &pw("wrong password"), &pw(NEW), now).await;
+        let _ = change_password(
+            &store,
+            &PasswordRules::default(),
+            &claims,
+            &pw("wrong password"),
+            &pw(NEW),
+            now,
+        )
+        .await;
         let kinds: Vec<Kind> = events(&store).await.iter().map(|e| e.kind).collect();
         assert_eq!(kinds, [Kind::LoginFailed]);
     }
@@ -405,7 +425,7 @@ mod tests {
     async fn deleting_the_account_deletes_its_events() {
         let (store, _, claims, _, _) = alice_with_two_sessions().await;
         let now = crate::clock::now();
-        change_password(&store, &claims, &pw(RIGHT), &pw(NEW), now)
+        change_password(&store, &PasswordRules::default(), &claims, &pw(RIGHT), &pw(NEW), now)
             .await
             .unwrap();
         assert!(!events(&store).await.is_empty());
@@ -419,7 +439,7 @@ mod tests {
         let store = MemoryStore::unreachable();
         let now = crate::clock::now();
         assert!(matches!(account(&store, &claims).await, Err(AccountError::Store(_))));
-        let change = change_password(&store, &claims, &pw(RIGHT), &pw(NEW), now).await;
+        let change = change_password(&store, &PasswordRules::default(), &claims, &pw(RIGHT), &pw(NEW), now).await;
         assert!(matches!(change, Err(AccountError::Store(_))));
         assert!(matches!(
             delete_account(&store, &claims, &pw(RIGHT), now).await,

@@ -108,24 +108,10 @@ impl From<NewPasswordError> for RegisterError {
     }
 }
 
-/// Creates the user `username` with `password` at `now`, with `email` as its
-/// address waiting for verification, if given (no code is sent: see
-/// `register_with_email`), under the default `PasswordRules` (no breached
-/// check): for tools and tests; the function uses `register_under`.
-pub async fn register(
-    store: &(impl UserStore + ThrottleStore),
-    username: &Username,
-    password: &Password,
-    email: Option<&Email>,
-    now: u64,
-) -> Result<User, RegisterError> {
-    register_under(store, &PasswordRules::default(), username, password, email, now).await
-}
-
 /// Creates the user `username` with `password` at `now` if the password
 /// passes `rules`, with `email` as its address waiting for verification, if
 /// given (no code is sent: see `register_with_email`).
-pub async fn register_under(
+pub async fn register(
     store: &(impl UserStore + ThrottleStore),
     rules: &PasswordRules,
     username: &Username,
@@ -183,7 +169,7 @@ pub async fn register_with_email<S: UserStore + AccountStore + EmailStore + Thro
     email: &Email,
     now: u64,
 ) -> Result<User, RegisterError> {
-    let user = register_under(store, rules, username, password, Some(email), now).await?;
+    let user = register(store, rules, username, password, Some(email), now).await?;
     let sent = match store.email_owner(email).await {
         Ok(Some((owner, _))) if owner != user.id => notify_owner(store, mailer, settings, &user, email, now).await,
         Ok(_) => send_code(store, mailer, settings, &user, email, now).await,
@@ -235,9 +221,16 @@ mod tests {
     async fn a_registered_user_keeps_the_name_as_typed_and_a_hash_of_the_password() {
         let store = MemoryStore::default();
         let password = Password::parse("correct horse battery staple").unwrap();
-        let user = register(&store, &Username::parse("Alice").unwrap(), &password, None, 7)
-            .await
-            .unwrap();
+        let user = register(
+            &store,
+            &PasswordRules::default(),
+            &Username::parse("Alice").unwrap(),
+            &password,
+            None,
+            7,
+        )
+        .await
+        .unwrap();
         assert_eq!((user.username.as_str(), user.created_at), ("Alice", 7));
         let stored = stored(&store, "alice").await;
         assert_eq!(stored, user);
@@ -305,11 +298,26 @@ mod tests {
     async fn a_retried_write_that_finds_its_own_user_is_a_registration_not_a_conflict() {
         let store = LostAnswer(MemoryStore::default());
         let password = Password::parse("correct horse battery staple").unwrap();
-        let user = register(&store, &Username::parse("alice").unwrap(), &password, None, 0)
-            .await
-            .unwrap();
+        let user = register(
+            &store,
+            &PasswordRules::default(),
+            &Username::parse("alice").unwrap(),
+            &password,
+            None,
+            0,
+        )
+        .await
+        .unwrap();
         assert_eq!(stored(&store.0, "alice").await.id, user.id);
-        let again = register(&store, &Username::parse("Alice").unwrap(), &password, None, 0).await;
+        let again = register(
+            &store,
+            &PasswordRules::default(),
+            &Username::parse("Alice").unwrap(),
+            &password,
+            None,
+            0,
+        )
+        .await;
         assert!(
             matches!(again, Err(RegisterError::Taken)),
             "another request's user is a conflict"
@@ -320,10 +328,25 @@ mod tests {
     async fn the_same_name_in_another_case_is_taken() {
         let store = MemoryStore::default();
         let password = Password::parse("correct horse battery staple").unwrap();
-        register(&store, &Username::parse("alice").unwrap(), &password, None, 0)
-            .await
-            .unwrap();
-        let again = register(&store, &Username::parse("ALICE").unwrap(), &password, None, 0).await;
+        register(
+            &store,
+            &PasswordRules::default(),
+            &Username::parse("alice").unwrap(),
+            &password,
+            None,
+            0,
+        )
+        .await
+        .unwrap();
+        let again = register(
+            &store,
+            &PasswordRules::default(),
+            &Username::parse("ALICE").unwrap(),
+            &password,
+            None,
+            0,
+        )
+        .await;
         assert!(matches!(again, Err(RegisterError::Taken)));
     }
 
@@ -346,7 +369,7 @@ mod tests {
         password: &str,
     ) -> Result<User, RegisterError> {
         let (name, password) = (Username::parse(name).unwrap(), Password::parse(password).unwrap());
-        register_under(store, rules, &name, &password, None, 1).await
+        register(store, rules, &name, &password, None, 1).await
     }
 
     #[tokio::test]
@@ -378,7 +401,7 @@ mod tests {
         let rules = PasswordRules::default();
         let own = try_register(&rules, &store, "zorblax", "zorblax2026!").await;
         assert!(matches!(own, Err(RegisterError::WeakPassword(_))), "{own:?}");
-        let by_mail = register_under(
+        let by_mail = register(
             &store,
             &rules,
             &Username::parse("zed").unwrap(),
@@ -473,9 +496,16 @@ mod tests {
         let store = MemoryStore::default();
         let outbox = crate::testing::outbox();
         let password = Password::parse("correct horse battery staple").unwrap();
-        let owner = register(&store, &Username::parse("alice").unwrap(), &password, None, 1)
-            .await
-            .unwrap();
+        let owner = register(
+            &store,
+            &PasswordRules::default(),
+            &Username::parse("alice").unwrap(),
+            &password,
+            None,
+            1,
+        )
+        .await
+        .unwrap();
         crate::testing::verify_address(&store, &owner, "alice@example.com").await;
         let email = Email::parse("Alice@Example.com").unwrap();
         let name = Username::parse("mallory").unwrap();
