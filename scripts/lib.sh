@@ -153,6 +153,19 @@ start_pwned() { # port
   wait_for_port "$1" "the range server (log: .tools/pwned-$1.log)" 30
 }
 
+# The local stack's front door (integration/src/bin/front.rs) on
+# 127.0.0.1:<port>, in front of cargo lambda watch on <upstream port>: it tells
+# the functions each client's own loopback address (X-Forwarded-For), which
+# cargo lambda watch reports as 127.0.0.1 for every client, so a client bound
+# to 127.0.0.2 is another address to the per-address throttle.
+start_front() { # port, upstream port
+  port_free "$1" || die "port $1 is already in use: stop what holds it (another 'make dev'? 'lsof -i :$1' tells), or pick another port."
+  say "Starting the front door on 127.0.0.1:$1 (cargo lambda watch behind it on :$2)"
+  (cd "$ROOT" && cargo build --quiet -p integration --bin front)
+  background "$ROOT/target/debug/front" "$1" "$2" >"$TOOLS/front-$1.log" 2>&1
+  wait_for_port "$1" "the front door (log: .tools/front-$1.log)" 30
+}
+
 create_table() { # endpoint, table
   (cd "$ROOT" && cargo run --quiet -p shared --features dynamodb --example create-table -- "$1" "$2")
 }

@@ -174,18 +174,21 @@ impl Reply {
 }
 
 impl Api {
-    /// The API at `E2E_BASE_URL`, as a client of an address of its own.
+    /// The API at `E2E_BASE_URL`, as a client bound to a loopback address of
+    /// its own (never 127.0.0.1, which is not counted): the stack's front door
+    /// (`src/bin/front.rs`) tells the functions that address, so each
+    /// client's attempts count against its own address as they would deployed.
     pub fn from_env() -> Self {
         let id = uuid::Uuid::new_v4();
         let b = id.as_bytes();
-        // A loopback address of its own (never 127.0.0.1), so each client's
-        // attempts count against its own address as they would deployed.
-        Self::from(format!("127.{}.{}.{}", b[0].max(1), b[1], b[2].max(2)))
+        let ip = std::net::Ipv4Addr::new(127, b[0].max(1), b[1], b[2].max(2));
+        let http = Self::builder().local_address(std::net::IpAddr::V4(ip));
+        Self::with(http, ip.to_string())
     }
 
-    /// The API at `E2E_BASE_URL`, as a client at `ip`: the local stack
-    /// (cargo lambda watch) reports every client as 127.0.0.1, and then the
-    /// functions take the client's address from `X-Forwarded-For` (`http::origin`).
+    /// The API at `E2E_BASE_URL`, as a client at any `ip` (IPv6 too): named
+    /// in `X-Forwarded-For`, whose first address the functions take for a
+    /// loopback source (`http::origin`), as the front door's own.
     pub fn from(ip: impl Into<String>) -> Self {
         let client_ip = ip.into();
         let mut headers = reqwest::header::HeaderMap::new();
@@ -193,13 +196,17 @@ impl Api {
             "x-forwarded-for",
             client_ip.parse().expect("an address is a header value"),
         );
+        Self::with(Self::builder().default_headers(headers), client_ip)
+    }
+
+    fn builder() -> reqwest::ClientBuilder {
+        reqwest::Client::builder().timeout(std::time::Duration::from_secs(30))
+    }
+
+    fn with(http: reqwest::ClientBuilder, client_ip: String) -> Self {
         Self {
             base: required_env("E2E_BASE_URL"),
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(30))
-                .default_headers(headers)
-                .build()
-                .expect("client builds"),
+            http: http.build().expect("client builds"),
             client_ip,
         }
     }

@@ -1,8 +1,9 @@
 //! Abuse resistance end to end, over HTTP through the local stack: one
 //! source address trying many names is throttled at its limit while others
 //! log in, and IPv6 addresses count by their /64. Each client speaks from
-//! an address of its own (`Api::from`: X-Forwarded-For, which the local
-//! stack's loopback source lets name the client).
+//! an address of its own: bound to a loopback address (`Api::from_env`),
+//! which the stack's front door passes on, or, for IPv6, named in
+//! X-Forwarded-For (`Api::from`).
 
 use integration::Api;
 use serde_json::json;
@@ -89,6 +90,22 @@ async fn a_throttled_address_is_refused_even_the_right_password() {
         }
         assert_eq!((r.status, r.field("error").as_str()), (429, "too_many_attempts"));
         break;
+    }
+}
+
+#[tokio::test]
+async fn the_machines_own_address_is_not_throttled_by_address() {
+    // A client as curl or a browser is: bound to nothing, naming nothing.
+    let http = reqwest::Client::new();
+    let base = integration::required_env("E2E_BASE_URL");
+    for i in 0..=limits().failures as usize {
+        let r = http
+            .post(format!("{base}/login"))
+            .json(&json!({"username": nobody(i), "password": "Winter2024!wrong"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "attempt {i}: {}", r.text().await.unwrap());
     }
 }
 

@@ -5,10 +5,20 @@
 //! `BREACHED_PASSWORD_ENDPOINT` at, blocking), at register, password change
 //! and reset. The range of `Slow&Steady-Tortoise-2024` is answered after 5 s:
 //! past the check's deadline (800 ms), the password goes through.
+//!
+//! The stack runs in one mode, `block`; `warn` is shown by the register
+//! function in process, on DynamoDB Local and against the same range server.
 
-use integration::{Api, Reply, code_mailed_to, new_address, reset_token_mailed_to};
+use integration::{
+    Api, Reply, code_mailed_to, fresh_store, new_address, request, required_env, reset_token_mailed_to, status_and_json,
+};
 use reqwest::Method;
 use serde_json::{Value, json};
+use shared::breached::BreachedCheck;
+use shared::credentials::Username;
+use shared::password::{Verdict, verify};
+use shared::service::register::PasswordRules;
+use shared::store::UserStore;
 use std::time::{Duration, Instant};
 
 const GOOD: &str = "correct horse battery staple";
@@ -79,6 +89,53 @@ async fn a_breached_password_is_400_breached_password_and_registers_nobody() {
     assert!(r.json["message"].as_str().unwrap().contains("breach"), "{}", r.text);
     let r = register(&api, &name, GOOD, None).await;
     assert_eq!(r.status, 201, "the name is still free: {}", r.text);
+}
+
+/// The register function as deployed with `BREACHED_PASSWORD_CHECK=mode`,
+/// asking the range server `make test` started.
+fn rules(mode: &str) -> PasswordRules {
+    let endpoint = required_env("E2E_PWNED_URL");
+    let breached = BreachedCheck::from_lookup(|name| match name {
+        "BREACHED_PASSWORD_CHECK" => Some(mode.to_owned()),
+        "BREACHED_PASSWORD_ENDPOINT" => Some(endpoint.clone()),
+        _ => None,
+    })
+    .unwrap();
+    PasswordRules {
+        breached,
+        ..PasswordRules::default()
+    }
+}
+
+#[tokio::test]
+async fn warn_registers_a_breached_password_that_block_refuses() {
+    let (store, _) = fresh_store().await;
+    let outbox = shared::testing::outbox();
+    let try_register = |mode: &'static str, name: String| {
+        let (store, outbox) = (&store, &outbox);
+        async move {
+            let body = json!({"username": name, "password": BREACHED});
+            let answer = register::handle(store, outbox, &rules(mode), request("POST", "/register", body)).await;
+            status_and_json(&answer.unwrap())
+        }
+    };
+    let (status, body) = try_register("block", fresh_name()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("breached_password")),
+        "{body}"
+    );
+
+    let name = fresh_name();
+    let (status, body) = try_register("warn", name.clone()).await;
+    assert_eq!(status, 201, "{body}");
+    let record = store.login_record(&Username::parse(&name).unwrap()).await.unwrap();
+    let user = record.user.expect("the user is stored");
+    let password = shared::credentials::Password::parse(BREACHED).unwrap();
+    assert_eq!(
+        verify(&password, Some(&user.password_hash)).await.unwrap(),
+        Verdict::Valid
+    );
 }
 
 #[tokio::test]

@@ -90,18 +90,25 @@ impl IpLimits {
 
 /// The key an address is counted under: an IPv4 address itself, an IPv6
 /// address by its /64 (one subscriber's network: a host picks any address in
-/// it), an IPv4-mapped IPv6 address as the IPv4 one. `None` for no address
-/// (outside API Gateway), which is not counted.
+/// it), an IPv4-mapped IPv6 address as the IPv4 one. `None`, not counted,
+/// for no address (outside API Gateway) and for the machine's own 127.0.0.1
+/// or ::1: API Gateway never reports a loopback source, and on the local
+/// stack that is every tool's default address (`cargo lambda watch` reports
+/// it for every client; its front door, `integration/src/bin/front.rs`, the
+/// client's own loopback address): counting those together would throttle
+/// the developer's machine as one client. A client bound to another loopback
+/// address (127.0.0.2, ...) is counted as deployed.
 pub fn client_key(ip: &str) -> Option<String> {
-    match ip.trim().parse::<IpAddr>().ok()? {
+    let ip = ip.trim().parse::<IpAddr>().ok()?.to_canonical();
+    if ip == IpAddr::from([127, 0, 0, 1]) || ip == IpAddr::V6(std::net::Ipv6Addr::LOCALHOST) {
+        return None;
+    }
+    match ip {
         IpAddr::V4(v4) => Some(v4.to_string()),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => Some(v4.to_string()),
-            None => {
-                let s = v6.segments();
-                Some(format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]))
-            }
-        },
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            Some(format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]))
+        }
     }
 }
 
@@ -118,6 +125,15 @@ mod tests {
         assert_eq!(a, b, "one /64, one key");
         assert_ne!(a, client_key("2001:db8:1:3::1"), "the next /64 is another");
         assert_eq!(client_key("::ffff:198.51.100.9").as_deref(), Some("198.51.100.9"));
+    }
+
+    #[test]
+    fn the_machines_own_address_is_not_counted_and_other_loopback_addresses_are() {
+        assert_eq!(client_key("127.0.0.1"), None);
+        assert_eq!(client_key("::1"), None);
+        assert_eq!(client_key("::ffff:127.0.0.1"), None);
+        assert_eq!(client_key("127.0.0.2").as_deref(), Some("127.0.0.2"));
+        assert_eq!(client_key(""), None);
         for none in ["", "not an address", "300.1.1.1", "[::1]"] {
             assert_eq!(client_key(none), None, "{none:?}");
         }
