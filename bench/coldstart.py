@@ -26,6 +26,7 @@ import http.server
 import json
 import os
 import queue
+import random
 import socket
 import statistics
 import subprocess
@@ -98,6 +99,12 @@ def event(name, body=None, token=None):
     if token:
         text = text.replace("${ACCESS_TOKEN}", token).replace("${REFRESH_TOKEN}", token)
     e = json.loads(text)
+    # A source address of its own per event (TEST-NET-2 and 198.18/15): the
+    # runs register and log in far past one address's allowance per window,
+    # and the cold start, not the per-address throttle, is what is measured.
+    http = e.get("requestContext", {}).get("http")
+    if http is not None:
+        http["sourceIp"] = f"198.{18 + random.randrange(2)}.{random.randrange(256)}.{random.randrange(1, 255)}"
     if body is not None:
         e["body"] = json.dumps(body)
     return e

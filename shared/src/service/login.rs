@@ -344,6 +344,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_password_set_before_the_strength_rule_still_logs_in() {
+        // New passwords are checked, logins never: a stricter setting locks nobody out.
+        let store = MemoryStore::default();
+        let weak = user_with_password("u-2", "bob", "password123").await;
+        store.create_user(&weak).await.unwrap();
+        let now = crate::clock::now();
+        login(
+            &store,
+            &dev_authority(),
+            &name("bob"),
+            &password("password123"),
+            Origin::default(),
+            now,
+        )
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
     async fn the_right_password_starts_a_session_whose_live_token_is_the_one_returned() {
         let store = store_with_alice().await;
         let tokens = dev_authority();
