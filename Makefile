@@ -1,5 +1,5 @@
 # The two commands: `make dev` runs the service locally, `make test` tests it.
-.PHONY: dev test unit lint check deploy smoke fuzz bench mutants invoke rotate-keys cost admin
+.PHONY: dev test unit lint check deploy smoke fuzz bench bench-against mutants invoke rotate-keys cost admin
 
 ## Start DynamoDB Local (:8000) and the SES stand-in (:8005, sent mail on its page), create the table, serve every function on :9000. Ctrl-C stops it all.
 dev:
@@ -46,6 +46,10 @@ mutants:
 ## Benchmarks and cold starts, printed as one table against the budgets (release builds: slow the first time).
 bench:
 	@scripts/bench
+
+## The login handler at an earlier commit beside this tree's, in turns (ROUNDS, default 5), and the ratio of their medians: make bench-against REV=<commit>
+bench-against:
+	@scripts/bench-against $(REV) $(or $(ROUNDS),5)
 
 ## The stack's monthly cost for a usage, beside Amazon Cognito's price for the same users, from make bench's figures (labelled defaults without them), template.yaml's memory and the unit prices in bench/prices.json: make cost [ARGS="--mau 1000000 --logins 10"] (scripts/cost --help)
 cost:

@@ -1,15 +1,21 @@
-//! The login handler in process against DynamoDB Local, beside its parts: one
-//! argon2 verify, and its two DynamoDB round trips (the user read, the session
-//! write).
+//! The login handler in process against DynamoDB Local, beside its parts,
+//! each measured alone as the handler makes it: the reads (the user, beside
+//! the attempt's count on the name and the address's count of failures), one
+//! argon2 verify, the writes (the session, beside its event and the count
+//! taken back) and the two tokens signed. Also the plain floors: one read,
+//! one put.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use integration::{fresh_store, request, status_and_json};
 use serde_json::json;
+use shared::audit::{Event, Kind};
 use shared::credentials::{Password, Username};
 use shared::key_cache::KeyCache;
+use shared::lockout::FailedLogins;
 use shared::service::register::PasswordRules;
-use shared::store::{SessionStore, UserStore};
+use shared::store::{AuditStore, SessionStore, ThrottleStore, UserStore};
 use shared::testing::dev_authority;
+use shared::throttle::Counter;
 use std::time::{Duration, Instant};
 
 fn login(c: &mut Criterion) {
@@ -61,6 +67,45 @@ fn login(c: &mut Criterion) {
                 .unwrap();
             assert_eq!(status_and_json(&response).0, 200);
         })
+    });
+    // An attempt counted (and taken back) on a name of its own, so that the
+    // bench's user is never locked by the parts.
+    let other = Username::parse("bench-parts").unwrap();
+    let ip = "198.51.100.7";
+    group.bench_function("part_reads_beside_counts", |b| {
+        b.iter(|| {
+            let window = store.ip_limits().window_start(shared::now());
+            let (record, added, count) = rt.block_on(async {
+                tokio::join!(
+                    Box::pin(store.login_record(&username)),
+                    Box::pin(store.add_attempt(&other, shared::now())),
+                    Box::pin(store.ip_count(ip, Counter::Failures, window))
+                )
+            });
+            record.unwrap();
+            added.unwrap();
+            count.unwrap();
+        })
+    });
+    group.bench_function("part_writes_beside_event_and_uncount", |b| {
+        b.iter(|| {
+            let session = shared::testing::password_session(&keys, &user, shared::now());
+            let event = Event::new(Kind::LoginSucceeded, shared::now()).in_session(&session.id);
+            let (created, recorded, uncounted) = rt.block_on(async {
+                tokio::join!(
+                    Box::pin(store.create_session(&session, Some(&user))),
+                    Box::pin(store.record_event(&user.username, &user.id, &event)),
+                    Box::pin(store.uncount_attempt(&other, FailedLogins::default(), FailedLogins::default()))
+                )
+            });
+            created.unwrap();
+            recorded.unwrap();
+            uncounted.unwrap();
+        })
+    });
+    group.bench_function("part_sign_token_pair", |b| {
+        let session = shared::testing::password_session(&keys, &user, shared::now());
+        b.iter(|| shared::service::sessions::token_pair(&keys, &session, shared::now()))
     });
     group.bench_function("floor_argon2_verify", |b| {
         b.iter(|| rt.block_on(shared::password::verify(&password, Some(&hash))).unwrap())
