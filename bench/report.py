@@ -56,6 +56,8 @@ def main():
     target, cold, lat = sys.argv[1], json.loads(Path(sys.argv[2]).read_text()), json.loads(Path(sys.argv[3]).read_text())
     forgot = json.loads(Path(sys.argv[4]).read_text())
     events = json.loads(Path(sys.argv[5]).read_text())
+    # Absent when the baseline commit is not in the clone (scripts/bench says so).
+    against = json.loads(Path(sys.argv[6]).read_text()) if Path(sys.argv[6]).exists() else None
     rows = []
 
     def row(what, measured, unit, budget, ok, floor=""):
@@ -101,6 +103,12 @@ def main():
         f"{writes / 1000:.2f} ms + 2 tokens signed {sign / 1000:.2f} ms, x{login / parts:.2f}; floors: read "
         f"{criterion(target, 'login/floor_dynamodb_round_trip') / 1000:.2f} ms, put "
         f"{criterion(target, 'login/floor_dynamodb_session_write') / 1000:.2f} ms")
+    # Issue 22: the same handler at the commit before it (its own bench), in turns.
+    if against:
+        ratio = against["after_ms"] / against["before_ms"]
+        row(f"login handler, this tree / {against['commit'][:7]} (before issue 22)", ratio, "x", "<= 1.05",
+            ratio <= 1.05, f"medians of {len(against['after_runs'])} runs each, in turns: "
+            f"{against['after_ms']:.2f} ms against {against['before_ms']:.2f} ms")
     # The second step of a login: the mfa_token verified, then its two round
     # trips, each measured alone as it makes it (the login record read beside
     # the try's count; the four-item transaction), and no argon2: the whole
