@@ -109,11 +109,16 @@ impl StrengthPolicy {
     }
 }
 
-/// Builds the estimator's dictionaries (about 10 ms, once per instance),
-/// so that the first check does not pay for them: for a caller that can hide
-/// it beside a network call (`spawn_blocking` beside a read) or in its init.
+/// Starts building the estimator's dictionaries (about 10 ms, once per
+/// instance) on a thread of its own, called at init: init does not wait for
+/// them, a request that checks no password never does, and the first check
+/// waits only for what is left (zxcvbn builds them once, behind a lock: a
+/// check meanwhile waits for them, it never builds them twice). A thread
+/// that cannot start costs nothing: the first check then builds them.
 pub fn prepare() {
-    let _ = zxcvbn::zxcvbn("prepare the dictionaries", &[]);
+    let _ = std::thread::Builder::new()
+        .name("zxcvbn-dictionaries".into())
+        .spawn(|| zxcvbn::zxcvbn("prepare the dictionaries", &[]));
 }
 
 /// The prefix of `password` the estimator reads: see the module's doc.
