@@ -135,15 +135,18 @@ mod tests {
         (state, access, mine, other)
     }
 
+    /// `handle` with the default password rules: the response and its JSON body.
+    async fn send<S>(state: &State<S>, req: Request) -> (Response<Body>, serde_json::Value)
+    where
+        S: UserStore + SessionStore + AccountStore + AuditStore + ThrottleStore,
+    {
+        call(handle(state, &PasswordRules::default(), req)).await
+    }
+
     #[tokio::test]
     async fn the_account_shows_the_user_and_no_secret() {
         let (state, access, _, _) = logged_in().await;
-        let (response, body) = call(handle(
-            &state,
-            &PasswordRules::default(),
-            event("account-get", Some(&access)),
-        ))
-        .await;
+        let (response, body) = send(&state, event("account-get", Some(&access))).await;
         assert_eq!(response.status(), 200, "{body}");
         assert_eq!(
             body,
@@ -157,24 +160,14 @@ mod tests {
     #[tokio::test]
     async fn no_token_or_a_refresh_token_is_401_with_the_challenge() {
         let (state, _, mine, _) = logged_in().await;
-        let (response, _) = call(handle(
-            &state,
-            &PasswordRules::default(),
-            event("account-no-token", None),
-        ))
-        .await;
+        let (response, _) = send(&state, event("account-no-token", None)).await;
         assert_eq!(response.status(), 401);
         assert_eq!(
             response.headers()["www-authenticate"],
             "Bearer realm=\"lambda-jwt-auth\""
         );
         let refresh = dev_authority().issue_refresh(&mine.generation());
-        let (response, body) = call(handle(
-            &state,
-            &PasswordRules::default(),
-            event("account-get", Some(&refresh)),
-        ))
-        .await;
+        let (response, body) = send(&state, event("account-get", Some(&refresh))).await;
         assert_eq!(
             (response.status().as_u16(), body["error"].as_str()),
             (401, Some("invalid_token"))
@@ -184,12 +177,7 @@ mod tests {
     #[tokio::test]
     async fn a_password_change_is_204_and_ends_the_other_session_only() {
         let (state, access, mine, other) = logged_in().await;
-        let (response, body) = call(handle(
-            &state,
-            &PasswordRules::default(),
-            event("account-password", Some(&access)),
-        ))
-        .await;
+        let (response, body) = send(&state, event("account-password", Some(&access))).await;
         assert_eq!(response.status(), 204, "{body}");
         assert!(state.store.session_now(&other.key()).unwrap().revoked);
         assert!(!state.store.session_now(&mine.key()).unwrap().revoked);
@@ -199,23 +187,13 @@ mod tests {
     async fn a_wrong_current_password_is_401_and_a_short_new_one_400() {
         let (state, access, _, _) = logged_in().await;
         let wrong = serde_json::json!({"current_password": "wrong password", "new_password": "a new horse battery"});
-        let (response, body) = call(handle(
-            &state,
-            &PasswordRules::default(),
-            with_token(event_with_body("account-password", &wrong), &access),
-        ))
-        .await;
+        let (response, body) = send(&state, with_token(event_with_body("account-password", &wrong), &access)).await;
         assert_eq!(
             (response.status().as_u16(), body["error"].as_str()),
             (401, Some("invalid_credentials"))
         );
         let short = serde_json::json!({"current_password": RIGHT, "new_password": "short"});
-        let (response, body) = call(handle(
-            &state,
-            &PasswordRules::default(),
-            with_token(event_with_body("account-password", &short), &access),
-        ))
-        .await;
+        let (response, body) = send(&state, with_token(event_with_body("account-password", &short), &access)).await;
         assert_eq!(
             (response.status().as_u16(), body["error"].as_str()),
             (400, Some("invalid_request"))
@@ -226,24 +204,14 @@ mod tests {
     #[tokio::test]
     async fn deleting_with_the_password_is_204_and_the_token_then_gets_401() {
         let (state, access, mine, _) = logged_in().await;
-        let (response, _) = call(handle(
-            &state,
-            &PasswordRules::default(),
-            event("account-delete", Some(&access)),
-        ))
-        .await;
+        let (response, _) = send(&state, event("account-delete", Some(&access))).await;
         assert_eq!(response.status(), 204);
         assert_eq!(state.store.session_now(&mine.key()), None);
         assert_eq!(
             state.store.user(&Username::parse("alice").unwrap()).await.unwrap(),
             None
         );
-        let (response, body) = call(handle(
-            &state,
-            &PasswordRules::default(),
-            event("account-get", Some(&access)),
-        ))
-        .await;
+        let (response, body) = send(&state, event("account-get", Some(&access))).await;
         assert_eq!(
             (response.status().as_u16(), body["error"].as_str()),
             (401, Some("invalid_token"))
@@ -254,12 +222,7 @@ mod tests {
     async fn a_deleted_accounts_token_cannot_read_the_events_of_a_new_account_of_its_name() {
         use shared::store::AuditStore;
         let (state, access, _, _) = logged_in().await;
-        let (response, _) = call(handle(
-            &state,
-            &PasswordRules::default(),
-            event("account-delete", Some(&access)),
-        ))
-        .await;
+        let (response, _) = send(&state, event("account-delete", Some(&access))).await;
         assert_eq!(response.status(), 204);
         let newcomer = user_with_password("u-2", "alice", RIGHT).await;
         state.store.create_user(&newcomer).await.unwrap();
@@ -269,12 +232,7 @@ mod tests {
             .record_event("alice", "u-2", &event_of_newcomer)
             .await
             .unwrap();
-        let (response, body) = call(handle(
-            &state,
-            &PasswordRules::default(),
-            event("account-events", Some(&access)),
-        ))
-        .await;
+        let (response, body) = send(&state, event("account-events", Some(&access))).await;
         assert_eq!(
             (response.status().as_u16(), body["error"].as_str()),
             (401, Some("invalid_token")),
@@ -287,7 +245,7 @@ mod tests {
         let (state, access, _, _) = logged_in().await;
         let mut req = event("account-get", Some(&access));
         *req.method_mut() = lambda_http::http::Method::POST;
-        let (response, _) = call(handle(&state, &PasswordRules::default(), req)).await;
+        let (response, _) = send(&state, req).await;
         assert_eq!(
             (
                 response.status().as_u16(),
@@ -297,7 +255,7 @@ mod tests {
         );
         let mut req = event("account-password", Some(&access));
         *req.method_mut() = lambda_http::http::Method::GET;
-        let (response, _) = call(handle(&state, &PasswordRules::default(), req)).await;
+        let (response, _) = send(&state, req).await;
         assert_eq!(
             (
                 response.status().as_u16(),
@@ -315,7 +273,7 @@ mod tests {
             store: shared::testing::unreachable_store().await,
         };
         for name in ["account-get", "account-password", "account-delete"] {
-            let (response, body) = call(handle(&state, &PasswordRules::default(), event(name, Some(&access)))).await;
+            let (response, body) = send(&state, event(name, Some(&access))).await;
             assert_eq!(
                 (response.status().as_u16(), body["error"].as_str()),
                 (503, Some("unavailable")),

@@ -79,6 +79,15 @@ mod tests {
         store
     }
 
+    /// `handle` with the default password rules: the response and its JSON body.
+    async fn send(
+        store: &MemoryStore,
+        outbox: &Outbox<impl Mailer>,
+        req: Request,
+    ) -> (Response<Body>, serde_json::Value) {
+        call(handle(store, outbox, &PasswordRules::default(), req)).await
+    }
+
     fn token_in(outbox: &Outbox<shared::mail::MemoryMailer>) -> String {
         let text = outbox.mailer.sent().last().expect("a mail").text.clone();
         let (_, rest) = text.split_once("#token=").expect("a link");
@@ -96,13 +105,7 @@ mod tests {
             serde_json::json!({"username": "nobody"}),
             serde_json::json!({"username": "ALICE"}),
         ] {
-            let (response, body) = call(handle(
-                &store,
-                &outbox,
-                &PasswordRules::default(),
-                event_with_body("password-forgot", &body),
-            ))
-            .await;
+            let (response, body) = send(&store, &outbox, event_with_body("password-forgot", &body)).await;
             answers.push((response.status().as_u16(), body));
         }
         assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
@@ -122,30 +125,12 @@ mod tests {
     async fn the_mailed_token_resets_the_password_once_and_ends_every_session() {
         let store = alice().await;
         let outbox = outbox();
-        call(handle(
-            &store,
-            &outbox,
-            &PasswordRules::default(),
-            event("password-forgot", None),
-        ))
-        .await;
+        send(&store, &outbox, event("password-forgot", None)).await;
         let reset = serde_json::json!({"token": token_in(&outbox), "new_password": "a brand new password"});
-        let (response, body) = call(handle(
-            &store,
-            &outbox,
-            &PasswordRules::default(),
-            event_with_body("password-reset", &reset),
-        ))
-        .await;
+        let (response, body) = send(&store, &outbox, event_with_body("password-reset", &reset)).await;
         assert_eq!(response.status(), 204, "{body}");
         assert!(store.sessions("alice").await.unwrap().iter().all(|s| s.revoked));
-        let (response, body) = call(handle(
-            &store,
-            &outbox,
-            &PasswordRules::default(),
-            event_with_body("password-reset", &reset),
-        ))
-        .await;
+        let (response, body) = send(&store, &outbox, event_with_body("password-reset", &reset)).await;
         assert_eq!(
             (response.status().as_u16(), body["error"].as_str()),
             (400, Some("invalid_token"))
@@ -166,13 +151,7 @@ mod tests {
         let store = alice().await;
         for token in ["nope".to_owned(), "x".repeat(10_000)] {
             let body = serde_json::json!({"token": token, "new_password": "a brand new password"});
-            let (response, body) = call(handle(
-                &store,
-                &outbox(),
-                &PasswordRules::default(),
-                event_with_body("password-reset", &body),
-            ))
-            .await;
+            let (response, body) = send(&store, &outbox(), event_with_body("password-reset", &body)).await;
             assert_eq!(
                 (response.status().as_u16(), body["error"].as_str()),
                 (400, Some("invalid_token")),
@@ -180,13 +159,7 @@ mod tests {
             );
         }
         let body = serde_json::json!({"token": "nope", "new_password": "short"});
-        let (response, body) = call(handle(
-            &store,
-            &outbox(),
-            &PasswordRules::default(),
-            event_with_body("password-reset", &body),
-        ))
-        .await;
+        let (response, body) = send(&store, &outbox(), event_with_body("password-reset", &body)).await;
         assert_eq!(
             (response.status().as_u16(), body["error"].as_str()),
             (400, Some("invalid_request"))
@@ -197,13 +170,7 @@ mod tests {
     async fn forgot_without_a_name_or_address_is_400() {
         let store = alice().await;
         for body in [serde_json::json!({}), serde_json::json!({"email": "not an address"})] {
-            let (response, body) = call(handle(
-                &store,
-                &outbox(),
-                &PasswordRules::default(),
-                event_with_body("password-forgot", &body),
-            ))
-            .await;
+            let (response, body) = send(&store, &outbox(), event_with_body("password-forgot", &body)).await;
             assert_eq!(
                 (response.status().as_u16(), body["error"].as_str()),
                 (400, Some("invalid_request"))
@@ -214,24 +181,12 @@ mod tests {
     #[tokio::test]
     async fn ses_or_dynamodb_down_is_503() {
         let store = alice().await;
-        let (response, body) = call(handle(
-            &store,
-            &outbox_unreachable(),
-            &PasswordRules::default(),
-            event("password-forgot", None),
-        ))
-        .await;
+        let (response, body) = send(&store, &outbox_unreachable(), event("password-forgot", None)).await;
         assert_eq!(
             (response.status().as_u16(), body["error"].as_str()),
             (503, Some("unavailable"))
         );
-        let (response, _) = call(handle(
-            &MemoryStore::unreachable(),
-            &outbox(),
-            &PasswordRules::default(),
-            event("password-forgot", None),
-        ))
-        .await;
+        let (response, _) = send(&MemoryStore::unreachable(), &outbox(), event("password-forgot", None)).await;
         assert_eq!(response.status(), 503);
     }
 }

@@ -199,6 +199,17 @@ mod tests {
         (store, tokens, claims, mine, other)
     }
 
+    /// `change_password` under the default rules.
+    async fn change_default(
+        store: &MemoryStore,
+        claims: &AccessClaims,
+        current: &Password,
+        new: &Password,
+        now: u64,
+    ) -> Result<(), AccountError> {
+        change_password(store, &PasswordRules::default(), claims, current, new, now).await
+    }
+
     fn name() -> Username {
         Username::parse("alice").unwrap()
     }
@@ -223,7 +234,7 @@ mod tests {
     async fn a_password_change_ends_every_other_session_and_keeps_the_callers() {
         let (store, _, claims, mine, other) = alice_with_two_sessions().await;
         let now = crate::clock::now();
-        change_password(&store, &PasswordRules::default(), &claims, &pw(RIGHT), &pw(NEW), now)
+        change_default(&store, &claims, &pw(RIGHT), &pw(NEW), now)
             .await
             .unwrap();
         assert!(store.session_now(&other.key()).unwrap().revoked);
@@ -241,31 +252,15 @@ mod tests {
         let (store, _, claims, _, other) = alice_with_two_sessions().await;
         let now = crate::clock::now();
         let before = store.user(&name()).await.unwrap();
-        let result = change_password(
-            &store,
-            &PasswordRules::default(),
-            &claims,
-            &pw("wrong password"),
-            &pw(NEW),
-            now,
-        )
-        .await;
+        let result = change_default(&store, &claims, &pw("wrong password"), &pw(NEW), now).await;
         assert!(matches!(result, Err(AccountError::InvalidCredentials)));
         assert_eq!(store.user(&name()).await.unwrap(), before);
         assert!(!store.session_now(&other.key()).unwrap().revoked);
         assert_eq!(store.login_record(&name()).await.unwrap().failures.count, 1);
         for _ in 1..FailedLogins::LIMIT {
-            let _ = change_password(
-                &store,
-                &PasswordRules::default(),
-                &claims,
-                &pw("wrong password"),
-                &pw(NEW),
-                now,
-            )
-            .await;
+            let _ = change_default(&store, &claims, &pw("wrong password"), &pw(NEW), now).await;
         }
-        let locked = change_password(&store, &PasswordRules::default(), &claims, &pw(RIGHT), &pw(NEW), now).await;
+        let locked = change_default(&store, &claims, &pw(RIGHT), &pw(NEW), now).await;
         assert!(
             matches!(locked, Err(AccountError::Locked { retry_after: 30 })),
             "{locked:?}"
@@ -276,16 +271,8 @@ mod tests {
     async fn a_good_change_clears_earlier_failures() {
         let (store, _, claims, _, _) = alice_with_two_sessions().await;
         let now = crate::clock::now();
-        let _ = change_password(
-            &store,
-            &PasswordRules::default(),
-            &claims,
-            &pw("wrong password"),
-            &pw(NEW),
-            now,
-        )
-        .await;
-        change_password(&store, &PasswordRules::default(), &claims, &pw(RIGHT), &pw(NEW), now)
+        let _ = change_default(&store, &claims, &pw("wrong password"), &pw(NEW), now).await;
+        change_default(&store, &claims, &pw(RIGHT), &pw(NEW), now)
             .await
             .unwrap();
         assert_eq!(
@@ -387,8 +374,8 @@ mod tests {
             user_agent: "Firefox".into(),
         };
         let now = crate::clock::now();
-        let (rules, current, new) = (PasswordRules::default(), pw(RIGHT), pw(NEW));
-        let change = change_password(&store, &rules, &claims, &current, &new, now);
+        let (current, new) = (pw(RIGHT), pw(NEW));
+        let change = change_default(&store, &claims, &current, &new, now);
         crate::audit::from_client(client, change).await.unwrap();
         let events = events(&store).await;
         assert_eq!(events.len(), 1, "{events:?}");
@@ -408,15 +395,7 @@ mod tests {
     async fn a_wrong_current_password_is_login_failed_and_no_password_changed() {
         let (store, _, claims, _, _) = alice_with_two_sessions().await;
         let now = crate::clock::now();
-        let _ = change_password(
-            &store,
-            &PasswordRules::default(),
-            &claims,
-            &pw("wrong password"),
-            &pw(NEW),
-            now,
-        )
-        .await;
+        let _ = change_default(&store, &claims, &pw("wrong password"), &pw(NEW), now).await;
         let kinds: Vec<Kind> = events(&store).await.iter().map(|e| e.kind).collect();
         assert_eq!(kinds, [Kind::LoginFailed]);
     }
@@ -425,7 +404,7 @@ mod tests {
     async fn deleting_the_account_deletes_its_events() {
         let (store, _, claims, _, _) = alice_with_two_sessions().await;
         let now = crate::clock::now();
-        change_password(&store, &PasswordRules::default(), &claims, &pw(RIGHT), &pw(NEW), now)
+        change_default(&store, &claims, &pw(RIGHT), &pw(NEW), now)
             .await
             .unwrap();
         assert!(!events(&store).await.is_empty());
@@ -439,7 +418,7 @@ mod tests {
         let store = MemoryStore::unreachable();
         let now = crate::clock::now();
         assert!(matches!(account(&store, &claims).await, Err(AccountError::Store(_))));
-        let change = change_password(&store, &PasswordRules::default(), &claims, &pw(RIGHT), &pw(NEW), now).await;
+        let change = change_default(&store, &claims, &pw(RIGHT), &pw(NEW), now).await;
         assert!(matches!(change, Err(AccountError::Store(_))));
         assert!(matches!(
             delete_account(&store, &claims, &pw(RIGHT), now).await,

@@ -217,20 +217,29 @@ mod tests {
     use crate::password::Verdict;
     use crate::store::memory::MemoryStore;
 
+    /// `name` registered with `password` under the default rules, with no address, at `now`.
+    async fn register_default(
+        store: &(impl UserStore + ThrottleStore),
+        name: &str,
+        password: &Password,
+        now: u64,
+    ) -> Result<User, RegisterError> {
+        register(
+            store,
+            &PasswordRules::default(),
+            &Username::parse(name).unwrap(),
+            password,
+            None,
+            now,
+        )
+        .await
+    }
+
     #[tokio::test]
     async fn a_registered_user_keeps_the_name_as_typed_and_a_hash_of_the_password() {
         let store = MemoryStore::default();
         let password = Password::parse("correct horse battery staple").unwrap();
-        let user = register(
-            &store,
-            &PasswordRules::default(),
-            &Username::parse("Alice").unwrap(),
-            &password,
-            None,
-            7,
-        )
-        .await
-        .unwrap();
+        let user = register_default(&store, "Alice", &password, 7).await.unwrap();
         assert_eq!((user.username.as_str(), user.created_at), ("Alice", 7));
         let stored = stored(&store, "alice").await;
         assert_eq!(stored, user);
@@ -298,26 +307,9 @@ mod tests {
     async fn a_retried_write_that_finds_its_own_user_is_a_registration_not_a_conflict() {
         let store = LostAnswer(MemoryStore::default());
         let password = Password::parse("correct horse battery staple").unwrap();
-        let user = register(
-            &store,
-            &PasswordRules::default(),
-            &Username::parse("alice").unwrap(),
-            &password,
-            None,
-            0,
-        )
-        .await
-        .unwrap();
+        let user = register_default(&store, "alice", &password, 0).await.unwrap();
         assert_eq!(stored(&store.0, "alice").await.id, user.id);
-        let again = register(
-            &store,
-            &PasswordRules::default(),
-            &Username::parse("Alice").unwrap(),
-            &password,
-            None,
-            0,
-        )
-        .await;
+        let again = register_default(&store, "Alice", &password, 0).await;
         assert!(
             matches!(again, Err(RegisterError::Taken)),
             "another request's user is a conflict"
@@ -328,25 +320,8 @@ mod tests {
     async fn the_same_name_in_another_case_is_taken() {
         let store = MemoryStore::default();
         let password = Password::parse("correct horse battery staple").unwrap();
-        register(
-            &store,
-            &PasswordRules::default(),
-            &Username::parse("alice").unwrap(),
-            &password,
-            None,
-            0,
-        )
-        .await
-        .unwrap();
-        let again = register(
-            &store,
-            &PasswordRules::default(),
-            &Username::parse("ALICE").unwrap(),
-            &password,
-            None,
-            0,
-        )
-        .await;
+        register_default(&store, "alice", &password, 0).await.unwrap();
+        let again = register_default(&store, "ALICE", &password, 0).await;
         assert!(matches!(again, Err(RegisterError::Taken)));
     }
 
@@ -496,16 +471,7 @@ mod tests {
         let store = MemoryStore::default();
         let outbox = crate::testing::outbox();
         let password = Password::parse("correct horse battery staple").unwrap();
-        let owner = register(
-            &store,
-            &PasswordRules::default(),
-            &Username::parse("alice").unwrap(),
-            &password,
-            None,
-            1,
-        )
-        .await
-        .unwrap();
+        let owner = register_default(&store, "alice", &password, 1).await.unwrap();
         crate::testing::verify_address(&store, &owner, "alice@example.com").await;
         let email = Email::parse("Alice@Example.com").unwrap();
         let name = Username::parse("mallory").unwrap();
