@@ -83,9 +83,9 @@ fn login(c: &mut Criterion) {
     // request a login makes (Query, GetItem, UpdateItem, TransactWriteItems,
     // PutItem), each call is several times slower, and its compiler threads
     // take a core from argon2 meanwhile. That is the server's warm-up, not
-    // the handler's cost: measured, the handler at 21.7 ms right after the
-    // 5 s of Query and PutItem alone this loop had been, 17 ms once those
-    // paths were warm too.
+    // the handler's cost: measured, the handler at 21.5 ms right after the
+    // 5 s of Query and PutItem alone this loop had been, 19.1 ms after this
+    // (one run each, a fresh DynamoDB Local).
     let warm_until = Instant::now() + Duration::from_secs(15);
     while Instant::now() < warm_until {
         reads();
