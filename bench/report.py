@@ -84,8 +84,10 @@ def main():
     row("argon2id hash", criterion(target, "argon2id/password_hash") / 1000, "ms", "-", True)
     # Issue 22: the strength estimate of a new password (register, change, reset).
     short, long = criterion(target, "strength/check_28_chars"), criterion(target, "strength/check_78_chars")
-    row("password strength check (zxcvbn), 28 characters", short / 1000, "ms", "< 5 ms", short < 5000,
-        f"78 characters: {long / 1000:.2f} ms")
+    worst = max(criterion(target, "strength/check_1024_passphrase"), criterion(target, "strength/check_1024_l33t"))
+    row("password strength check (zxcvbn), 28 / 78 characters", short / 1000, "ms", "< 5 ms",
+        max(short, long, worst) < 5000,
+        f"78 characters: {long / 1000:.2f} ms; slowest of 1024 characters (a passphrase, l33t stand-ins): {worst / 1000:.2f} ms")
     # A login's path, each part measured alone as the handler makes it: the
     # reads (the user, beside the attempt counted on the name and the
     # address's failures), one argon2 verify, the writes (the session

@@ -16,8 +16,8 @@
 //! 12 to 16 of a string of symbols (which already score 4). A password whose
 //! estimated prefix is hard to guess is no easier with more characters after it.
 //! With it the slowest check measured is 2.3 ms (a 1024-character
-//! passphrase; `a_strength_check_is_fast_enough_for_register`), plus about
-//! 10 ms once per instance for the dictionaries (`prepare`).
+//! passphrase; `make bench`, shared/benches/tokens.rs, `strength/*`), plus
+//! about 10 ms once per instance for the dictionaries (`prepare`).
 
 use crate::config::{ConfigError, whole_number};
 use crate::credentials::Password;
@@ -317,43 +317,5 @@ mod tests {
             score("cre\u{300}me bru\u{302}le\u{301}e", &[]),
             score("cr\u{e8}me br\u{fb}l\u{e9}e", &[])
         );
-    }
-
-    /// `cargo test --release -p shared strength -- --ignored --nocapture`
-    /// prints the time of one check (the README quotes it): under 5 ms for a
-    /// register is the budget (issue 22).
-    #[test]
-    #[ignore = "a measurement: run in release"]
-    fn a_strength_check_is_fast_enough_for_register() {
-        let inputs = user_inputs("alice.smith", Some("alice.smith@example.com"));
-        let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
-        let policy = StrengthPolicy::default();
-        let cases = [
-            ("20 characters", "Tq9!vLz3#Mw8pRx2&Kd5".to_owned()),
-            ("28, the suites' passphrase", "correct horse battery staple".to_owned()),
-            (
-                "64 characters",
-                "sunlit orchard 47 quietly folds the copper kettle; mauve! 1983 x".to_owned(),
-            ),
-            ("1024 characters", "plum-Harbor 8 ".repeat(74)[..1024].to_owned()),
-            ("100 of digits and letters", "a1b2c3d4e5f6g7h8i9j0".repeat(5)),
-            ("100 of l33t symbols only", "4@8({[<369!|170$5+%2".repeat(5)),
-            (
-                "1024 of l33t symbols only",
-                "4@8({[<3691!|1|70$5+7%2>?".repeat(41)[..1024].to_owned(),
-            ),
-        ];
-        for (what, raw) in cases {
-            let password = pw(&raw);
-            let _ = policy.check(&password, &inputs);
-            let runs = 50;
-            let started = std::time::Instant::now();
-            for _ in 0..runs {
-                let _ = std::hint::black_box(policy.check(&password, &inputs));
-            }
-            let each = started.elapsed() / runs;
-            println!("strength check, {what}: {each:?}");
-            assert!(each < std::time::Duration::from_millis(5), "{what}: {each:?}");
-        }
     }
 }
